@@ -1,0 +1,67 @@
+# ulat — see README.md. Everything here runs on Debian 12; `make deps` installs
+# what is missing and the other targets call it first.
+
+GO        ?= go
+ARCH      := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+STAGE     := build/libbpf
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LIBBPF_VERSION := $(shell cat libbpf/VERSION)
+
+export CGO_ENABLED := 1
+export CGO_CFLAGS  := -I$(CURDIR)/$(STAGE)/include
+export CGO_LDFLAGS := -L$(CURDIR)/$(STAGE)/lib -lbpf -lelf -lz
+GOFLAGS_BUILD := -tags netgo,osusergo -trimpath \
+	-ldflags '-s -w -X main.version=$(VERSION) -X main.libbpfVersion=$(LIBBPF_VERSION) -extldflags "-static"'
+
+BPF_OBJ := bpf/ulat.bpf.o
+BPF_SRC := bpf/ulat.bpf.c bpf/ulat.h bpf/vmlinux.h
+GO_SRC  := $(shell find . -name '*.go' -not -path './e2e/*' -not -name '*_test.go') go.mod go.sum
+
+.PHONY: all deps build test unit e2e demo bpf vmlinux clean
+
+all: build
+
+# Idempotent and fast when nothing is missing.
+deps:
+	@bash scripts/deps.sh
+
+$(STAGE)/VERSION: libbpf/VERSION libbpf/stage.sh
+	@bash scripts/deps.sh
+	@bash libbpf/stage.sh $(STAGE)
+
+bpf: $(BPF_OBJ)
+$(BPF_OBJ): $(BPF_SRC) $(STAGE)/VERSION
+	clang -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(ARCH) -I$(STAGE)/include -Ibpf -c bpf/ulat.bpf.c -o $@
+	llvm-strip -g $@
+
+# vmlinux.h is committed generated output; regenerate it only when the BPF
+# program needs kernel types it does not have yet.
+vmlinux:
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h
+
+build: bin/ulat
+bin/ulat: $(BPF_OBJ) $(GO_SRC) $(STAGE)/VERSION
+	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/ulat
+
+# Unit tests need no privileges; the end-to-end tests run the real bin/ulat
+# as root against targets they build, and are skipped (loudly) otherwise.
+test: bin/ulat
+	$(GO) vet ./...
+	$(GO) test -count=1 ./bpf/... ./symbols/... ./probes/... ./report/... ./cmd/...
+	$(GO) test -count=1 -v -timeout 20m ./e2e/... 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+.*_test.go)' ; exit $${PIPESTATUS[0]}
+
+unit: $(BPF_OBJ)
+	$(GO) test -count=1 ./bpf/... ./symbols/... ./probes/... ./report/... ./cmd/...
+
+e2e: bin/ulat
+	$(GO) test -count=1 -v -timeout 20m ./e2e/...
+
+bin/ulat-demo: $(shell find cmd/ulat-demo -name '*.go')
+	$(GO) build -o $@ ./cmd/ulat-demo
+
+# Runs the bundled demo server under load and traces its request handlers.
+demo: bin/ulat bin/ulat-demo
+	@bash scripts/demo.sh
+
+clean:
+	rm -rf bin build $(BPF_OBJ)

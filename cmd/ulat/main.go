@@ -1,0 +1,76 @@
+// Command ulat measures how long functions in user-space programs take, with
+// eBPF uprobes. This package parses flags and wires symbols, probes and
+// report together; it computes nothing itself.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Set at build time (see the Makefile).
+var (
+	version       = "dev"
+	libbpfVersion = "unknown"
+)
+
+// Exit statuses, documented in the README.
+const (
+	exitOK      = 0
+	exitFailure = 1 // a runtime failure: could not load, attach, read
+	exitUsage   = 2 // bad flags or arguments, bad input files, no match
+)
+
+// usageError marks an error as the user's to fix (exit status 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:    "ulat",
+		Usage:   "measure how long functions in running programs take (eBPF uprobes)",
+		Version: version,
+		// Flags must come before arguments (urfave/cli v2); trace checks
+		// for stray flags among the arguments and says so.
+		Commands: []*cli.Command{
+			traceCommand(),
+			symbolsCommand(),
+			versionCommand(),
+		},
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			return usageError{err}
+		},
+		// Errors are printed once, by main, with the right exit status.
+		ExitErrHandler:  func(*cli.Context, error) {},
+		HideHelpCommand: true,
+		Suggest:         true,
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args))
+}
+
+func run(args []string) int {
+	app := newApp()
+	for _, c := range app.Commands {
+		c.OnUsageError = app.OnUsageError
+	}
+	err := app.Run(args)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(os.Stderr, "ulat: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) || isInputError(err) {
+		return exitUsage
+	}
+	return exitFailure
+}

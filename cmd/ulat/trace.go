@@ -1,0 +1,246 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/ulat-dev/ulat/probes"
+	"github.com/ulat-dev/ulat/report"
+	"github.com/ulat-dev/ulat/symbols"
+)
+
+func traceCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "trace",
+		Usage:     "time functions of BINARY in every process that runs it (or in --pid)",
+		ArgsUsage: "BINARY PATTERN...",
+		Description: `PATTERN is a function name or a glob ('main.*', 'main.(*Server).*').
+Flags go before BINARY. Ends on Ctrl-C or SIGTERM, after --duration, or when the
+--pid process exits; then prints the report.`,
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "pid", Aliases: []string{"p"}, Usage: "trace only this process (tracing ends when it exits)"},
+			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after this long (e.g. 10s, 1m)"},
+			&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Usage: "also print a report of each interval (e.g. 1s)"},
+			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "report format: table or json"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the report to this file instead of stdout"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show libbpf's log"},
+		},
+		Action: runTrace,
+	}
+}
+
+type traceConfig struct {
+	pid      int
+	duration time.Duration
+	interval time.Duration
+	format   string
+	output   string
+	verbose  bool
+	binary   string
+	patterns []string
+}
+
+func parseTraceArgs(c *cli.Context) (traceConfig, error) {
+	cfg := traceConfig{
+		pid:      c.Int("pid"),
+		duration: c.Duration("duration"),
+		interval: c.Duration("interval"),
+		format:   c.String("format"),
+		output:   c.String("output"),
+		verbose:  c.Bool("verbose"),
+	}
+	args := c.Args().Slice()
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
+			return cfg, usagef("flag %s must come before BINARY: ulat trace [flags] BINARY PATTERN...", a)
+		}
+	}
+	if len(args) < 2 {
+		return cfg, usagef("trace needs BINARY and at least one PATTERN: ulat trace [flags] BINARY PATTERN...")
+	}
+	cfg.binary, cfg.patterns = args[0], args[1:]
+	if cfg.format != "table" && cfg.format != "json" {
+		return cfg, usagef("--format %q: must be table or json", cfg.format)
+	}
+	if cfg.duration < 0 || cfg.interval < 0 {
+		return cfg, usagef("--duration and --interval must be positive")
+	}
+	if cfg.pid < 0 {
+		return cfg, usagef("--pid %d: must be a process id", cfg.pid)
+	}
+	return cfg, nil
+}
+
+// isInputError tells errors about the user's input (exit status 2) from
+// failures while tracing (exit status 1).
+func isInputError(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, symbols.ErrNotELF) ||
+		errors.Is(err, symbols.ErrUnsupported) || errors.Is(err, symbols.ErrNoSymbols) ||
+		errors.Is(err, symbols.ErrNoMatch) || errors.Is(err, errNoProcess)
+}
+
+var errNoProcess = errors.New("no such process")
+
+func runTrace(c *cli.Context) error {
+	cfg, err := parseTraceArgs(c)
+	if err != nil {
+		return err
+	}
+	var exited <-chan struct{}
+	if cfg.pid > 0 {
+		if exited, err = watchProcess(cfg.pid); err != nil {
+			return err
+		}
+	}
+
+	targets, warnings, err := resolveTargets(cfg.binary, cfg.patterns)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
+	}
+
+	out := c.App.Writer
+	if cfg.output != "" {
+		f, err := os.Create(cfg.output)
+		if err != nil {
+			return usagef("--output: %w", err)
+		}
+		defer f.Close()
+		out = f
+	}
+
+	tracer, err := probes.Open(probes.Options{Pid: cfg.pid, Verbose: cfg.verbose})
+	if err != nil {
+		return err
+	}
+	defer tracer.Close()
+	fns := make([]probes.Function, len(targets))
+	for i, t := range targets {
+		fns[i] = t.probe
+	}
+	if err := tracer.Attach(fns); err != nil {
+		return err
+	}
+
+	// Stop on the first of: a signal, --duration, the --pid process exiting.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var deadline <-chan time.Time
+	if cfg.duration > 0 {
+		deadline = time.After(cfg.duration)
+	}
+	var tick <-chan time.Time
+	if cfg.interval > 0 {
+		t := time.NewTicker(cfg.interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+		case <-deadline:
+		case <-exited:
+		}
+		close(stop)
+	}()
+
+	noun := "functions"
+	if len(targets) == 1 {
+		noun = "function"
+	}
+	fmt.Fprintf(os.Stderr, "Tracing %d %s in %s... Hit Ctrl-C to end.\n", len(targets), noun, cfg.binary)
+
+	total := newAggregate(targets)
+	window := newAggregate(targets)
+	record := func(e *probes.Event) {
+		total.record(e)
+		if tick != nil {
+			window.record(e)
+		}
+	}
+	start := time.Now()
+	windowStart := start
+	var lostBefore probes.Lost
+	for done := false; !done; {
+		select {
+		case <-stop:
+			done = true
+		case now := <-tick:
+			tracer.Drain(record)
+			lost, err := tracer.Lost()
+			if err != nil {
+				return err
+			}
+			if err := writeReport(out, cfg.format, window.report(now.Sub(windowStart), lost.Minus(lostBefore), warnings)); err != nil {
+				return err
+			}
+			window.reset()
+			windowStart, lostBefore = now, lost
+		default:
+			// Events are submitted without wakeups; this timeout is how
+			// often we drain, and bounds how late Ctrl-C is noticed.
+			if _, err := tracer.Poll(50*time.Millisecond, record); err != nil {
+				return err
+			}
+		}
+	}
+	// Detach first so no call completes after the final drain.
+	elapsed := time.Since(start)
+	if err := tracer.Detach(); err != nil {
+		return fmt.Errorf("detach: %w", err)
+	}
+	tracer.Drain(record)
+	lost, err := tracer.Lost()
+	if err != nil {
+		return err
+	}
+	if cfg.interval > 0 && cfg.format == "table" {
+		fmt.Fprintf(out, "\nTotal over %s:\n", elapsed.Round(time.Millisecond))
+	}
+	return writeReport(out, cfg.format, total.report(elapsed, lost, warnings))
+}
+
+func writeReport(w io.Writer, format string, r *report.Report) error {
+	if format == "json" {
+		return report.WriteJSON(w, r)
+	}
+	return report.WriteTable(w, r)
+}
+
+// watchProcess fails when pid does not exist, and otherwise returns a channel
+// closed when it exits.
+func watchProcess(pid int) (<-chan struct{}, error) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil, fmt.Errorf("--pid %d: %w", pid, errNoProcess)
+		}
+		return nil, fmt.Errorf("--pid %d: %w", pid, err)
+	}
+	ch := make(chan struct{})
+	go func() {
+		defer unix.Close(fd)
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			if _, err := unix.Poll(fds, -1); err == nil || err != unix.EINTR {
+				break
+			}
+		}
+		close(ch)
+	}()
+	return ch, nil
+}

@@ -1,0 +1,183 @@
+// Package report turns recorded call durations into histograms, percentiles,
+// terminal tables and a versioned JSON document.
+package report
+
+import (
+	"math"
+	"math/bits"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+const (
+	hdrLowest  = 1
+	hdrHighest = 3_600_000_000_000 // one hour in ns
+	hdrSigFigs = 2
+)
+
+// Histogram records call durations in nanoseconds. Percentiles come from an
+// HDR histogram; count, min, max, sum and the power-of-two buckets are kept
+// exactly. The zero value and a nil *Histogram are valid empty histograms.
+// A Histogram is not safe for concurrent use.
+type Histogram struct {
+	// data is allocated on the first Record: an HDR histogram of this range is
+	// tens of KiB, and most functions matched by a glob are never called.
+	data  *histData
+	count uint64
+	min   uint64
+	max   uint64
+	sumHi uint64 // the sum is 128-bit so that no realistic input can overflow the mean
+	sumLo uint64
+}
+
+type histData struct {
+	hdr  *hdrhistogram.Histogram
+	log2 [65]uint64 // index 0 holds value 0, index k holds [2^(k-1), 2^k)
+}
+
+// NewHistogram returns an empty histogram.
+func NewHistogram() *Histogram { return &Histogram{} }
+
+func (h *Histogram) ensure() {
+	if h.data == nil {
+		h.data = &histData{hdr: hdrhistogram.New(hdrLowest, hdrHighest, hdrSigFigs)}
+	}
+}
+
+// Record adds one call of ns nanoseconds. Values beyond the HDR range (one
+// hour) are clamped for percentile purposes only; min, max, mean and buckets
+// still see the real value.
+func (h *Histogram) Record(ns uint64) {
+	h.ensure()
+	// RecordValue cannot fail: the value is clamped into the configured range.
+	_ = h.data.hdr.RecordValue(int64(min(ns, hdrHighest)))
+	h.data.log2[bits.Len64(ns)]++
+	if h.count == 0 || ns < h.min {
+		h.min = ns
+	}
+	h.max = max(h.max, ns)
+	h.count++
+	h.addSum(0, ns)
+}
+
+func (h *Histogram) addSum(hi, lo uint64) {
+	var carry uint64
+	h.sumLo, carry = bits.Add64(h.sumLo, lo, 0)
+	h.sumHi, _ = bits.Add64(h.sumHi, hi, carry)
+}
+
+// Merge adds all of o's calls to h.
+func (h *Histogram) Merge(o *Histogram) {
+	if o.Count() == 0 {
+		return
+	}
+	h.ensure()
+	h.data.hdr.Merge(o.data.hdr)
+	for i, c := range o.data.log2 {
+		h.data.log2[i] += c
+	}
+	if h.count == 0 || o.min < h.min {
+		h.min = o.min
+	}
+	h.max = max(h.max, o.max)
+	h.count += o.count
+	h.addSum(o.sumHi, o.sumLo)
+}
+
+// Reset empties h but keeps its storage, so that per-interval reporting does
+// not reallocate.
+func (h *Histogram) Reset() {
+	data := h.data
+	*h = Histogram{data: data}
+	if data != nil {
+		data.hdr.Reset()
+		data.log2 = [65]uint64{}
+	}
+}
+
+// Count returns the number of recorded calls.
+func (h *Histogram) Count() uint64 {
+	if h == nil {
+		return 0
+	}
+	return h.count
+}
+
+// Min returns the exact smallest value, 0 when empty.
+func (h *Histogram) Min() uint64 {
+	if h == nil {
+		return 0
+	}
+	return h.min
+}
+
+// Max returns the exact largest value, 0 when empty.
+func (h *Histogram) Max() uint64 {
+	if h == nil {
+		return 0
+	}
+	return h.max
+}
+
+// Mean returns the exact mean (truncated), 0 when empty.
+func (h *Histogram) Mean() uint64 {
+	if h.Count() == 0 {
+		return 0
+	}
+	// sum < count*2^64 always holds, so the quotient fits and Div64 cannot panic.
+	q, _ := bits.Div64(h.sumHi, h.sumLo, h.count)
+	return q
+}
+
+// Percentile returns the value below or at which p percent of calls fall,
+// p in (0,100]. HDR's answer is the upper edge of its bin, which can lie past
+// the real extremes, so it is clamped into [Min, Max]. Returns 0 when empty.
+func (h *Histogram) Percentile(p float64) uint64 {
+	if h.Count() == 0 {
+		return 0
+	}
+	if math.IsNaN(p) || p <= 0 {
+		return h.min
+	}
+	v := uint64(h.data.hdr.ValueAtQuantile(min(p, 100)))
+	return min(max(v, h.min), h.max)
+}
+
+// Bucket is one power-of-two histogram bucket covering [LoNs, HiNs).
+type Bucket struct{ LoNs, HiNs, Count uint64 }
+
+// Buckets returns the power-of-two buckets from the first to the last
+// non-empty one, with the empty ones between them. Their counts sum to Count.
+// The bucket holding values from 2^63 up reports HiNs as math.MaxUint64.
+// Returns nil when empty.
+func (h *Histogram) Buckets() []Bucket {
+	if h.Count() == 0 {
+		return nil
+	}
+	first, last := -1, 0
+	for i, c := range h.data.log2 {
+		if c != 0 {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	out := make([]Bucket, 0, last-first+1)
+	for i := first; i <= last; i++ {
+		lo, hi := bucketBounds(i)
+		out = append(out, Bucket{LoNs: lo, HiNs: hi, Count: h.data.log2[i]})
+	}
+	return out
+}
+
+func bucketBounds(i int) (lo, hi uint64) {
+	switch {
+	case i == 0:
+		return 0, 1
+	case i == 64:
+		return 1 << 63, math.MaxUint64
+	default:
+		return 1 << (i - 1), 1 << i
+	}
+}

@@ -1,0 +1,229 @@
+package report
+
+import (
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func within(t *testing.T, name string, got, want uint64, frac float64) {
+	t.Helper()
+	if d := math.Abs(float64(got) - float64(want)); d > frac*float64(want) {
+		t.Errorf("%s = %d, want %d ±%.1f%%", name, got, want, frac*100)
+	}
+}
+
+func TestUniformPercentiles(t *testing.T) {
+	h := NewHistogram()
+	for v := uint64(1); v <= 10000; v++ {
+		h.Record(v)
+	}
+	if h.Count() != 10000 || h.Min() != 1 || h.Max() != 10000 {
+		t.Fatalf("count/min/max = %d/%d/%d, want 10000/1/10000", h.Count(), h.Min(), h.Max())
+	}
+	if h.Mean() != 5000 { // 50005000/10000 truncated
+		t.Errorf("mean = %d, want 5000", h.Mean())
+	}
+	within(t, "p50", h.Percentile(50), 5000, 0.01)
+	within(t, "p90", h.Percentile(90), 9000, 0.01)
+	within(t, "p99", h.Percentile(99), 9900, 0.01)
+	if got := h.Percentile(100); got != 10000 {
+		t.Errorf("p100 = %d, want exactly max 10000", got)
+	}
+}
+
+func TestBimodalPercentiles(t *testing.T) {
+	h := NewHistogram()
+	for range 900 {
+		h.Record(1000)
+	}
+	for range 100 {
+		h.Record(1_000_000)
+	}
+	within(t, "p50", h.Percentile(50), 1000, 0.01)
+	within(t, "p90", h.Percentile(90), 1000, 0.01)
+	within(t, "p99", h.Percentile(99), 1_000_000, 0.01)
+	if h.Mean() != (900*1000+100*1_000_000)/1000 {
+		t.Errorf("mean = %d, want %d", h.Mean(), (900*1000+100*1_000_000)/1000)
+	}
+}
+
+func TestPercentileClampedToMinMax(t *testing.T) {
+	// HDR reports the upper edge of a value's bin; with one value every
+	// percentile must still be that exact value.
+	h := NewHistogram()
+	h.Record(123_457)
+	for _, p := range []float64{0.1, 50, 99.9, 100, 150, 0, -1, math.NaN()} {
+		if got := h.Percentile(p); got != 123_457 {
+			t.Errorf("Percentile(%v) = %d, want 123457", p, got)
+		}
+	}
+}
+
+func TestEmpty(t *testing.T) {
+	for name, h := range map[string]*Histogram{"new": NewHistogram(), "zero": {}, "nil": nil} {
+		if h.Count() != 0 || h.Min() != 0 || h.Max() != 0 || h.Mean() != 0 || h.Percentile(50) != 0 {
+			t.Errorf("%s: non-zero statistics for empty histogram", name)
+		}
+		if b := h.Buckets(); b != nil {
+			t.Errorf("%s: Buckets() = %v, want nil", name, b)
+		}
+	}
+	if NewHistogram().data != nil {
+		t.Error("NewHistogram allocated HDR storage before the first Record")
+	}
+}
+
+func TestBuckets(t *testing.T) {
+	h := NewHistogram()
+	for _, v := range []uint64{0, 1, 2, 3, 4, 1023, 1024} {
+		h.Record(v)
+	}
+	want := []Bucket{
+		{0, 1, 1}, {1, 2, 1}, {2, 4, 2}, {4, 8, 1},
+		{8, 16, 0}, {16, 32, 0}, {32, 64, 0}, {64, 128, 0}, {128, 256, 0}, {256, 512, 0},
+		{512, 1024, 1}, {1024, 2048, 1},
+	}
+	got := h.Buckets()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Buckets() =\n%v\nwant\n%v", got, want)
+	}
+	var sum uint64
+	for _, b := range got {
+		sum += b.Count
+	}
+	if sum != h.Count() {
+		t.Errorf("bucket counts sum to %d, want %d", sum, h.Count())
+	}
+}
+
+func TestBucketsStartAtFirstNonEmpty(t *testing.T) {
+	h := NewHistogram()
+	h.Record(100)
+	h.Record(5)
+	want := []Bucket{{4, 8, 1}, {8, 16, 0}, {16, 32, 0}, {32, 64, 0}, {64, 128, 1}}
+	if got := h.Buckets(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Buckets() = %v, want %v", got, want)
+	}
+}
+
+func TestRecordZero(t *testing.T) {
+	h := NewHistogram()
+	h.Record(0)
+	if h.Count() != 1 || h.Min() != 0 || h.Max() != 0 || h.Percentile(99) != 0 {
+		t.Errorf("count/min/max/p99 = %d/%d/%d/%d, want 1/0/0/0", h.Count(), h.Min(), h.Max(), h.Percentile(99))
+	}
+	if got, want := h.Buckets(), []Bucket{{0, 1, 1}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Buckets() = %v, want %v", got, want)
+	}
+}
+
+func TestRecordHuge(t *testing.T) {
+	h := NewHistogram()
+	h.Record(math.MaxUint64)
+	h.Record(math.MaxUint64)
+	if h.Count() != 2 || h.Max() != math.MaxUint64 || h.Min() != math.MaxUint64 {
+		t.Errorf("count/min/max = %d/%d/%d", h.Count(), h.Min(), h.Max())
+	}
+	if h.Mean() != math.MaxUint64 {
+		t.Errorf("mean = %d, want MaxUint64 (the sum must not overflow)", h.Mean())
+	}
+	if got := h.Percentile(50); got != math.MaxUint64 {
+		t.Errorf("p50 = %d, want MaxUint64", got)
+	}
+	if got, want := h.Buckets(), []Bucket{{1 << 63, math.MaxUint64, 2}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Buckets() = %v, want %v", got, want)
+	}
+
+	// Beyond the HDR range percentiles clamp to one hour, but never below Min.
+	twoHours := uint64(2 * time.Hour)
+	h = NewHistogram()
+	h.Record(1000)
+	h.Record(twoHours)
+	if h.Count() != 2 || h.Max() != twoHours {
+		t.Errorf("count/max = %d/%d, want 2/%d", h.Count(), h.Max(), twoHours)
+	}
+	within(t, "p100", h.Percentile(100), uint64(time.Hour), 0.01)
+}
+
+func randomValues(r *rand.Rand, n int) []uint64 {
+	out := make([]uint64, n)
+	for i := range out {
+		// Log-uniform up to ~1s, so that many buckets and HDR ranges are used.
+		out[i] = uint64(math.Exp(r.Float64() * math.Log(1e9)))
+	}
+	return out
+}
+
+func sameHist(t *testing.T, got, want *Histogram) {
+	t.Helper()
+	if got.Count() != want.Count() || got.Min() != want.Min() || got.Max() != want.Max() || got.Mean() != want.Mean() {
+		t.Errorf("count/min/max/mean = %d/%d/%d/%d, want %d/%d/%d/%d",
+			got.Count(), got.Min(), got.Max(), got.Mean(), want.Count(), want.Min(), want.Max(), want.Mean())
+	}
+	for _, p := range []float64{1, 25, 50, 90, 99, 99.9, 100} {
+		if g, w := got.Percentile(p), want.Percentile(p); g != w {
+			t.Errorf("p%v = %d, want %d", p, g, w)
+		}
+	}
+	if g, w := got.Buckets(), want.Buckets(); !reflect.DeepEqual(g, w) {
+		t.Errorf("Buckets() = %v, want %v", g, w)
+	}
+}
+
+func TestMergeEqualsRecordingAll(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	va, vb := randomValues(r, 5000), randomValues(r, 3000)
+	a, b, all := NewHistogram(), NewHistogram(), NewHistogram()
+	for _, v := range va {
+		a.Record(v)
+		all.Record(v)
+	}
+	for _, v := range vb {
+		b.Record(v)
+		all.Record(v)
+	}
+	a.Merge(b)
+	sameHist(t, a, all)
+
+	empty := NewHistogram()
+	empty.Merge(all)
+	sameHist(t, empty, all)
+
+	before := all.Count()
+	all.Merge(NewHistogram())
+	all.Merge(nil)
+	if all.Count() != before {
+		t.Errorf("merging empty histograms changed count from %d to %d", before, all.Count())
+	}
+}
+
+func TestMergeKeepsSmallerMin(t *testing.T) {
+	a, b := NewHistogram(), NewHistogram()
+	a.Record(500)
+	b.Record(7)
+	b.Record(9000)
+	a.Merge(b)
+	if a.Min() != 7 || a.Max() != 9000 || a.Count() != 3 || a.Mean() != (500+7+9000)/3 {
+		t.Errorf("count/min/max/mean = %d/%d/%d/%d", a.Count(), a.Min(), a.Max(), a.Mean())
+	}
+}
+
+func TestReset(t *testing.T) {
+	h := NewHistogram()
+	for _, v := range []uint64{1, 50, 1 << 30} {
+		h.Record(v)
+	}
+	h.Reset()
+	if h.Count() != 0 || h.Max() != 0 || h.Mean() != 0 || h.Percentile(50) != 0 || h.Buckets() != nil {
+		t.Fatalf("after Reset: count %d max %d mean %d p50 %d buckets %v",
+			h.Count(), h.Max(), h.Mean(), h.Percentile(50), h.Buckets())
+	}
+	// Nothing from before the reset may leak into later statistics.
+	h.Record(700)
+	fresh := NewHistogram()
+	fresh.Record(700)
+	sameHist(t, h, fresh)
+}

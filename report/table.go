@@ -1,0 +1,108 @@
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/bits"
+	"strconv"
+	"strings"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+)
+
+const barWidth = 40
+
+// WriteTable writes r for a terminal: a bpftrace-style histogram per function,
+// a summary table with percentiles, then anything lost and any warnings.
+func WriteTable(w io.Writer, r *Report) error {
+	// Render into memory so that w sees one write and one possible error.
+	var buf bytes.Buffer
+	for i, f := range r.Functions {
+		if i > 0 {
+			buf.WriteByte('\n')
+		}
+		writeHist(&buf, f)
+	}
+	if len(r.Functions) > 0 {
+		buf.WriteByte('\n')
+	}
+	if err := writeSummary(&buf, r.Functions); err != nil {
+		return err
+	}
+	if r.Elapsed > 0 {
+		fmt.Fprintf(&buf, "elapsed: %s\n", FormatDuration(uint64(r.Elapsed)))
+	}
+	if r.Lost.any() {
+		fmt.Fprintf(&buf, "lost: %d events dropped (ring buffer full), %d exits without entry\n",
+			r.Lost.DroppedEvents, r.Lost.UnpairedExits)
+	}
+	for _, msg := range r.Warnings {
+		fmt.Fprintf(&buf, "warning: %s\n", msg)
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+func writeHist(buf *bytes.Buffer, f FunctionStats) {
+	buckets := f.Hist.Buckets()
+	if len(buckets) == 0 {
+		fmt.Fprintf(buf, "%s: no calls\n", f.Function)
+		return
+	}
+	fmt.Fprintf(buf, "%s  (ns)\n", f.Function)
+	// bpftrace pads labels to 16 and counts to 8; widen only when a value
+	// would not fit, so columns stay aligned.
+	labelW, countW := 16, 8
+	var peak uint64
+	for _, b := range buckets {
+		labelW = max(labelW, len(bucketLabel(b)))
+		countW = max(countW, len(strconv.FormatUint(b.Count, 10)))
+		peak = max(peak, b.Count)
+	}
+	for _, b := range buckets {
+		// count*40/peak in 128 bits: exact, and the bar of the peak is always full.
+		hi, lo := bits.Mul64(b.Count, barWidth)
+		n, _ := bits.Div64(hi, lo, peak)
+		fmt.Fprintf(buf, "%-*s%*d |%-*s|\n", labelW, bucketLabel(b), countW, b.Count,
+			barWidth, strings.Repeat("@", int(n)))
+	}
+}
+
+func writeSummary(buf *bytes.Buffer, fns []FunctionStats) error {
+	right := tw.AlignRight
+	table := tablewriter.NewTable(buf,
+		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})),
+		// Auto-format would turn "P50" into "P 50"; the headers are already upper case.
+		tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{
+			PerColumn: []tw.Align{tw.AlignLeft, right, right, right, right, right, right, right},
+		}),
+	)
+	table.Header("FUNCTION", "COUNT", "MEAN", "MIN", "P50", "P90", "P99", "MAX")
+	for _, f := range fns {
+		h := f.Hist
+		row := []string{f.Function, "0", "-", "-", "-", "-", "-", "-"}
+		if h.Count() > 0 {
+			row = []string{
+				f.Function,
+				strconv.FormatUint(h.Count(), 10),
+				FormatDuration(h.Mean()),
+				FormatDuration(h.Min()),
+				FormatDuration(h.Percentile(50)),
+				FormatDuration(h.Percentile(90)),
+				FormatDuration(h.Percentile(99)),
+				FormatDuration(h.Max()),
+			}
+		}
+		if err := table.Append(row); err != nil {
+			return fmt.Errorf("summary table: %w", err)
+		}
+	}
+	if err := table.Render(); err != nil {
+		return fmt.Errorf("summary table: %w", err)
+	}
+	return nil
+}

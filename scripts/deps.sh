@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs every system package ulat needs to build and test, on Debian 12
+# (bookworm). Idempotent: a second run changes nothing and is fast. The Vagrant
+# lab's provisioning runs this same script, so this is the one list of packages.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		exec sudo -E "$0" "$@"
+	fi
+	echo "deps: must run as root (or with sudo) to install packages" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+# Debian 12 ships libbpf 1.1 (too old for uprobe_multi and libbpfgo 0.10);
+# bookworm-backports has 1.4.x with a static libbpf.a, newer BPF uapi headers
+# (linux-libc-dev 6.12) and bpftool 7.5.
+backports=/etc/apt/sources.list.d/ulat-bookworm-backports.list
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+	echo "deb http://deb.debian.org/debian bookworm-backports main" >"$backports"
+	rm -f /var/lib/apt/lists/lock
+	need_update=1
+fi
+
+base_pkgs=(make gcc libc6-dev clang llvm libelf-dev zlib1g-dev pkg-config git ca-certificates bpftrace)
+bp_pkgs=(libbpf-dev linux-libc-dev bpftool)
+
+missing=()
+for p in "${base_pkgs[@]}" "${bp_pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+# libbpf from bookworm proper (1.1.x) is installed but too old: treat as missing.
+libbpf_ver=$(dpkg-query -W -f='${Version}' libbpf-dev 2>/dev/null || true)
+if [ -n "$libbpf_ver" ] && dpkg --compare-versions "$libbpf_ver" lt 1:1.4; then
+	missing+=(libbpf-dev)
+fi
+llc_ver=$(dpkg-query -W -f='${Version}' linux-libc-dev 2>/dev/null || true)
+if [ -n "$llc_ver" ] && dpkg --compare-versions "$llc_ver" lt 6.6; then
+	missing+=(linux-libc-dev)
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "deps: all packages present"
+	exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+if [ "${need_update:-0}" = 1 ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ] || \
+	! apt-cache policy libbpf-dev 2>/dev/null | grep -q bookworm-backports; then
+	apt-get update -qq
+fi
+apt-get install -y -qq --no-install-recommends "${base_pkgs[@]}" >/dev/null
+apt-get install -y -qq --no-install-recommends -t bookworm-backports "${bp_pkgs[@]}" >/dev/null
+echo "deps: done"

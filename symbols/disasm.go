@@ -1,0 +1,107 @@
+package symbols
+
+import (
+	"fmt"
+
+	"golang.org/x/arch/x86/x86asm"
+)
+
+// goProbes finds a Go function's entry and exit probe points.
+//
+// Entry: a Go function starts with a stack-bound check that calls
+// runtime.morestack and jumps back to the first instruction when the stack
+// must grow, so a probe on the first byte fires twice for one call. The probe
+// goes after the check's conditional branch instead: DWARF's prologue end when
+// the binary has it and it is past the check, the instruction after the
+// branch otherwise. Functions without the check (NOSPLIT) start at byte 0.
+//
+// Exits: every RET. A function can have several, and one without any (it
+// always panics, or ends in a tail jump) cannot be timed.
+func (b *Binary) goProbes(f *Function) (Probes, error) {
+	code, err := b.code(f.Addr, f.End)
+	if err != nil {
+		return Probes{}, err
+	}
+	switch b.Arch {
+	case "amd64":
+		return b.goProbesAMD64(f, code)
+	}
+	return Probes{}, &ErrCannotProbe{f.Name, fmt.Sprintf("Go on %s is not supported yet", b.Arch)}
+}
+
+func (b *Binary) goProbesAMD64(f *Function, code []byte) (Probes, error) {
+	var (
+		afterCheck uint64 // address after the stack check's branch, 0 if none seen
+		rets       []uint64
+		prev       x86asm.Inst
+		n          int
+	)
+	for pc := 0; pc < len(code); {
+		inst, err := x86asm.Decode(code[pc:], 64)
+		if err != nil {
+			return Probes{}, &ErrCannotProbe{f.Name, fmt.Sprintf("cannot disassemble the instruction at %#x", f.Addr+uint64(pc))}
+		}
+		addr := f.Addr + uint64(pc)
+		n++
+		if n <= 8 && afterCheck == 0 && isCondJump(inst.Op) && comparesWithG(prev) {
+			afterCheck = addr + uint64(inst.Len)
+		}
+		if inst.Op == x86asm.RET {
+			rets = append(rets, addr)
+		}
+		prev = inst
+		pc += inst.Len
+	}
+	if len(rets) == 0 {
+		return Probes{}, &ErrCannotProbe{f.Name, "it has no RET instruction (it never returns normally, or ends in a tail call)"}
+	}
+	entry := f.Addr
+	if afterCheck != 0 {
+		entry = afterCheck
+		if f.entry >= afterCheck && f.entry < f.End {
+			entry = f.entry
+		}
+	}
+	for _, r := range rets {
+		if r == entry {
+			// Entry and exit probes on one instruction fire in no
+			// guaranteed order.
+			return Probes{}, &ErrCannotProbe{f.Name, "its body is a single RET instruction"}
+		}
+	}
+	p := Probes{}
+	var err error
+	if p.Entry, err = b.fileOffset(entry); err != nil {
+		return Probes{}, err
+	}
+	for _, r := range rets {
+		off, err := b.fileOffset(r)
+		if err != nil {
+			return Probes{}, err
+		}
+		p.Exits = append(p.Exits, off)
+	}
+	return p, nil
+}
+
+func isCondJump(op x86asm.Op) bool {
+	switch op {
+	case x86asm.JBE, x86asm.JB, x86asm.JA, x86asm.JAE, x86asm.JE, x86asm.JNE, x86asm.JLE, x86asm.JL, x86asm.JG, x86asm.JGE:
+		return true
+	}
+	return false
+}
+
+// comparesWithG matches the stack check's CMP against g.stackguard0,
+// which is at a small offset from the g pointer in R14.
+func comparesWithG(inst x86asm.Inst) bool {
+	if inst.Op != x86asm.CMP {
+		return false
+	}
+	for _, a := range inst.Args {
+		if m, ok := a.(x86asm.Mem); ok && m.Base == x86asm.R14 {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,71 @@
+package symbols
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/go-delve/delve/pkg/proc"
+)
+
+// goFunctions lists a Go binary's functions with delve, which reads DWARF
+// when the binary has it and .gopclntab when it was stripped (-s -w).
+func goFunctions(b *Binary) ([]Function, error) {
+	bi := proc.NewBinaryInfo("linux", b.Arch, false)
+	// For PIE binaries delve needs the ELF entry point to compute the static
+	// base; passing it for every binary makes that base 0, so addresses stay
+	// link-time virtual addresses.
+	if err := bi.LoadBinaryInfo(b.Path, b.file.Entry, nil); err != nil {
+		return nil, fmt.Errorf("load Go symbols: %w", err)
+	}
+	defer bi.Close()
+
+	byName := map[string]int{}
+	var fns []Function
+	var inlinedOnly []Function
+	for i := range bi.Functions {
+		df := &bi.Functions[i]
+		if df.Entry == 0 {
+			if len(df.InlinedCalls) > 0 {
+				inlinedOnly = append(inlinedOnly, Function{Name: df.Name, Lang: Go, Inlined: true})
+			}
+			continue
+		}
+		lang := Go
+		if strings.HasPrefix(df.Name, "C.") || isCgoRuntimeC(df.Name) {
+			lang = Native
+		}
+		f := Function{Name: df.Name, Lang: lang, Addr: df.Entry, End: df.End, Inlined: len(df.InlinedCalls) > 0}
+		if lang == Go {
+			// Prologue end from DWARF (delve falls back to the entry when
+			// there is none); checked against the disassembly in resolve.
+			if pe := df.PrologueEndPC(); pe > df.Entry && pe < df.End {
+				f.entry = pe
+			}
+		}
+		byName[f.Name] = len(fns)
+		fns = append(fns, f)
+	}
+	// .gopclntab lists an inlined function even when it also has an
+	// out-of-line copy: then it is partly inlined, not inlined-only.
+	for _, f := range inlinedOnly {
+		if i, ok := byName[f.Name]; ok {
+			fns[i].Inlined = true
+			continue
+		}
+		byName[f.Name] = len(fns)
+		fns = append(fns, f)
+	}
+	sort.SliceStable(fns, func(i, j int) bool {
+		if (fns[i].Addr == 0) != (fns[j].Addr == 0) {
+			return fns[j].Addr == 0
+		}
+		return fns[i].Addr < fns[j].Addr
+	})
+	return fns, nil
+}
+
+// The C parts of the Go runtime's cgo support run on the system stack.
+func isCgoRuntimeC(name string) bool {
+	return strings.HasPrefix(name, "_cgo_") || strings.HasPrefix(name, "x_cgo_") || strings.HasPrefix(name, "crosscall")
+}

@@ -1,0 +1,129 @@
+package symbols
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/xrash/smetrics"
+)
+
+// Match returns the functions whose names match any of the patterns, each
+// once, in address order. A pattern is an exact name or a glob where `*`
+// matches any run of characters (dots and slashes included) and `?` one
+// character; nothing else is special, so Go names such as
+// `main.(*Server).handle` need no escaping. A pattern that matches nothing
+// is an error wrapping ErrNoMatch that suggests close names.
+func (b *Binary) Match(patterns ...string) ([]Function, error) {
+	picked := make([]bool, len(b.funcs))
+	var missing []string
+	for _, p := range patterns {
+		re, err := globRegexp(p)
+		if err != nil {
+			return nil, err
+		}
+		found := false
+		for i := range b.funcs {
+			if re.MatchString(b.funcs[i].Name) {
+				picked[i] = true
+				found = true
+			}
+		}
+		if !found {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		var msgs []string
+		for _, p := range missing {
+			msg := fmt.Sprintf("%q", p)
+			if s := b.Suggest(p, 5); len(s) > 0 {
+				msg += " (did you mean " + strings.Join(quoteAll(s), ", ") + "?)"
+			}
+			msgs = append(msgs, msg)
+		}
+		return nil, fmt.Errorf("%w %s in %s", ErrNoMatch, strings.Join(msgs, "; "), b.Path)
+	}
+	var out []Function
+	for i, ok := range picked {
+		if ok {
+			out = append(out, b.funcs[i])
+		}
+	}
+	return out, nil
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
+}
+
+func globRegexp(pattern string) (*regexp.Regexp, error) {
+	var sb strings.Builder
+	sb.WriteString("^")
+	for _, r := range pattern {
+		switch r {
+		case '*':
+			sb.WriteString(".*")
+		case '?':
+			sb.WriteString(".")
+		default:
+			sb.WriteString(regexp.QuoteMeta(string(r)))
+		}
+	}
+	sb.WriteString("$")
+	re, err := regexp.Compile(sb.String())
+	if err != nil {
+		return nil, fmt.Errorf("pattern %q: %w", pattern, err)
+	}
+	return re, nil
+}
+
+// Suggest returns up to n function names close to pattern: names that
+// contain it (ignoring case and glob characters) first, then the nearest by
+// edit distance.
+func (b *Binary) Suggest(pattern string, n int) []string {
+	needle := strings.ToLower(strings.NewReplacer("*", "", "?", "").Replace(pattern))
+	type cand struct {
+		name string
+		dist int
+	}
+	var cands []cand
+	for _, f := range b.funcs {
+		lname := strings.ToLower(f.Name)
+		d := smetrics.WagnerFischer(needle, lname, 1, 1, 2)
+		if needle != "" && strings.Contains(lname, needle) {
+			d = -1000 + len(lname) // containment first, shorter names first
+		}
+		cands = append(cands, cand{f.Name, d})
+	}
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].dist < cands[j].dist })
+	var out []string
+	limit := len(needle)/2 + 2
+	for _, c := range cands {
+		if len(out) == n || c.dist > limit {
+			break
+		}
+		out = append(out, c.name)
+	}
+	return out
+}
+
+// Probes works out where to attach f's entry and exit probes.
+func (b *Binary) Probes(f *Function) (Probes, error) {
+	if f.InlinedOnly() {
+		return Probes{}, &ErrCannotProbe{f.Name, "it is inlined into every caller and has no out-of-line copy"}
+	}
+	if f.Lang == Go {
+		return b.goProbes(f)
+	}
+	off, err := b.fileOffset(f.Addr)
+	if err != nil {
+		return Probes{}, &ErrCannotProbe{f.Name, err.Error()}
+	}
+	return Probes{Entry: off}, nil
+}
