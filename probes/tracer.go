@@ -21,7 +21,7 @@ import (
 
 // Sentinel errors a caller can act on.
 var (
-	ErrPermission = errors.New("permission denied: ulat needs root, or CAP_BPF and CAP_PERFMON")
+	ErrPermission = errors.New("permission denied: ulat needs root, or the capabilities CAP_BPF and CAP_PERFMON (try sudo)")
 	ErrAttach     = errors.New("attach failed")
 )
 

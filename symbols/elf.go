@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Sentinel errors a caller can act on.
@@ -40,11 +42,14 @@ func Open(path string) (*Binary, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	st, err := os.Stat(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open %s: %w", path, fs.ErrNotExist)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	if st.IsDir() {
-		return nil, fmt.Errorf("open %s: is a directory, not a binary", path)
+		return nil, fmt.Errorf("open %s: is a directory, %w", path, ErrNotELF)
 	}
 	osf, err := os.Open(abs)
 	if err != nil {
@@ -54,8 +59,11 @@ func Open(path string) (*Binary, error) {
 	if err != nil {
 		osf.Close()
 		var fe *elf.FormatError
+		if errors.As(err, &fe) && strings.Contains(fe.Error(), "bad magic") {
+			return nil, fmt.Errorf("open %s: %w (it does not start with the ELF magic bytes)", path, ErrNotELF)
+		}
 		if errors.As(err, &fe) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("open %s: %w (%v)", path, ErrNotELF, err)
+			return nil, fmt.Errorf("open %s: %w (truncated or corrupted: %v)", path, ErrNotELF, err)
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}

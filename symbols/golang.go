@@ -2,6 +2,7 @@ package symbols
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
@@ -15,7 +16,7 @@ func goFunctions(b *Binary) ([]Function, error) {
 	// For PIE binaries delve needs the ELF entry point to compute the static
 	// base; passing it for every binary makes that base 0, so addresses stay
 	// link-time virtual addresses.
-	if err := bi.LoadBinaryInfo(b.Path, b.file.Entry, nil); err != nil {
+	if err := quietly(func() error { return bi.LoadBinaryInfo(b.Path, b.file.Entry, nil) }); err != nil {
 		return nil, fmt.Errorf("load Go symbols: %w", err)
 	}
 	defer bi.Close()
@@ -63,6 +64,22 @@ func goFunctions(b *Binary) ([]Function, error) {
 		return fns[i].Addr < fns[j].Addr
 	})
 	return fns, nil
+}
+
+// quietly runs fn with os.Stderr pointing at /dev/null: delve prints a
+// warning straight to os.Stderr for binaries without DWARF, which we handle
+// through .gopclntab and must not show as if something were wrong. Symbols
+// are loaded before any other goroutine of ours writes to stderr.
+func quietly(fn func() error) error {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return fn()
+	}
+	defer null.Close()
+	saved := os.Stderr
+	os.Stderr = null
+	defer func() { os.Stderr = saved }()
+	return fn()
 }
 
 // The C parts of the Go runtime's cgo support run on the system stack.

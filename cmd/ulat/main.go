@@ -54,6 +54,10 @@ func newApp() *cli.App {
 	}
 }
 
+// errUnknownCommand is set by the app's CommandNotFound hook, which cannot
+// return an error itself.
+var errUnknownCommand error
+
 func main() {
 	os.Exit(run(os.Args))
 }
@@ -63,7 +67,14 @@ func run(args []string) int {
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
 	}
+	errUnknownCommand = nil
+	app.CommandNotFound = func(c *cli.Context, name string) {
+		errUnknownCommand = usagef("unknown command %q: the commands are trace, symbols and version (see ulat --help)", name)
+	}
 	err := app.Run(args)
+	if err == nil {
+		err = errUnknownCommand
+	}
 	if err == nil {
 		return exitOK
 	}

@@ -3,6 +3,7 @@
 // Each of THREADS threads calls work() CALLS times (each sleeps SLEEP_US
 // microseconds) and fast() 10*CALLS times; the main thread then calls
 // fib(10) once, which makes 177 calls of fib in all (recursion).
+// With TARGET_WAIT set in the environment it first waits for a line on stdin.
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,12 @@ int main(int argc, char **argv)
 	int threads = atoi(argv[1]);
 	calls = atol(argv[2]);
 	sleep_us = atol(argv[3]);
+	if (getenv("TARGET_WAIT")) {
+		/* Lets a test attach to this pid before any traced call. */
+		char line[16];
+		if (!fgets(line, sizeof line, stdin))
+			return 3;
+	}
 	pthread_t tids[64];
 	long total = 0;
 	for (int i = 0; i < threads && i < 64; i++)

@@ -4,9 +4,11 @@
 // goroutines park and resume on other threads in the middle of calls. Then
 // recurse(10) makes 11 nested calls, and grow makes one call during which
 // the goroutine's stack is grown (and copied) several times.
+// With TARGET_WAIT set in the environment it first waits for a line on stdin.
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"runtime"
@@ -60,6 +62,12 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	if os.Getenv("TARGET_WAIT") != "" {
+		// Lets a test attach to this pid before any traced call.
+		if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+			os.Exit(3)
+		}
 	}
 	var wg sync.WaitGroup
 	sums := make([]int, gs)
