@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // Sentinel errors a caller can act on.
@@ -55,13 +54,15 @@ func Open(path string) (*Binary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	magic := make([]byte, len(elf.ELFMAG))
+	if _, err := osf.ReadAt(magic, 0); err != nil || string(magic) != elf.ELFMAG {
+		osf.Close()
+		return nil, fmt.Errorf("open %s: %w (it does not start with the ELF magic bytes)", path, ErrNotELF)
+	}
 	ef, err := elf.NewFile(osf)
 	if err != nil {
 		osf.Close()
 		var fe *elf.FormatError
-		if errors.As(err, &fe) && strings.Contains(fe.Error(), "bad magic") {
-			return nil, fmt.Errorf("open %s: %w (it does not start with the ELF magic bytes)", path, ErrNotELF)
-		}
 		if errors.As(err, &fe) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("open %s: %w (truncated or corrupted: %v)", path, ErrNotELF, err)
 		}

@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// ulat answers bad input with one clear line and exit status 2, and
+// runtime failures with status 1; never a panic or a stack trace.
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "notes.txt")
+	os.WriteFile(text, []byte("hello\n"), 0o644)
+	cbin := cTarget(t, true)
+	raw, err := os.ReadFile(cbin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(dir, "truncated")
+	os.WriteFile(truncated, raw[:100], 0o755)
+
+	cases := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"missing file", []string{"trace", "/no/such/binary", "main"}, 2, "open /no/such/binary: file does not exist"},
+		{"directory", []string{"trace", dir, "main"}, 2, "is a directory, not an ELF file"},
+		{"not ELF", []string{"trace", text, "main"}, 2, "not an ELF file (it does not start with the ELF magic bytes)"},
+		{"truncated ELF", []string{"symbols", truncated}, 2, "not an ELF file (truncated or corrupted"},
+		{"no match", []string{"trace", cbin, "wrk"}, 2, `no function matches "wrk" (did you mean "work"`},
+		{"bad format", []string{"trace", "-f", "xml", cbin, "work"}, 2, `--format "xml": must be table or json`},
+		{"bad duration", []string{"trace", "-d", "soon", cbin, "work"}, 2, "invalid value \"soon\" for flag -d"},
+		{"flag after args", []string{"trace", cbin, "work", "-d", "1s"}, 2, "flag -d must come before BINARY"},
+		{"missing pattern", []string{"trace", cbin}, 2, "trace needs BINARY and at least one PATTERN"},
+		{"no such pid", []string{"trace", "--pid", "999999999", cbin, "work"}, 2, "--pid 999999999: no such process"},
+		{"unknown command", []string{"tarce"}, 2, `unknown command "tarce"`},
+		{"symbols without binary", []string{"symbols"}, 2, "symbols needs BINARY"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, stderr := ulatStatus(t, nil, c.args...)
+			if code != c.code {
+				t.Errorf("exit status %d, want %d; stderr: %s", code, c.code, stderr)
+			}
+			if !strings.Contains(stderr, c.msg) {
+				t.Errorf("stderr %q does not say %q", stderr, c.msg)
+			}
+			noPanic(t, stderr)
+		})
+	}
+}
+
+// Without privileges ulat says which ones it needs.
+func TestNoPrivileges(t *testing.T) {
+	requireRoot(t) // to drop them
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("SKIPPED: setpriv (util-linux) is not installed")
+	}
+	bin := cTarget(t, true)
+	os.Chmod(targetDir, 0o755)
+	code, stderr := ulatStatus(t, []string{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all"},
+		"trace", "-d", "1s", bin, "work")
+	if code != 1 {
+		t.Errorf("exit status %d, want 1; stderr: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "needs root, or the capabilities CAP_BPF and CAP_PERFMON") {
+		t.Errorf("stderr does not name the privileges needed: %s", stderr)
+	}
+	noPanic(t, stderr)
+}
+
+func ulatStatus(t *testing.T, prefix []string, args ...string) (int, string) {
+	t.Helper()
+	argv := append(append(prefix, ulatBin), args...)
+	c := exec.Command(argv[0], argv[1:]...)
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	err := c.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), stderr.String()
+	}
+	if err != nil {
+		t.Fatalf("run ulat: %v", err)
+	}
+	return 0, stderr.String()
+}
+
+func noPanic(t *testing.T, stderr string) {
+	t.Helper()
+	for _, s := range []string{"panic:", "goroutine ", ".go:"} {
+		if strings.Contains(stderr, s) {
+			t.Errorf("stderr looks like a crash (%q): %s", s, stderr)
+		}
+	}
+	if n := strings.Count(strings.TrimSpace(stderr), "\n"); n > 0 {
+		t.Errorf("want a one-line error, got %d lines: %s", n+1, stderr)
+	}
+}

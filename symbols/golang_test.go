@@ -1,0 +1,348 @@
+package symbols
+
+import (
+	"errors"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// goProbeTargets are the Go functions whose probes are checked against
+// go tool objdump, with what the fixture guarantees about them.
+var goProbeTargets = []struct {
+	name      string
+	check     bool // has the stack-bound check (false: leaf without one)
+	wantExits int  // 0: whatever objdump shows
+}{
+	{"main.work", false, 0},
+	{"main.twoWays", true, 2},
+	{"main.bigFrame", true, 0},
+	{"main.(*T).Inc", false, 0},
+	{"main.(*T).Get", false, 0},
+	{"main.leaf", false, 1},
+}
+
+// stackCheck finds the stack-bound check at the start of a Go function:
+// a CMPQ against an R14-based operand (g.stackguard0) directly followed by
+// JBE. It returns the JBE's index, or -1.
+func stackCheck(insns []goInsn) int {
+	for i := 0; i+1 < len(insns) && i < 8; i++ {
+		if strings.HasPrefix(insns[i].asm, "CMPQ ") && strings.Contains(insns[i].asm, "(R14)") &&
+			strings.HasPrefix(insns[i+1].asm, "JBE ") {
+			return i + 1
+		}
+	}
+	return -1
+}
+
+func insnEnd(in goInsn) uint64 { return in.addr + uint64(len(in.code)) }
+
+// goOracle is what go tool objdump says about one function.
+type goOracle struct {
+	insns []goInsn
+	start uint64
+	end   uint64
+	rets  []uint64 // addresses of RET instructions
+	jbe   int      // index of the stack check's JBE, -1 if none
+}
+
+func oracleFor(t *testing.T, path, name string) goOracle {
+	t.Helper()
+	o := goOracle{insns: goObjdump(t, path, name)}
+	o.start = o.insns[0].addr
+	o.end = insnEnd(o.insns[len(o.insns)-1])
+	for _, in := range o.insns {
+		if in.asm == "RET" {
+			o.rets = append(o.rets, in.addr)
+		}
+	}
+	o.jbe = stackCheck(o.insns)
+	return o
+}
+
+// checkGoProbes compares Probes with go tool objdump for a binary that has
+// a symbol table.
+func checkGoProbes(t *testing.T, path string, wantPIE bool) {
+	t.Helper()
+	b := open(t, path)
+	if !b.IsGo || b.Arch != "amd64" || b.PIE != wantPIE {
+		t.Errorf("IsGo=%v Arch=%q PIE=%v, want true amd64 %v", b.IsGo, b.Arch, b.PIE, wantPIE)
+	}
+	segs := loadSegments(t, path)
+	for _, tc := range goProbeTargets {
+		o := oracleFor(t, path, tc.name)
+		f := lookup(t, b, tc.name)
+		if f.Lang != Go {
+			t.Errorf("%s: Lang = %q, want %q", tc.name, f.Lang, Go)
+		}
+		if f.Addr != o.start || f.End != o.end {
+			t.Errorf("%s: [Addr, End) = [%#x, %#x), objdump says [%#x, %#x)", tc.name, f.Addr, f.End, o.start, o.end)
+		}
+		if (o.jbe >= 0) != tc.check {
+			t.Fatalf("%s: fixture assumption broken: stack check present = %v, want %v", tc.name, o.jbe >= 0, tc.check)
+		}
+		if tc.wantExits != 0 && len(o.rets) != tc.wantExits {
+			t.Fatalf("%s: fixture assumption broken: objdump shows %d RETs, want %d", tc.name, len(o.rets), tc.wantExits)
+		}
+		p, err := b.Probes(&f)
+		if err != nil {
+			t.Errorf("%s: Probes: %v", tc.name, err)
+			continue
+		}
+
+		// Exits: one per RET, each exactly on a RET.
+		if len(p.Exits) != len(o.rets) {
+			t.Errorf("%s: %d exits, objdump shows %d RETs", tc.name, len(p.Exits), len(o.rets))
+		}
+		isRet := map[uint64]bool{}
+		for _, r := range o.rets {
+			isRet[r] = true
+		}
+		seen := map[uint64]bool{}
+		for _, off := range p.Exits {
+			a := offToVaddr(t, segs, off)
+			if !isRet[a] {
+				t.Errorf("%s: exit at offset %#x (address %#x) is not a RET; RETs at %#x", tc.name, off, a, o.rets)
+			}
+			if seen[a] {
+				t.Errorf("%s: exit %#x listed twice", tc.name, a)
+			}
+			seen[a] = true
+			if c := readAt(t, path, off, 1); c[0] != 0xc3 {
+				t.Errorf("%s: byte at exit offset %#x is %#x, want 0xc3", tc.name, off, c[0])
+			}
+		}
+
+		// Entry: past the stack check, on an instruction boundary.
+		entry := offToVaddr(t, segs, p.Entry)
+		if vaddrToOff(t, segs, entry) != p.Entry {
+			t.Fatalf("%s: offset/address round trip broken", tc.name)
+		}
+		var at *goInsn
+		for i := range o.insns {
+			if o.insns[i].addr == entry {
+				at = &o.insns[i]
+			}
+		}
+		if at == nil {
+			t.Errorf("%s: Entry %#x (offset %#x) is not an instruction boundary", tc.name, entry, p.Entry)
+		} else if got := readAt(t, path, p.Entry, len(at.code)); string(got) != string(at.code) {
+			t.Errorf("%s: bytes at Entry offset %#x = % x, objdump shows % x", tc.name, p.Entry, got, at.code)
+		}
+		if o.jbe >= 0 {
+			jbe := o.insns[o.jbe]
+			if entry < insnEnd(jbe) || entry >= o.end {
+				t.Errorf("%s: Entry %#x not after the stack check's JBE at %#x and inside [%#x, %#x)", tc.name, entry, jbe.addr, o.start, o.end)
+			}
+		} else if entry != o.start {
+			t.Errorf("%s: no stack check, Entry %#x, want the first instruction %#x", tc.name, entry, o.start)
+		}
+		t.Logf("%s: entry +%#x exits %d", tc.name, entry-o.start, len(p.Exits))
+	}
+}
+
+func TestGoNormal(t *testing.T) {
+	t.Parallel()
+	checkGoProbes(t, goNormal(t), false)
+}
+
+func TestGoPIE(t *testing.T) {
+	t.Parallel()
+	checkGoProbes(t, goPIE(t), true)
+}
+
+// TestGoStripped checks a -s -w build, which has no symbol table and no
+// DWARF: functions come from .gopclntab. go tool objdump cannot read it,
+// so the oracle is the normal build of the same source, compared by
+// position relative to the function start.
+func TestGoStripped(t *testing.T) {
+	t.Parallel()
+	path := goStripped(t)
+	normal := goNormal(t)
+	b := open(t, path)
+	if !b.IsGo || b.Arch != "amd64" {
+		t.Errorf("IsGo=%v Arch=%q", b.IsGo, b.Arch)
+	}
+	segs := loadSegments(t, path)
+	for _, tc := range goProbeTargets {
+		o := oracleFor(t, normal, tc.name)
+		f := lookup(t, b, tc.name)
+		if f.Lang != Go {
+			t.Errorf("%s: Lang = %q", tc.name, f.Lang)
+		}
+		if f.End-f.Addr != o.end-o.start {
+			t.Errorf("%s: size %d, the normal build's is %d", tc.name, f.End-f.Addr, o.end-o.start)
+		}
+		p, err := b.Probes(&f)
+		if err != nil {
+			t.Errorf("%s: Probes: %v", tc.name, err)
+			continue
+		}
+		var want, got []uint64
+		for _, r := range o.rets {
+			want = append(want, r-o.start)
+		}
+		for _, off := range p.Exits {
+			got = append(got, offToVaddr(t, segs, off)-f.Addr)
+			if c := readAt(t, path, off, 1); c[0] != 0xc3 {
+				t.Errorf("%s: byte at exit offset %#x is %#x, want 0xc3", tc.name, off, c[0])
+			}
+		}
+		sort.Slice(got, func(i, j int) bool { return got[i] < got[j] })
+		if !equalU64(got, want) {
+			t.Errorf("%s: exits at +%#x, the normal build's RETs at +%#x", tc.name, got, want)
+		}
+		rel := offToVaddr(t, segs, p.Entry) - f.Addr
+		wantRel := uint64(0)
+		if o.jbe >= 0 {
+			// Without DWARF the entry is the instruction after the JBE.
+			wantRel = insnEnd(o.insns[o.jbe]) - o.start
+			// The check itself has no relocations: same bytes.
+			ck := o.insns[o.jbe-1]
+			if c := readAt(t, path, vaddrToOff(t, segs, f.Addr+ck.addr-o.start), len(ck.code)); string(c) != string(ck.code) {
+				t.Errorf("%s: stack check bytes % x, normal build has % x", tc.name, c, ck.code)
+			}
+		}
+		if rel != wantRel {
+			t.Errorf("%s: Entry at +%#x, want +%#x", tc.name, rel, wantRel)
+		}
+	}
+}
+
+func equalU64(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestGoExitsAgree checks that the three amd64 builds give each function
+// the same number of exits.
+func TestGoExitsAgree(t *testing.T) {
+	t.Parallel()
+	paths := []string{goNormal(t), goPIE(t), goStripped(t)}
+	var bins []*Binary
+	for _, p := range paths {
+		bins = append(bins, open(t, p))
+	}
+	for _, tc := range goProbeTargets {
+		var counts []int
+		for _, b := range bins {
+			f := lookup(t, b, tc.name)
+			p, err := b.Probes(&f)
+			if err != nil {
+				t.Fatalf("%s in %s: %v", tc.name, b.Path, err)
+			}
+			counts = append(counts, len(p.Exits))
+		}
+		if counts[0] == 0 || counts[0] != counts[1] || counts[0] != counts[2] {
+			t.Errorf("%s: exits normal/pie/stripped = %v, want equal and non-zero", tc.name, counts)
+		}
+		if tc.wantExits != 0 && counts[0] != tc.wantExits {
+			t.Errorf("%s: %d exits, want %d", tc.name, counts[0], tc.wantExits)
+		}
+	}
+}
+
+func TestGoFunctionsList(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{goNormal(t), goPIE(t), goStripped(t)} {
+		b := open(t, path)
+		fns := b.Functions()
+		sawInlinedOnly := false
+		for i, f := range fns {
+			if f.Addr == 0 {
+				sawInlinedOnly = true
+				continue
+			}
+			if sawInlinedOnly {
+				t.Errorf("%s: %s (addr %#x) listed after an inlined-only function", path, f.Name, f.Addr)
+			}
+			if i > 0 && fns[i-1].Addr > f.Addr {
+				t.Errorf("%s: %s before %s breaks address order", path, fns[i-1].Name, f.Name)
+			}
+			if f.End <= f.Addr {
+				t.Errorf("%s: %s has End %#x <= Addr %#x", path, f.Name, f.End, f.Addr)
+			}
+		}
+		for _, name := range []string{"main.main", "runtime.morestack", "fmt.Sprint"} {
+			lookup(t, b, name)
+		}
+	}
+}
+
+func TestGoCannotProbe(t *testing.T) {
+	t.Parallel()
+	b := open(t, goNormal(t))
+	for _, tc := range []struct{ name, reason string }{
+		{"main.empty", "single RET"},
+		{"main.boom", "no RET"},
+	} {
+		f := lookup(t, b, tc.name)
+		_, err := b.Probes(&f)
+		var cp *ErrCannotProbe
+		if !errors.As(err, &cp) {
+			t.Errorf("%s: Probes err = %v, want *ErrCannotProbe", tc.name, err)
+			continue
+		}
+		if cp.Function != tc.name || !strings.Contains(cp.Reason, tc.reason) {
+			t.Errorf("%s: %v, want it about %s saying %q", tc.name, err, tc.name, tc.reason)
+		}
+	}
+}
+
+// TestGoInlinedOnly: main.tiny is inlined into main.main and has no
+// out-of-line copy; DWARF lists it with its inlined calls.
+func TestGoInlinedOnly(t *testing.T) {
+	t.Parallel()
+	b := open(t, goNormal(t))
+	f := lookup(t, b, "main.tiny")
+	if !f.InlinedOnly() || !f.Inlined || f.Addr != 0 {
+		t.Errorf("main.tiny = %+v, want inlined-only", f)
+	}
+	_, err := b.Probes(&f)
+	var cp *ErrCannotProbe
+	if !errors.As(err, &cp) || !strings.Contains(cp.Reason, "inlined") {
+		t.Errorf("Probes(main.tiny) err = %v, want *ErrCannotProbe about inlining", err)
+	}
+}
+
+// TestGoARM64 documents the current limit: arm64 Go binaries open and list
+// their functions, but their probes are not computed yet.
+func TestGoARM64(t *testing.T) {
+	t.Parallel()
+	b := open(t, goARM64(t))
+	if b.Arch != "arm64" || !b.IsGo {
+		t.Errorf("Arch=%q IsGo=%v, want arm64 true", b.Arch, b.IsGo)
+	}
+	ms, err := b.Match("main.*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, f := range ms {
+		got[f.Name] = true
+	}
+	for _, name := range []string{"main.main", "main.work", "main.twoWays", "main.(*T).Inc"} {
+		if !got[name] {
+			t.Errorf("arm64: %s missing from Match(main.*) = %v", name, names(ms))
+		}
+	}
+	f := lookup(t, b, "main.twoWays")
+	if f.Lang != Go || f.Addr == 0 {
+		t.Errorf("arm64 main.twoWays = %+v", f)
+	}
+	_, err = b.Probes(&f)
+	var cp *ErrCannotProbe
+	if !errors.As(err, &cp) {
+		t.Fatalf("arm64 Probes err = %v, want *ErrCannotProbe", err)
+	}
+	if !strings.Contains(cp.Reason, "arm64") || !strings.Contains(cp.Reason, "not supported") {
+		t.Errorf("arm64 Probes err = %v, want it to say arm64 Go is not supported yet", err)
+	}
+}
