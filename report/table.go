@@ -71,16 +71,20 @@ func writeHist(buf *bytes.Buffer, f FunctionStats) {
 	}
 }
 
-func writeSummary(buf *bytes.Buffer, fns []FunctionStats) error {
-	right := tw.AlignRight
-	table := tablewriter.NewTable(buf,
+// NewTable returns a table in ulat's style (plain ASCII borders, headers
+// as given), with one alignment per column.
+func NewTable(w io.Writer, align ...tw.Align) *tablewriter.Table {
+	return tablewriter.NewTable(w,
 		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})),
 		// Auto-format would turn "P50" into "P 50"; the headers are already upper case.
 		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{
-			PerColumn: []tw.Align{tw.AlignLeft, right, right, right, right, right, right, right},
-		}),
+		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
 	)
+}
+
+func writeSummary(buf *bytes.Buffer, fns []FunctionStats) error {
+	right := tw.AlignRight
+	table := NewTable(buf, tw.AlignLeft, right, right, right, right, right, right, right)
 	table.Header("FUNCTION", "COUNT", "MEAN", "MIN", "P50", "P90", "P99", "MAX")
 	for _, f := range fns {
 		h := f.Hist

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/tw"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ulat-dev/ulat/report"
 	"github.com/ulat-dev/ulat/symbols"
 )
 
@@ -32,7 +33,8 @@ func symbolsCommand() *cli.Command {
 					return err
 				}
 			}
-			t := tablewriter.NewWriter(c.App.Writer)
+			l, r := tw.AlignLeft, tw.AlignRight
+			t := report.NewTable(c.App.Writer, l, l, r, r, l, l)
 			t.Header("FUNCTION", "LANG", "ENTRY", "EXITS", "INLINED", "NOTE")
 			for i := range fns {
 				f := &fns[i]

@@ -1,0 +1,93 @@
+package probes
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ulat-dev/ulat/symbols"
+)
+
+// bpfLinks counts this process's open BPF link file descriptors.
+func bpfLinks(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && target == "anon_inode:bpf_link" {
+			n++
+		}
+	}
+	return n
+}
+
+// When one attach fails, the links already made are destroyed and the
+// error names the probes that failed.
+func TestAttachAllOrNothing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs root to load BPF programs")
+	}
+	const lib = "/lib/x86_64-linux-gnu/libz.so.1"
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := symbols.Open(lib)
+	if err != nil {
+		t.Skipf("SKIPPED: %v", err)
+	}
+	fns, err := bin.Match("deflate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := bin.Probes(&fns[0])
+	bin.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tr, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	before := bpfLinks(t)
+	// libz's probes sort before this test binary's, so they are attached
+	// first and must be undone when the bogus offset fails.
+	err = tr.Attach([]Function{
+		{Name: "deflate", Binary: lib, Entry: p.Entry},
+		{Name: "bogus", Binary: exe, Entry: 1 << 40},
+	})
+	if !errors.Is(err, ErrAttach) {
+		t.Fatalf("attach with a bogus offset: %v, want ErrAttach", err)
+	}
+	if !strings.Contains(err.Error(), "probes on "+exe+" (bogus)") {
+		t.Errorf("error does not say which probes failed: %v", err)
+	}
+	if n := bpfLinks(t); n != before || len(tr.links) != 0 {
+		t.Errorf("%d links left after a failed attach (%d before), tracer holds %d", n, before, len(tr.links))
+	}
+
+	// The same tracer can attach good probes afterwards, and Close
+	// releases them; a second Close is harmless.
+	if err := tr.Attach([]Function{{Name: "deflate", Binary: lib, Entry: p.Entry}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := bpfLinks(t); n != before+2 {
+		t.Errorf("%d links after attaching entry and return probes, want %d", n, before+2)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := bpfLinks(t); n != 0 {
+		t.Errorf("%d links left after Close", n)
+	}
+}
