@@ -27,7 +27,6 @@ type Function struct {
 	// form the function has.
 	Inlined bool
 
-	resolved bool
 	entry    uint64
 	exits    []uint64
 	problem  string

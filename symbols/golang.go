@@ -5,6 +5,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/go-delve/delve/pkg/proc"
 )
@@ -12,6 +13,9 @@ import (
 // goFunctions lists a Go binary's functions with delve, which reads DWARF
 // when the binary has it and .gopclntab when it was stripped (-s -w).
 func goFunctions(b *Binary) ([]Function, error) {
+	// delve reads os.Stderr for its loggers, which quietly swaps.
+	delveMu.Lock()
+	defer delveMu.Unlock()
 	bi := proc.NewBinaryInfo("linux", b.Arch, false)
 	// For PIE binaries delve needs the ELF entry point to compute the static
 	// base; passing it for every binary makes that base 0, so addresses stay
@@ -33,7 +37,9 @@ func goFunctions(b *Binary) ([]Function, error) {
 			continue
 		}
 		lang := Go
-		if strings.HasPrefix(df.Name, "C.") || isCgoRuntimeC(df.Name) {
+		if strings.HasPrefix(df.Name, "C.") {
+			// cgo's C code (delve names it C.name) runs on the
+			// system stack, where uretprobes are safe.
 			lang = Native
 		}
 		f := Function{Name: df.Name, Lang: lang, Addr: df.Entry, End: df.End, Inlined: len(df.InlinedCalls) > 0}
@@ -43,6 +49,15 @@ func goFunctions(b *Binary) ([]Function, error) {
 			if pe := df.PrologueEndPC(); pe > df.Entry && pe < df.End {
 				f.entry = pe
 			}
+		}
+		// A function written in assembly (ABI0) and its register-ABI
+		// wrapper share a name, and the wrapper only calls the body:
+		// keep the larger one so that a call is timed once, not twice.
+		if i, ok := byName[f.Name]; ok {
+			if f.End-f.Addr > fns[i].End-fns[i].Addr {
+				fns[i] = f
+			}
+			continue
 		}
 		byName[f.Name] = len(fns)
 		fns = append(fns, f)
@@ -66,10 +81,18 @@ func goFunctions(b *Binary) ([]Function, error) {
 	return fns, nil
 }
 
+// delveMu serialises our use of delve: quietly swaps the global os.Stderr,
+// so concurrent Opens would otherwise save and restore each other's
+// /dev/null, and delve reads os.Stderr when it makes its loggers.
+var delveMu sync.Mutex
+
 // quietly runs fn with os.Stderr pointing at /dev/null: delve prints a
-// warning straight to os.Stderr for binaries without DWARF, which we handle
-// through .gopclntab and must not show as if something were wrong. Symbols
-// are loaded before any other goroutine of ours writes to stderr.
+// warning straight to os.Stderr (not through its logger) for binaries
+// without DWARF, which we handle through .gopclntab and must not show as if
+// something were wrong. ulat loads symbols before anything else of it
+// writes to stderr.
+//
+// Callers hold delveMu.
 func quietly(fn func() error) error {
 	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
@@ -80,9 +103,4 @@ func quietly(fn func() error) error {
 	os.Stderr = null
 	defer func() { os.Stderr = saved }()
 	return fn()
-}
-
-// The C parts of the Go runtime's cgo support run on the system stack.
-func isCgoRuntimeC(name string) bool {
-	return strings.HasPrefix(name, "_cgo_") || strings.HasPrefix(name, "x_cgo_") || strings.HasPrefix(name, "crosscall")
 }

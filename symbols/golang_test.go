@@ -170,8 +170,16 @@ func TestGoStripped(t *testing.T) {
 		if f.Lang != Go {
 			t.Errorf("%s: Lang = %q", tc.name, f.Lang)
 		}
-		if f.End-f.Addr != o.end-o.start {
-			t.Errorf("%s: size %d, the normal build's is %d", tc.name, f.End-f.Addr, o.end-o.start)
+		// .gopclntab has no function sizes: End is the next function's
+		// start, so it may include the INT3 padding after the code.
+		size := o.end - o.start
+		if f.End-f.Addr < size {
+			t.Errorf("%s: size %d, the normal build's is %d", tc.name, f.End-f.Addr, size)
+		} else {
+			pad := readAt(t, path, vaddrToOff(t, segs, f.Addr+size), int(f.End-f.Addr-size))
+			if strings.Trim(string(pad), "\xcc") != "" {
+				t.Errorf("%s: bytes past the normal build's size are not INT3 padding: % x", tc.name, pad)
+			}
 		}
 		p, err := b.Probes(&f)
 		if err != nil {
@@ -344,5 +352,51 @@ func TestGoARM64(t *testing.T) {
 	}
 	if !strings.Contains(cp.Reason, "arm64") || !strings.Contains(cp.Reason, "not supported") {
 		t.Errorf("arm64 Probes err = %v, want it to say arm64 Go is not supported yet", err)
+	}
+}
+
+// TestCgo: C functions in a Go binary are named C.name and probed like
+// native code; Go functions of the same binary still get RET exits.
+func TestCgo(t *testing.T) {
+	t.Parallel()
+	path := goCgo(t)
+	b := open(t, path)
+	if !b.IsGo {
+		t.Fatalf("IsGo = false for a cgo binary")
+	}
+	syms := elfFuncSymbols(t, path)
+	segs := loadSegments(t, path)
+
+	c := lookup(t, b, "C.cexported")
+	if c.Lang != Native {
+		t.Errorf("C.cexported: Lang = %q, want %q", c.Lang, Native)
+	}
+	if c.Addr != syms["cexported"] {
+		t.Errorf("C.cexported: Addr = %#x, readelf says %#x", c.Addr, syms["cexported"])
+	}
+	p, err := b.Probes(&c)
+	if err != nil {
+		t.Fatalf("Probes(C.cexported): %v", err)
+	}
+	if p.Entry != vaddrToOff(t, segs, c.Addr) || p.Exits != nil {
+		t.Errorf("Probes(C.cexported) = %+v, want Entry %#x and no exits", p, vaddrToOff(t, segs, c.Addr))
+	}
+
+	o := oracleFor(t, path, "main.work")
+	g := lookup(t, b, "main.work")
+	if g.Lang != Go {
+		t.Errorf("main.work: Lang = %q", g.Lang)
+	}
+	p, err = b.Probes(&g)
+	if err != nil {
+		t.Fatalf("Probes(main.work): %v", err)
+	}
+	if len(p.Exits) != len(o.rets) || len(o.rets) == 0 {
+		t.Errorf("main.work: %d exits, objdump shows RETs at %#x", len(p.Exits), o.rets)
+	}
+	if o.jbe >= 0 {
+		if e := offToVaddr(t, segs, p.Entry); e < insnEnd(o.insns[o.jbe]) || e >= o.end {
+			t.Errorf("main.work: Entry %#x not past the stack check", e)
+		}
 	}
 }

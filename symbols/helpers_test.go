@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	}
 	workDir = d
 	code := m.Run()
+	for _, b := range opened {
+		b.Close()
+	}
 	os.RemoveAll(d)
 	os.Exit(code)
 }
@@ -144,7 +147,13 @@ func goEnv(goarch string) []string {
 
 func buildGo(t *testing.T, name, goarch string, flags ...string) string {
 	t.Helper()
-	src, err := os.ReadFile(testdataPath(t, "goprog/main.go"))
+	return buildGoFrom(t, "goprog", name, goEnv(goarch), flags...)
+}
+
+// buildGoFrom builds testdata/dir/main.go as its own module.
+func buildGoFrom(t *testing.T, dir, name string, env []string, flags ...string) string {
+	t.Helper()
+	src, err := os.ReadFile(testdataPath(t, dir+"/main.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +169,7 @@ func buildGo(t *testing.T, name, goarch string, flags ...string) string {
 			return err
 		}
 		args := append(append([]string{"build"}, flags...), "-o", out, ".")
-		_, err := run(dir, goTool(), goEnv(goarch), args...)
+		_, err := run(dir, goTool(), env, args...)
 		return err
 	})
 }
@@ -169,6 +178,11 @@ func goNormal(t *testing.T) string   { return buildGo(t, "go-normal", "amd64") }
 func goPIE(t *testing.T) string      { return buildGo(t, "go-pie", "amd64", "-buildmode=pie") }
 func goStripped(t *testing.T) string { return buildGo(t, "go-stripped", "amd64", "-ldflags=-s -w") }
 func goARM64(t *testing.T) string    { return buildGo(t, "go-arm64", "arm64") }
+
+func goCgo(t *testing.T) string {
+	env := append(goEnv("amd64"), "CGO_ENABLED=1") // the last value wins
+	return buildGoFrom(t, "cgoprog", "go-cgo", env)
+}
 
 // --- oracles ---
 
@@ -321,13 +335,34 @@ func goObjdump(t *testing.T, path, fn string) []goInsn {
 
 // --- package helpers ---
 
+// openMu guards the opened cache (and keeps openSerial's callers simple;
+// Open itself is safe for concurrent use, see TestOpenConcurrentStderr).
+var openMu sync.Mutex
+
+func openSerial(path string) (*Binary, error) {
+	openMu.Lock()
+	defer openMu.Unlock()
+	return Open(path)
+}
+
+// opened caches the Binaries open returns: loading a Go binary's symbols
+// takes about a second, and Functions, Match, Suggest and Probes only read.
+// TestMain closes them.
+var opened = map[string]*Binary{}
+
+// open returns the shared, already opened Binary for path.
 func open(t *testing.T, path string) *Binary {
 	t.Helper()
+	openMu.Lock()
+	defer openMu.Unlock()
+	if b := opened[path]; b != nil {
+		return b
+	}
 	b, err := Open(path)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", path, err)
 	}
-	t.Cleanup(func() { b.Close() })
+	opened[path] = b
 	return b
 }
 

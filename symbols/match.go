@@ -115,6 +115,9 @@ func (b *Binary) Suggest(pattern string, n int) []string {
 
 // Probes works out where to attach f's entry and exit probes.
 func (b *Binary) Probes(f *Function) (Probes, error) {
+	if f.problem != "" {
+		return Probes{}, &ErrCannotProbe{f.Name, f.problem}
+	}
 	if f.InlinedOnly() {
 		return Probes{}, &ErrCannotProbe{f.Name, "it is inlined into every caller and has no out-of-line copy"}
 	}

@@ -18,22 +18,36 @@ func nativeFunctions(b *Binary) ([]Function, error) {
 	if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
 		return nil, fmt.Errorf("read .dynsym: %w", err)
 	}
-	seen := map[string]bool{}
+	byName := map[string]int{}
+	hidden := map[string]bool{} // the kept symbol is a non-default version
 	var fns []Function
 	for _, s := range append(syms, dyn...) {
-		if elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Section == elf.SHN_UNDEF || s.Value == 0 {
+		typ := elf.ST_TYPE(s.Info)
+		if (typ != elf.STT_FUNC && typ != elf.STT_GNU_IFUNC) || s.Section == elf.SHN_UNDEF || s.Value == 0 {
 			continue
 		}
-		// Versioned dynamic symbols repeat .symtab's names.
-		if seen[s.Name] {
-			continue
-		}
-		seen[s.Name] = true
 		end := s.Value + s.Size
 		if s.Size == 0 {
 			end = s.Value + 1
 		}
-		fns = append(fns, Function{Name: s.Name, Lang: Native, Addr: s.Value, End: end})
+		f := Function{Name: s.Name, Lang: Native, Addr: s.Value, End: end}
+		if typ == elf.STT_GNU_IFUNC {
+			f.problem = "it is an IFUNC: the symbol is a resolver that picks the implementation at load time; trace the implementation instead (e.g. '" + s.Name + "*' or '__" + s.Name + "_*')"
+		}
+		isHidden := s.HasVersion && s.VersionIndex.IsHidden()
+		// A name can repeat: .dynsym repeats .symtab, and a versioned
+		// symbol has old versions (name@VER) beside its default
+		// (name@@VER), which is the one programs call.
+		if i, ok := byName[s.Name]; ok {
+			if hidden[s.Name] && !isHidden {
+				fns[i] = f
+				hidden[s.Name] = false
+			}
+			continue
+		}
+		byName[s.Name] = len(fns)
+		hidden[s.Name] = isHidden
+		fns = append(fns, f)
 	}
 	if len(fns) == 0 {
 		return nil, fmt.Errorf("%w: the binary is stripped and exports no functions; rebuild it without -s, or install its debug symbols", ErrNoSymbols)

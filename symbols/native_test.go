@@ -121,7 +121,7 @@ func TestNativeFunctionsSortedAndUnique(t *testing.T) {
 
 func TestNativeStripped(t *testing.T) {
 	t.Parallel()
-	b, err := Open(cStripped(t))
+	b, err := openSerial(cStripped(t))
 	if err == nil {
 		b.Close()
 		t.Fatal("Open of a stripped executable succeeded, want ErrNoSymbols")
