@@ -8,7 +8,8 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LIBBPF_VERSION := $(shell cat libbpf/VERSION)
 
 export CGO_ENABLED := 1
-export CGO_CFLAGS  := -I$(CURDIR)/$(STAGE)/include
+# Keeps cgo's default -O2 -g, which setting CGO_CFLAGS would drop.
+export CGO_CFLAGS  := -O2 -g -I$(CURDIR)/$(STAGE)/include
 export CGO_LDFLAGS := -L$(CURDIR)/$(STAGE)/lib -lbpf -lelf -lz
 GOFLAGS_BUILD := -tags netgo,osusergo -trimpath \
 	-ldflags '-s -w -X main.version=$(VERSION) -X main.libbpfVersion=$(LIBBPF_VERSION) -extldflags "-static"'

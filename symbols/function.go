@@ -27,9 +27,8 @@ type Function struct {
 	// form the function has.
 	Inlined bool
 
-	entry    uint64
-	exits    []uint64
-	problem  string
+	entry   uint64
+	problem string
 }
 
 // InlinedOnly reports that the function exists only as copies inside its

@@ -62,6 +62,25 @@ func goFunctions(b *Binary) ([]Function, error) {
 		byName[f.Name] = len(fns)
 		fns = append(fns, f)
 	}
+	// C code in cgo binaries is in delve's list only when it was compiled
+	// with DWARF (-g); take the rest from the ELF symbol table. Every Go
+	// function is in .gopclntab, so a symbol at an address delve does not
+	// know is C.
+	known := map[uint64]bool{}
+	for i := range bi.Functions {
+		known[bi.Functions[i].Entry] = true // including duplicates dropped above
+	}
+	if cfns, err := nativeFunctions(b); err == nil {
+		for _, f := range cfns {
+			// The Go linker's own markers (runtime.text, go:textfipsstart)
+			// are functions of size 0.
+			if _, dup := byName["C."+f.Name]; !known[f.Addr] && !dup && f.End-f.Addr > 1 {
+				f.Name = "C." + f.Name
+				byName[f.Name] = len(fns)
+				fns = append(fns, f)
+			}
+		}
+	}
 	// .gopclntab lists an inlined function even when it also has an
 	// out-of-line copy: then it is partly inlined, not inlined-only.
 	for _, f := range inlinedOnly {

@@ -359,7 +359,11 @@ func TestGoARM64(t *testing.T) {
 // native code; Go functions of the same binary still get RET exits.
 func TestCgo(t *testing.T) {
 	t.Parallel()
-	path := goCgo(t)
+	t.Run("C DWARF", func(t *testing.T) { checkCgo(t, goCgo(t)) })
+	t.Run("no C DWARF", func(t *testing.T) { checkCgo(t, goCgoNoCDWARF(t)) })
+}
+
+func checkCgo(t *testing.T, path string) {
 	b := open(t, path)
 	if !b.IsGo {
 		t.Fatalf("IsGo = false for a cgo binary")

@@ -180,8 +180,15 @@ func goStripped(t *testing.T) string { return buildGo(t, "go-stripped", "amd64",
 func goARM64(t *testing.T) string    { return buildGo(t, "go-arm64", "arm64") }
 
 func goCgo(t *testing.T) string {
-	env := append(goEnv("amd64"), "CGO_ENABLED=1") // the last value wins
+	env := append(goEnv("amd64"), "CGO_ENABLED=1", "CGO_CFLAGS=-O2 -g") // the last value wins
 	return buildGoFrom(t, "cgoprog", "go-cgo", env)
+}
+
+// goCgoNoCDWARF has no DWARF for its C code (CGO_CFLAGS without -g), so its
+// C functions are known only from the ELF symbol table.
+func goCgoNoCDWARF(t *testing.T) string {
+	env := append(goEnv("amd64"), "CGO_ENABLED=1", "CGO_CFLAGS=-O2")
+	return buildGoFrom(t, "cgoprog", "go-cgo-nodwarf", env)
 }
 
 // --- oracles ---
