@@ -11,12 +11,18 @@ import (
 // Entry: a Go function starts with a stack-bound check that calls
 // runtime.morestack and jumps back to the first instruction when the stack
 // must grow, so a probe on the first byte fires twice for one call. The probe
-// goes after the check's conditional branch instead: DWARF's prologue end when
-// the binary has it and it is past the check, the instruction after the
-// branch otherwise. Functions without the check (NOSPLIT) start at byte 0.
+// goes on the instruction right after the check's conditional branch, not at
+// DWARF's prologue end further on: there the frame is not set up yet, so SP
+// is what it will be again at the RET, which is how the BPF program pairs an
+// exit with its own entry (and notices calls that never returned). On amd64
+// it is also a PUSH, which the kernel emulates instead of single-stepping.
+// Functions without the check (NOSPLIT) start at byte 0.
 //
 // Exits: every RET. A function can have several, and one without any (it
 // always panics, or ends in a tail jump) cannot be timed.
+//
+// The per-architecture scanners only find the check and the RETs;
+// goProbePoints turns what they found into file offsets.
 func (b *Binary) goProbes(f *Function) (Probes, error) {
 	code, err := b.code(f.Addr, f.End)
 	if err != nil {
@@ -25,6 +31,8 @@ func (b *Binary) goProbes(f *Function) (Probes, error) {
 	switch b.Arch {
 	case "amd64":
 		return b.goProbesAMD64(f, code)
+	case "arm64":
+		return b.goProbesARM64(f, code)
 	}
 	return Probes{}, &ErrCannotProbe{f.Name, fmt.Sprintf("Go on %s is not supported yet", b.Arch)}
 }
@@ -52,15 +60,19 @@ func (b *Binary) goProbesAMD64(f *Function, code []byte) (Probes, error) {
 		prev = inst
 		pc += inst.Len
 	}
+	return b.goProbePoints(f, afterCheck, rets)
+}
+
+// goProbePoints turns the result of an architecture's scan of f into
+// probes: afterCheck is the address of the instruction after the stack
+// check's branch (0 when f has no check), rets the addresses of its RETs.
+func (b *Binary) goProbePoints(f *Function, afterCheck uint64, rets []uint64) (Probes, error) {
 	if len(rets) == 0 {
 		return Probes{}, &ErrCannotProbe{f.Name, "it has no RET instruction (it never returns normally, or ends in a tail call)"}
 	}
 	entry := f.Addr
 	if afterCheck != 0 {
 		entry = afterCheck
-		if f.entry >= afterCheck && f.entry < f.End {
-			entry = f.entry
-		}
 	}
 	for _, r := range rets {
 		if r == entry {

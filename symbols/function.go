@@ -17,18 +17,27 @@ const (
 
 // Function is one function of a binary and how to probe it.
 type Function struct {
+	// Name is the function's name in reports and the first name patterns
+	// match. Native C++ and Rust functions have their demangled name (see
+	// demangle.go): "Server::handle(int)", "myapp::parse".
 	Name string
-	Lang Language
-	Addr uint64 // virtual address of the first instruction (0 when inlined-only)
-	End  uint64 // first address past the function
+	// Symbol is the function's name in the ELF symbol table: the mangled
+	// name of a C++ or Rust function, the same as Name for C (without
+	// cgo's "C." prefix). It is empty for functions known only from DWARF
+	// or .gopclntab.
+	Symbol string
+	Lang   Language
+	Addr   uint64 // virtual address of the first instruction (0 when inlined-only)
+	End    uint64 // first address past the function
 
 	// Inlined reports that some callers have a copy of the function's body
 	// inlined; those calls cannot be timed. With Addr == 0 it is the only
 	// form the function has.
 	Inlined bool
 
-	entry   uint64
 	problem string
+	forms   []string // other demangled names patterns match: "Server::handle"
+	syms    []string // symbol names of aliases merged into this function
 }
 
 // InlinedOnly reports that the function exists only as copies inside its

@@ -42,14 +42,7 @@ func goFunctions(b *Binary) ([]Function, error) {
 			// system stack, where uretprobes are safe.
 			lang = Native
 		}
-		f := Function{Name: df.Name, Lang: lang, Addr: df.Entry, End: df.End, Inlined: len(df.InlinedCalls) > 0}
-		if lang == Go {
-			// Prologue end from DWARF (delve falls back to the entry when
-			// there is none); checked against the disassembly in resolve.
-			if pe := df.PrologueEndPC(); pe > df.Entry && pe < df.End {
-				f.entry = pe
-			}
-		}
+		f := Function{Name: df.Name, Symbol: df.Name, Lang: lang, Addr: df.Entry, End: df.End, Inlined: len(df.InlinedCalls) > 0}
 		// A function written in assembly (ABI0) and its register-ABI
 		// wrapper share a name, and the wrapper only calls the body:
 		// keep the larger one so that a call is timed once, not twice.

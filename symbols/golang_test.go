@@ -320,13 +320,15 @@ func TestGoInlinedOnly(t *testing.T) {
 	}
 }
 
-// TestGoARM64 documents the current limit: arm64 Go binaries open and list
-// their functions, but their probes are not computed yet.
+// TestGoARM64: an arm64 Go binary opens and lists its functions, and its
+// probes match go tool objdump (see disasm_arm64asm_test.go for the oracle
+// and the other arm64 tests).
 func TestGoARM64(t *testing.T) {
 	t.Parallel()
-	b := open(t, goARM64(t))
-	if b.Arch != "arm64" || !b.IsGo {
-		t.Errorf("Arch=%q IsGo=%v, want arm64 true", b.Arch, b.IsGo)
+	path := goARM64(t)
+	b := open(t, path)
+	if b.Arch != "arm64" || !b.IsGo || b.PIE {
+		t.Errorf("Arch=%q IsGo=%v PIE=%v, want arm64 true false", b.Arch, b.IsGo, b.PIE)
 	}
 	ms, err := b.Match("main.*")
 	if err != nil {
@@ -341,17 +343,26 @@ func TestGoARM64(t *testing.T) {
 			t.Errorf("arm64: %s missing from Match(main.*) = %v", name, names(ms))
 		}
 	}
-	f := lookup(t, b, "main.twoWays")
-	if f.Lang != Go || f.Addr == 0 {
-		t.Errorf("arm64 main.twoWays = %+v", f)
+	segs := loadSegments(t, path)
+	for _, tc := range goProbeTargets {
+		checkARM64Probes(t, path, b, segs, tc.name, tc.check, tc.wantExits)
 	}
-	_, err = b.Probes(&f)
-	var cp *ErrCannotProbe
-	if !errors.As(err, &cp) {
-		t.Fatalf("arm64 Probes err = %v, want *ErrCannotProbe", err)
-	}
-	if !strings.Contains(cp.Reason, "arm64") || !strings.Contains(cp.Reason, "not supported") {
-		t.Errorf("arm64 Probes err = %v, want it to say arm64 Go is not supported yet", err)
+	// The fixture has all three forms of the check: small frame (CMP
+	// against RSP) in main.boom, SUB then CMP in main.twoWays, and the
+	// underflow guard (SUBS, BCC) before the CMP in main.bigFrame.
+	for name, want := range map[string]string{"main.boom": "RSP", "main.twoWays": "SUB ", "main.bigFrame": "BCC "} {
+		o := arm64OracleFor(t, path, name)
+		if o.bls < 0 {
+			t.Errorf("fixture assumption broken: %s has no stack check", name)
+			continue
+		}
+		var asm []string
+		for _, in := range o.insns[:o.bls] {
+			asm = append(asm, in.asm)
+		}
+		if !strings.Contains(strings.Join(asm, "; "), want) {
+			t.Errorf("fixture assumption broken: %s's check %q lacks %q", name, asm, want)
+		}
 	}
 }
 

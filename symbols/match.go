@@ -13,8 +13,13 @@ import (
 // once, in address order. A pattern is an exact name or a glob where `*`
 // matches any run of characters (dots and slashes included) and `?` one
 // character; nothing else is special, so Go names such as
-// `main.(*Server).handle` need no escaping. A pattern that matches nothing
-// is an error wrapping ErrNoMatch that suggests close names.
+// `main.(*Server).handle` and C++ names such as `Server::handle(int)` need
+// no escaping. A pattern that matches nothing is an error wrapping
+// ErrNoMatch that suggests close names.
+//
+// A function matches by its Name and, for C++ and Rust, also by its
+// demangled name without parameters (`Server::handle` matches every
+// overload) and by its mangled symbol name.
 func (b *Binary) Match(patterns ...string) ([]Function, error) {
 	picked := make([]bool, len(b.funcs))
 	var missing []string
@@ -25,9 +30,12 @@ func (b *Binary) Match(patterns ...string) ([]Function, error) {
 		}
 		found := false
 		for i := range b.funcs {
-			if re.MatchString(b.funcs[i].Name) {
-				picked[i] = true
-				found = true
+			for _, name := range b.funcs[i].matchNames() {
+				if re.MatchString(name) {
+					picked[i] = true
+					found = true
+					break
+				}
 			}
 		}
 		if !found {
@@ -85,7 +93,8 @@ func globRegexp(pattern string) (*regexp.Regexp, error) {
 
 // Suggest returns up to n function names close to pattern: names that
 // contain it (ignoring case and glob characters) first, then the nearest by
-// edit distance.
+// edit distance. A C++ function is compared by its name with and without
+// parameters, and suggested by its Name.
 func (b *Binary) Suggest(pattern string, n int) []string {
 	needle := strings.ToLower(strings.NewReplacer("*", "", "?", "").Replace(pattern))
 	type cand struct {
@@ -93,13 +102,20 @@ func (b *Binary) Suggest(pattern string, n int) []string {
 		dist int
 	}
 	var cands []cand
-	for _, f := range b.funcs {
-		lname := strings.ToLower(f.Name)
-		d := smetrics.WagnerFischer(needle, lname, 1, 1, 2)
-		if needle != "" && strings.Contains(lname, needle) {
-			d = -1000 + len(lname) // containment first, shorter names first
+	for i := range b.funcs {
+		f := &b.funcs[i]
+		best := 0
+		for j, name := range append([]string{f.Name}, f.forms...) {
+			lname := strings.ToLower(name)
+			d := smetrics.WagnerFischer(needle, lname, 1, 1, 2)
+			if needle != "" && strings.Contains(lname, needle) {
+				d = -1000 + len(lname) // containment first, shorter names first
+			}
+			if j == 0 || d < best {
+				best = d
+			}
 		}
-		cands = append(cands, cand{f.Name, d})
+		cands = append(cands, cand{f.Name, best})
 	}
 	sort.SliceStable(cands, func(i, j int) bool { return cands[i].dist < cands[j].dist })
 	var out []string

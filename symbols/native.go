@@ -8,7 +8,8 @@ import (
 )
 
 // nativeFunctions lists the defined functions of a non-Go binary from its
-// symbol table, or from the dynamic symbol table when it is stripped.
+// symbol table, or from the dynamic symbol table when it is stripped, with
+// C++ and Rust names demangled.
 func nativeFunctions(b *Binary) ([]Function, error) {
 	syms, err := b.file.Symbols()
 	if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
@@ -30,7 +31,7 @@ func nativeFunctions(b *Binary) ([]Function, error) {
 		if s.Size == 0 {
 			end = s.Value + 1
 		}
-		f := Function{Name: s.Name, Lang: Native, Addr: s.Value, End: end}
+		f := Function{Name: s.Name, Symbol: s.Name, Lang: Native, Addr: s.Value, End: end}
 		if typ == elf.STT_GNU_IFUNC {
 			f.problem = "it is an IFUNC: the symbol is a resolver that picks the implementation at load time; trace the implementation instead (e.g. '" + s.Name + "*' or '__" + s.Name + "_*')"
 		}
@@ -52,6 +53,7 @@ func nativeFunctions(b *Binary) ([]Function, error) {
 	if len(fns) == 0 {
 		return nil, fmt.Errorf("%w: the binary is stripped and exports no functions; rebuild it without -s, or install its debug symbols", ErrNoSymbols)
 	}
+	demangleAll(fns)
 	sort.SliceStable(fns, func(i, j int) bool { return fns[i].Addr < fns[j].Addr })
-	return fns, nil
+	return disambiguate(fns), nil
 }
