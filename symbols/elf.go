@@ -24,13 +24,15 @@ var (
 
 // Binary is an opened executable or shared library.
 type Binary struct {
-	Path  string // absolute path
-	Arch  string // "amd64" or "arm64"
-	IsGo  bool
-	PIE   bool // ET_DYN: executable or shared library loaded at any address
-	file  *elf.File
-	osf   *os.File
-	funcs []Function
+	Path string // absolute path
+	Arch string // "amd64" or "arm64"
+	IsGo bool
+	PIE  bool // ET_DYN: executable or shared library loaded at any address
+	// DebugFile is the separate debug file the symbols came from, if any.
+	DebugFile string
+	file      *elf.File
+	osf       *os.File
+	funcs     []Function
 }
 
 // Open reads path's ELF headers and function list. The returned Binary must

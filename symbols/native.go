@@ -15,6 +15,13 @@ func nativeFunctions(b *Binary) ([]Function, error) {
 	if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
 		return nil, fmt.Errorf("read .symtab: %w", err)
 	}
+	if len(syms) == 0 {
+		// Stripped: the symbol table may be in a separate debug file.
+		if dsyms, path, err := separateDebugSymbols(b); err == nil {
+			syms = dsyms
+			b.DebugFile = path
+		}
+	}
 	dyn, err := b.file.DynamicSymbols()
 	if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
 		return nil, fmt.Errorf("read .dynsym: %w", err)
@@ -51,7 +58,7 @@ func nativeFunctions(b *Binary) ([]Function, error) {
 		fns = append(fns, f)
 	}
 	if len(fns) == 0 {
-		return nil, fmt.Errorf("%w: the binary is stripped and exports no functions; rebuild it without -s, or install its debug symbols", ErrNoSymbols)
+		return nil, noSymbolsError(b)
 	}
 	demangleAll(fns)
 	sort.SliceStable(fns, func(i, j int) bool { return fns[i].Addr < fns[j].Addr })

@@ -1,0 +1,90 @@
+package symbols
+
+import (
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A stripped binary's functions come from its separate debug file, found by
+// .gnu_debuglink or by build ID, with the addresses of the unstripped build.
+// Not parallel: it sets DebugDirs.
+func TestSeparateDebugFile(t *testing.T) {
+	full := cPIE(t)
+	want := elfFuncSymbols(t, full)
+	dir := t.TempDir()
+
+	check := func(t *testing.T, bin, debugFile string) {
+		t.Helper()
+		b, err := Open(bin)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		defer b.Close()
+		if b.DebugFile != debugFile {
+			t.Errorf("DebugFile %q, want %q", b.DebugFile, debugFile)
+		}
+		fns, err := b.Match("choose")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fns[0].Addr != want["choose"] {
+			t.Errorf("choose at %#x, the unstripped binary has it at %#x", fns[0].Addr, want["choose"])
+		}
+	}
+	debug := filepath.Join(dir, "prog.debug")
+	tool(t, "objcopy", "--only-keep-debug", full, debug)
+
+	t.Run("debuglink", func(t *testing.T) {
+		bin := filepath.Join(dir, "prog")
+		tool(t, "objcopy", "--strip-all", "--add-gnu-debuglink="+debug, full, bin)
+		check(t, bin, debug)
+	})
+	t.Run("stale debuglink", func(t *testing.T) {
+		bin := filepath.Join(dir, "stale", "prog")
+		other := filepath.Join(dir, "stale", "prog.debug")
+		os.MkdirAll(filepath.Dir(other), 0o755)
+		tool(t, "objcopy", "--only-keep-debug", full, other)
+		tool(t, "objcopy", "--strip-all", "--add-gnu-debuglink="+other, full, bin)
+		// The linked file changed since: the CRC in the link does not
+		// match, so it must not be used.
+		if err := os.WriteFile(other, []byte("not the debug file"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		saved := DebugDirs
+		DebugDirs = []string{filepath.Join(dir, "nothing-here")}
+		defer func() { DebugDirs = saved }()
+		_, err := Open(bin)
+		if !errors.Is(err, ErrNoSymbols) || !strings.Contains(err.Error(), "no separate debug file was found") {
+			t.Errorf("Open with a stale debug file: %v, want ErrNoSymbols saying no debug file was found", err)
+		}
+	})
+	t.Run("build-id", func(t *testing.T) {
+		bin := filepath.Join(dir, "prog-buildid")
+		tool(t, "objcopy", "--strip-all", full, bin)
+		b, err := Open(full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := hex.EncodeToString(buildID(b.file))
+		b.Close()
+		if len(id) < 4 {
+			t.Fatalf("the test binary has no build ID")
+		}
+		root := filepath.Join(dir, "debugroot")
+		path := filepath.Join(root, ".build-id", id[:2], id[2:]+".debug")
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		data, err := os.ReadFile(debug)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(path, data, 0o644)
+		saved := DebugDirs
+		DebugDirs = []string{root}
+		defer func() { DebugDirs = saved }()
+		check(t, bin, path)
+	})
+}
