@@ -3,6 +3,9 @@
 
 GO        ?= go
 ARCH      := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+# <linux/types.h> needs <asm/types.h>, which is the same on every 64-bit
+# Linux; -target bpf does not search the multiarch directory by itself.
+MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 STAGE     := build/libbpf
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LIBBPF_VERSION := $(shell cat libbpf/VERSION)
@@ -19,7 +22,7 @@ BPF_SRC := bpf/ulat.bpf.c bpf/ulat.h bpf/vmlinux.h
 GO_SRC  := $(shell find . -name '*.go' -not -path './e2e/*' -not -name '*_test.go') go.mod go.sum
 UNIT_PKGS := ./bpf/... ./symbols/... ./probes/... ./report/... ./cmd/...
 
-.PHONY: all deps build test unit e2e demo bpf vmlinux clean
+.PHONY: all deps build test unit e2e demo bpf bpf-arm64 vmlinux clean
 
 all: build
 
@@ -32,8 +35,18 @@ $(STAGE)/VERSION: libbpf/VERSION libbpf/stage.sh
 	@bash libbpf/stage.sh $(STAGE)
 
 bpf: $(BPF_OBJ)
-$(BPF_OBJ): $(BPF_SRC) $(STAGE)/VERSION
-	clang -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(ARCH) -I$(STAGE)/include -Ibpf -c bpf/ulat.bpf.c -o $@
+$(BPF_OBJ): $(BPF_SRC) bpf/arm64.h $(STAGE)/VERSION
+	clang -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(ARCH) -I$(STAGE)/include -Ibpf \
+		-idirafter /usr/include/$(MULTIARCH) -c bpf/ulat.bpf.c -o $@
+	llvm-strip -g $@
+
+# The object for arm64, built on any host to check that it builds and has
+# the right register offsets (bpf/object_test.go); not embedded here.
+BPF_OBJ_ARM64 := build/ulat.bpf.arm64.o
+bpf-arm64: $(BPF_OBJ_ARM64)
+$(BPF_OBJ_ARM64): $(BPF_SRC) bpf/arm64.h $(STAGE)/VERSION
+	clang -g -O2 -Wall -target bpf -D__TARGET_ARCH_arm64 -I$(STAGE)/include -Ibpf \
+		-idirafter /usr/include/$(MULTIARCH) -c bpf/ulat.bpf.c -o $@
 	llvm-strip -g $@
 
 # vmlinux.h is committed generated output; regenerate it only when the BPF
@@ -47,13 +60,13 @@ bin/ulat: $(BPF_OBJ) $(GO_SRC) $(STAGE)/VERSION
 
 # Unit tests need no privileges; the end-to-end tests run the real bin/ulat
 # as root against targets they build, and are skipped (loudly) otherwise.
-test: bin/ulat
+test: bin/ulat $(BPF_OBJ_ARM64)
 	$(GO) vet ./...
-	$(GO) test -count=1 $(UNIT_PKGS)
+	ULAT_BPF_ARM64=$(CURDIR)/$(BPF_OBJ_ARM64) $(GO) test -count=1 $(UNIT_PKGS)
 	$(GO) test -count=1 -v -timeout 20m ./e2e/...
 
-unit: $(BPF_OBJ)
-	$(GO) test -count=1 $(UNIT_PKGS)
+unit: $(BPF_OBJ) $(BPF_OBJ_ARM64)
+	ULAT_BPF_ARM64=$(CURDIR)/$(BPF_OBJ_ARM64) $(GO) test -count=1 $(UNIT_PKGS)
 
 e2e: bin/ulat
 	$(GO) test -count=1 -v -timeout 20m ./e2e/...

@@ -7,11 +7,15 @@
 /* ulat: time user-space functions with uprobes.
  *
  * Entry probes store a timestamp keyed by (process, goroutine or thread,
- * function, depth); exit probes (a uprobe on each RET for Go, a uretprobe
+ * function, frame position); exit probes (a uprobe on each RET for Go, a uretprobe
  * otherwise) find it, and stream the duration to user space through a ring
  * buffer. The function is identified by the probe's cookie, so one program
  * serves every probed function. */
+#if defined(__TARGET_ARCH_x86)
 #include "vmlinux.h"
+#elif defined(__TARGET_ARCH_arm64)
+#include "arm64.h"
+#endif
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "ulat.h"
@@ -31,22 +35,13 @@ struct {
 } events SEC(".maps");
 
 /* Entry timestamps of calls in flight. LRU so that calls that never return
- * (panic, longjmp, exit) cannot fill the map for good. */
+ * and are never replaced cannot fill the map for good. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1 << 16);
 	__type(key, struct ulat_call_key);
 	__type(value, __u64);
 } starts SEC(".maps");
-
-/* Current call depth per context, so that recursive calls pair each exit
- * with its own entry. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1 << 16);
-	__type(key, struct ulat_ctx_key);
-	__type(value, __u32);
-} depths SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -67,69 +62,105 @@ static __always_inline __u64 goroutine(struct pt_regs *ctx)
 #if defined(__TARGET_ARCH_x86)
 	return ctx->r14; /* ABIInternal keeps g in R14 */
 #elif defined(__TARGET_ARCH_arm64)
-	return ctx->regs[28]; /* and in X28 on arm64 */
+	return ((struct user_pt_regs *)ctx)->regs[28]; /* and in X28 on arm64 */
 #else
 #error "unsupported architecture"
 #endif
 }
 
-/* Fills the context key; returns false when this process is filtered out. */
-static __always_inline bool context_key(struct pt_regs *ctx, struct ulat_ctx_key *k, __u64 *pid_tgid)
+/* Where the call's frame is. At a Go function's entry probe (placed before
+ * the frame is set up) and at its RET, SP is the same; the runtime may move
+ * the whole stack in between, but the distance from the stack's top
+ * (g.stack.hi, the second word of the g struct) stays. A native uretprobe
+ * runs after the return address was popped. */
+static __always_inline __u64 frame_pos(struct pt_regs *ctx, bool go, bool after_ret)
+{
+	__u64 sp = PT_REGS_SP(ctx);
+	if (go) {
+		__u64 hi = 0;
+		if (bpf_probe_read_user(&hi, sizeof(hi), (void *)(goroutine(ctx) + 8)) == 0 && hi > sp)
+			return hi - sp;
+		return sp;
+	}
+#if defined(__TARGET_ARCH_x86)
+	if (after_ret)
+		sp -= 8;
+#endif
+	return sp;
+}
+
+/* Fills the call key; returns false when this process is filtered out. */
+static __always_inline bool call_key(struct pt_regs *ctx, struct ulat_call_key *k, __u64 *pid_tgid, bool after_ret)
 {
 	*pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = *pid_tgid >> 32;
 	if (target_tgid && tgid != target_tgid)
 		return false;
 	__u64 cookie = bpf_get_attach_cookie(ctx);
+	bool go = cookie & ULAT_COOKIE_GO;
 	k->tgid = tgid;
 	k->fn = cookie & ULAT_COOKIE_FN_MASK;
-	k->ctx = (cookie & ULAT_COOKIE_GO) ? goroutine(ctx) : (__u32)*pid_tgid;
+	k->ctx = go ? goroutine(ctx) : (__u32)*pid_tgid;
+	k->pos = frame_pos(ctx, go, after_ret);
 	return true;
 }
 
-SEC("uprobe.multi")
-int ulat_entry(struct pt_regs *ctx)
+static __always_inline void submit(struct ulat_call_key *key, __u32 tid, __u32 kind, __u64 start, __u64 duration)
+{
+	struct ulat_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(ULAT_CNT_DROPPED);
+		return;
+	}
+	e->pid = key->tgid;
+	e->tid = tid;
+	e->fn = key->fn;
+	e->kind = kind;
+	e->start_ns = start;
+	e->duration_ns = duration;
+	/* No wakeup per event: the reader drains on a short timer, and is only
+	 * woken early when the buffer fills past the threshold. */
+	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wakeup_threshold ?
+			      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+static __always_inline int on_entry(struct pt_regs *ctx)
 {
 	struct ulat_call_key key = {};
 	__u64 pid_tgid;
 
-	if (!context_key(ctx, &key.ck, &pid_tgid))
+	if (!call_key(ctx, &key, &pid_tgid, false))
 		return 0;
 	count(ULAT_CNT_ENTRIES);
 
-	__u32 *d = bpf_map_lookup_elem(&depths, &key.ck);
-	if (d) {
-		key.depth = *d;
-		(*d)++;
-	} else {
-		__u32 one = 1;
-		bpf_map_update_elem(&depths, &key.ck, &one, BPF_ANY);
-	}
-	/* Taken last so that the map work above is not part of the duration. */
+	/* A call already recorded at this frame never returned: its frame
+	 * was unwound by a panic, Goexit or longjmp. */
+	__u64 *old = bpf_map_lookup_elem(&starts, &key);
+	if (old)
+		submit(&key, (__u32)pid_tgid, ULAT_EV_NO_RETURN, *old, 0);
+
+	/* Taken last so that the work above is not part of the duration. */
 	__u64 now = bpf_ktime_get_ns();
 	bpf_map_update_elem(&starts, &key, &now, BPF_ANY);
 	return 0;
 }
 
+SEC("uprobe.multi")
+int ulat_entry(struct pt_regs *ctx)
+{
+	return on_entry(ctx);
+}
+
 /* Shared by the RET-instruction uprobe (Go) and the uretprobe (native code). */
-static __always_inline int on_exit(struct pt_regs *ctx)
+static __always_inline int on_exit(struct pt_regs *ctx, bool after_ret)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct ulat_call_key key = {};
 	__u64 pid_tgid;
 
-	if (!context_key(ctx, &key.ck, &pid_tgid))
+	if (!call_key(ctx, &key, &pid_tgid, after_ret))
 		return 0;
-
-	__u32 *d = bpf_map_lookup_elem(&depths, &key.ck);
-	if (!d || *d == 0) {
-		count(ULAT_CNT_UNPAIRED);
-		return 0;
-	}
-	key.depth = --(*d);
-	if (key.depth == 0)
-		bpf_map_delete_elem(&depths, &key.ck);
-
 	__u64 *start = bpf_map_lookup_elem(&starts, &key);
 	if (!start) {
 		count(ULAT_CNT_UNPAIRED);
@@ -137,34 +168,38 @@ static __always_inline int on_exit(struct pt_regs *ctx)
 	}
 	__u64 begin = *start;
 	bpf_map_delete_elem(&starts, &key);
-
-	struct ulat_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(ULAT_CNT_DROPPED);
-		return 0;
-	}
-	e->pid = key.ck.tgid;
-	e->tid = (__u32)pid_tgid;
-	e->fn = key.ck.fn;
-	e->depth = key.depth;
-	e->start_ns = begin;
-	e->duration_ns = now - begin;
-	/* No wakeup per event: the reader drains on a short timer, and is only
-	 * woken early when the buffer fills past the threshold. */
-	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wakeup_threshold ?
-			      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	bpf_ringbuf_submit(e, flags);
+	submit(&key, (__u32)pid_tgid, ULAT_EV_CALL, begin, now - begin);
 	return 0;
 }
 
 SEC("uprobe.multi")
 int ulat_exit(struct pt_regs *ctx)
 {
-	return on_exit(ctx);
+	return on_exit(ctx, false);
 }
 
 SEC("uretprobe.multi")
 int ulat_return(struct pt_regs *ctx)
 {
-	return on_exit(ctx);
+	return on_exit(ctx, true);
+}
+
+/* The same programs for kernels without uprobe_multi (before 6.6): attached
+ * one perf-event link per probe, each with its cookie (kernel >= 5.15). */
+SEC("uprobe")
+int ulat_entry_pe(struct pt_regs *ctx)
+{
+	return on_entry(ctx);
+}
+
+SEC("uprobe")
+int ulat_exit_pe(struct pt_regs *ctx)
+{
+	return on_exit(ctx, false);
+}
+
+SEC("uretprobe")
+int ulat_return_pe(struct pt_regs *ctx)
+{
+	return on_exit(ctx, true);
 }

@@ -192,6 +192,8 @@ func run(t *testing.T, bin string, args ...string) string {
 	return string(out)
 }
 
+type reportJSON = report.JSONReport
+
 func fn(t *testing.T, r *report.JSONReport, name string) report.JSONFunction {
 	t.Helper()
 	for _, f := range r.Functions {

@@ -15,16 +15,20 @@ import (
 // target's output unchanged by tracing.
 func TestTraceC(t *testing.T) {
 	requireRoot(t)
-	for _, pie := range []bool{true, false} {
+	for _, c := range []struct {
+		pie    bool
+		attach string
+	}{{true, "multi"}, {false, "multi"}, {true, "perf"}, {false, "perf"}} {
 		name := "pie"
-		if !pie {
+		if !c.pie {
 			name = "nopie"
 		}
-		t.Run(name, func(t *testing.T) {
+		pie := c.pie
+		t.Run(name+"/"+c.attach, func(t *testing.T) {
 			bin := cTarget(t, pie)
 			want := run(t, bin, "4", "25", "2000")
 
-			tr := startTrace(t, bin, "work", "fast", "fib")
+			tr := startTrace(t, "--attach", c.attach, bin, "work", "fast", "fib")
 			got := run(t, bin, "4", "25", "2000")
 			r := tr.stop()
 
@@ -47,12 +51,15 @@ func TestTraceC(t *testing.T) {
 // other threads mid-call), recursion, and a stack that grows mid-call.
 func TestTraceGo(t *testing.T) {
 	requireRoot(t)
-	for _, variant := range []string{"normal", "pie", "stripped"} {
-		t.Run(variant, func(t *testing.T) {
+	for _, c := range []struct{ variant, attach string }{
+		{"normal", "multi"}, {"pie", "multi"}, {"stripped", "multi"}, {"normal", "perf"},
+	} {
+		variant := c.variant
+		t.Run(variant+"/"+c.attach, func(t *testing.T) {
 			bin := goTarget(t, variant)
 			want := run(t, bin, "8", "20", "2ms")
 
-			tr := startTrace(t, bin, "main.work", "main.recurse", "main.deep", "main.grow")
+			tr := startTrace(t, "--attach", c.attach, bin, "main.work", "main.recurse", "main.deep", "main.grow")
 			got := run(t, bin, "8", "20", "2ms")
 			r := tr.stop()
 

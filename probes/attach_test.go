@@ -10,7 +10,8 @@ import (
 	"github.com/ulat-dev/ulat/symbols"
 )
 
-// bpfLinks counts this process's open BPF link file descriptors.
+// bpfLinks counts this process's open BPF link and perf event file
+// descriptors (a perf-mode probe has one of each).
 func bpfLinks(t *testing.T) int {
 	t.Helper()
 	fds, err := os.ReadDir("/proc/self/fd")
@@ -19,7 +20,7 @@ func bpfLinks(t *testing.T) int {
 	}
 	n := 0
 	for _, fd := range fds {
-		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && target == "anon_inode:bpf_link" {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && (target == "anon_inode:bpf_link" || target == "anon_inode:[perf_event]") {
 			n++
 		}
 	}
@@ -27,8 +28,14 @@ func bpfLinks(t *testing.T) int {
 }
 
 // When one attach fails, the links already made are destroyed and the
-// error names the probes that failed.
+// error names the probes that failed; in both attach modes.
 func TestAttachAllOrNothing(t *testing.T) {
+	for _, mode := range []AttachMode{AttachMulti, AttachPerf} {
+		t.Run(string(mode), func(t *testing.T) { testAttachAllOrNothing(t, mode) })
+	}
+}
+
+func testAttachAllOrNothing(t *testing.T, mode AttachMode) {
 	if os.Geteuid() != 0 {
 		t.Skip("SKIPPED: needs root to load BPF programs")
 	}
@@ -51,7 +58,7 @@ func TestAttachAllOrNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tr, err := Open(Options{})
+	tr, err := Open(Options{Attach: mode})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +73,7 @@ func TestAttachAllOrNothing(t *testing.T) {
 	if !errors.Is(err, ErrAttach) {
 		t.Fatalf("attach with a bogus offset: %v, want ErrAttach", err)
 	}
-	if !strings.Contains(err.Error(), "probes on "+exe+" (bogus)") {
+	if !strings.Contains(err.Error(), "on "+exe) || !strings.Contains(err.Error(), "(bogus)") {
 		t.Errorf("error does not say which probes failed: %v", err)
 	}
 	if n := bpfLinks(t); n != before || len(tr.links) != 0 {
@@ -78,8 +85,15 @@ func TestAttachAllOrNothing(t *testing.T) {
 	if err := tr.Attach([]Function{{Name: "deflate", Binary: lib, Entry: p.Entry}}); err != nil {
 		t.Fatal(err)
 	}
-	if n := bpfLinks(t); n != before+2 {
-		t.Errorf("%d links after attaching entry and return probes, want %d", n, before+2)
+	want := before + 2 // an entry and a return link
+	if mode == AttachPerf {
+		want = before + 4 // and their perf events
+	}
+	if n := bpfLinks(t); n != want {
+		t.Errorf("%d links after attaching entry and return probes, want %d", n, want)
+	}
+	if tr.Mode() != mode {
+		t.Errorf("tracer mode %s, want %s", tr.Mode(), mode)
 	}
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)

@@ -10,23 +10,31 @@ import (
 	ulatbpf "github.com/ulat-dev/ulat/bpf"
 )
 
-// The Go mirror of struct ulat_event must match the compiled object's BTF
-// member by member, or every event would be misread.
-func TestEventLayoutMatchesBTF(t *testing.T) {
+// The Go mirrors of struct ulat_event and ulat_call_key must match the
+// compiled object's BTF member by member, or every event would be misread.
+func TestLayoutMatchesBTF(t *testing.T) {
 	spec, err := btf.LoadSpecFromReader(bytes.NewReader(ulatbpf.Object))
 	if err != nil {
 		t.Fatalf("read BTF of the bpf object: %v", err)
 	}
-	var st *btf.Struct
-	if err := spec.TypeByName("ulat_event", &st); err != nil {
-		t.Fatalf("struct ulat_event: %v", err)
+	checkLayout(t, spec, "ulat_event", reflect.TypeOf(Event{}))
+	checkLayout(t, spec, "ulat_call_key", reflect.TypeOf(callKey{}))
+	if eventSize != reflect.TypeOf(Event{}).Size() {
+		t.Errorf("eventSize %d, Event is %d bytes", eventSize, reflect.TypeOf(Event{}).Size())
 	}
-	goType := reflect.TypeOf(Event{})
-	if st.Size != uint32(goType.Size()) || st.Size != eventSize {
-		t.Fatalf("struct ulat_event is %d bytes, Go Event %d, eventSize %d", st.Size, goType.Size(), eventSize)
+}
+
+func checkLayout(t *testing.T, spec *btf.Spec, name string, goType reflect.Type) {
+	t.Helper()
+	var st *btf.Struct
+	if err := spec.TypeByName(name, &st); err != nil {
+		t.Fatalf("struct %s: %v", name, err)
+	}
+	if st.Size != uint32(goType.Size()) {
+		t.Fatalf("struct %s is %d bytes, Go %s %d", name, st.Size, goType.Name(), goType.Size())
 	}
 	if len(st.Members) != goType.NumField() {
-		t.Fatalf("struct ulat_event has %d members, Go Event %d fields", len(st.Members), goType.NumField())
+		t.Fatalf("struct %s has %d members, Go %s %d fields", name, len(st.Members), goType.Name(), goType.NumField())
 	}
 	for i, m := range st.Members {
 		f := goType.Field(i)
@@ -50,21 +58,21 @@ func TestPlan(t *testing.T) {
 		{Name: "c_c", Binary: "/lib.so", Entry: 0x50},
 	})
 	type row struct {
-		prog, bin string
+		kind, bin string
 		ret       bool
 		offs      []uint64
 		cookies   []uint64
 	}
 	var got []row
 	for _, s := range sets {
-		got = append(got, row{s.prog, s.binary, s.ret, s.offsets, s.cookies})
+		got = append(got, row{s.kind, s.binary, s.ret, s.offsets, s.cookies})
 	}
 	want := []row{
-		{"ulat_return", "/lib.so", true, []uint64{0x50}, []uint64{2}},
-		{"ulat_exit", "/x", false, []uint64{0x20, 0x30}, []uint64{cookieGo, cookieGo}},
-		{"ulat_return", "/x", true, []uint64{0x40}, []uint64{1}},
-		{"ulat_entry", "/lib.so", false, []uint64{0x50}, []uint64{2}},
-		{"ulat_entry", "/x", false, []uint64{0x10, 0x40}, []uint64{cookieGo, 1}},
+		{"return", "/lib.so", true, []uint64{0x50}, []uint64{2}},
+		{"exit", "/x", false, []uint64{0x20, 0x30}, []uint64{cookieGo, cookieGo}},
+		{"return", "/x", true, []uint64{0x40}, []uint64{1}},
+		{"entry", "/lib.so", false, []uint64{0x50}, []uint64{2}},
+		{"entry", "/x", false, []uint64{0x10, 0x40}, []uint64{cookieGo, 1}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("plan:\n got %+v\nwant %+v", got, want)

@@ -4,6 +4,7 @@
 package probes
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -35,10 +36,25 @@ type Function struct {
 	Go     bool     // pair calls by goroutine rather than by thread
 }
 
+// AttachMode chooses how probes are attached.
+type AttachMode string
+
+const (
+	// AttachAuto uses uprobe_multi links when the kernel has them.
+	AttachAuto AttachMode = "auto"
+	// AttachMulti uses one uprobe_multi link per binary and probe kind
+	// (Linux >= 6.6): fast to attach thousands of probes.
+	AttachMulti AttachMode = "multi"
+	// AttachPerf uses one perf-event link per probe, as kernels before
+	// 6.6 need (>= 5.15 for the cookie); slow past about a thousand probes.
+	AttachPerf AttachMode = "perf"
+)
+
 // Options configure a Tracer at load time.
 type Options struct {
-	Pid     int  // only this process (0: every process that runs the binaries)
-	Verbose bool // show libbpf's own log on stderr
+	Pid     int        // only this process (0: every process that runs the binaries)
+	Verbose bool       // show libbpf's own log on stderr
+	Attach  AttachMode // "" means AttachAuto
 }
 
 // Lost counts calls the tracer saw but could not report.
@@ -50,11 +66,30 @@ type Lost struct {
 
 // Tracer is a loaded BPF object with its attached probes.
 type Tracer struct {
-	mod     *bpf.Module
-	links   []*bpf.BPFLink
-	ring    *ringReader
-	counter *bpf.BPFMap
-	pid     int
+	mod       *bpf.Module
+	mode      AttachMode // multi or perf, once resolved
+	links     []*bpf.BPFLink
+	perfLinks []perfLink
+	ring      *ringReader
+	counter   *bpf.BPFMap
+	pid       int
+}
+
+// Mode reports how probes are attached: AttachMulti or AttachPerf.
+func (t *Tracer) Mode() AttachMode { return t.mode }
+
+// multiPrograms and perfPrograms name the same probe kinds' programs for
+// each attach mode; only one set is loaded.
+var (
+	multiPrograms = map[string]string{"entry": "ulat_entry", "exit": "ulat_exit", "return": "ulat_return"}
+	perfPrograms  = map[string]string{"entry": "ulat_entry_pe", "exit": "ulat_exit_pe", "return": "ulat_return_pe"}
+)
+
+// kernelHasUprobeMulti looks for the uprobe_multi link in the kernel's
+// BTF, which every kernel ulat can run on has (CO-RE needs it).
+func kernelHasUprobeMulti() bool {
+	b, err := os.ReadFile("/sys/kernel/btf/vmlinux")
+	return err == nil && bytes.Contains(b, []byte("\x00bpf_uprobe_multi_link\x00"))
 }
 
 // the libbpf logger is process-wide.
@@ -92,7 +127,34 @@ func Open(opts Options) (*Tracer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bpf object: %w", err)
 	}
-	t := &Tracer{mod: mod, pid: opts.Pid}
+	t := &Tracer{mod: mod, pid: opts.Pid, mode: opts.Attach}
+	switch t.mode {
+	case "", AttachAuto:
+		t.mode = AttachPerf
+		if kernelHasUprobeMulti() {
+			t.mode = AttachMulti
+		}
+	case AttachMulti, AttachPerf:
+	default:
+		t.Close()
+		return nil, fmt.Errorf("attach mode %q: must be auto, multi or perf", opts.Attach)
+	}
+	// Programs of the other mode are not loaded: on kernels before 6.6
+	// the uprobe_multi ones would not load at all.
+	unused := perfPrograms
+	if t.mode == AttachPerf {
+		unused = multiPrograms
+	}
+	for _, name := range unused {
+		prog, err := mod.GetProgram(name)
+		if err == nil {
+			err = prog.SetAutoload(false)
+		}
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("configure program %s: %w", name, err)
+		}
+	}
 	if err := mod.InitGlobalVariable("target_tgid", uint32(opts.Pid)); err != nil {
 		t.Close()
 		return nil, fmt.Errorf("configure target pid: %w", err)
@@ -122,9 +184,10 @@ func Open(opts Options) (*Tracer, error) {
 	return t, nil
 }
 
-// probeSet is one uprobe_multi link: a program, a file, offsets and cookies.
+// probeSet is the probes of one kind in one file: one uprobe_multi link,
+// or one perf-event link per offset.
 type probeSet struct {
-	prog    string
+	kind    string // "entry", "exit" (a RET instruction) or "return" (uretprobe)
 	ret     bool
 	binary  string
 	offsets []uint64
@@ -135,11 +198,11 @@ type probeSet struct {
 // plan groups the functions' probes into one link per binary and probe kind.
 func plan(fns []Function) []*probeSet {
 	sets := map[string]*probeSet{}
-	add := func(prog string, ret bool, binary string, off, cookie uint64, name string) {
-		k := prog + "\x00" + binary
+	add := func(kind string, ret bool, binary string, off, cookie uint64, name string) {
+		k := kind + "\x00" + binary
 		s := sets[k]
 		if s == nil {
-			s = &probeSet{prog: prog, ret: ret, binary: binary}
+			s = &probeSet{kind: kind, ret: ret, binary: binary}
 			sets[k] = s
 		}
 		s.offsets = append(s.offsets, off)
@@ -151,12 +214,12 @@ func plan(fns []Function) []*probeSet {
 		if fn.Go {
 			cookie |= cookieGo
 		}
-		add("ulat_entry", false, fn.Binary, fn.Entry, cookie, fn.Name)
+		add("entry", false, fn.Binary, fn.Entry, cookie, fn.Name)
 		if len(fn.Exits) == 0 {
-			add("ulat_return", true, fn.Binary, fn.Entry, cookie, fn.Name)
+			add("return", true, fn.Binary, fn.Entry, cookie, fn.Name)
 		}
 		for _, off := range fn.Exits {
-			add("ulat_exit", false, fn.Binary, off, cookie, fn.Name)
+			add("exit", false, fn.Binary, off, cookie, fn.Name)
 		}
 	}
 	out := make([]*probeSet, 0, len(sets))
@@ -166,13 +229,13 @@ func plan(fns []Function) []*probeSet {
 	// Entries last: a call that starts while we attach must not find its
 	// exit probe missing and leave a start time behind.
 	sort.Slice(out, func(i, j int) bool {
-		if (out[i].prog == "ulat_entry") != (out[j].prog == "ulat_entry") {
-			return out[j].prog == "ulat_entry"
+		if (out[i].kind == "entry") != (out[j].kind == "entry") {
+			return out[j].kind == "entry"
 		}
 		if out[i].binary != out[j].binary {
 			return out[i].binary < out[j].binary
 		}
-		return out[i].prog < out[j].prog
+		return out[i].kind < out[j].kind
 	})
 	return out
 }
@@ -186,34 +249,44 @@ func (t *Tracer) Attach(fns []Function) error {
 		pid = t.pid
 	}
 	for _, s := range plan(fns) {
-		prog, err := t.mod.GetProgram(s.prog)
-		if err != nil {
+		if err := t.attachSet(s, pid); err != nil {
 			t.detach()
-			return fmt.Errorf("find program %s: %w", s.prog, err)
+			return err
 		}
-		var link *bpf.BPFLink
-		if s.ret {
-			link, err = prog.AttachURetprobeMulti(pid, s.binary, s.offsets, s.cookies)
-		} else {
-			link, err = prog.AttachUprobeMulti(pid, s.binary, s.offsets, s.cookies)
-		}
-		if err != nil {
-			t.detach()
-			return fmt.Errorf("%w: %s probes on %s (%s): %w", ErrAttach, kind(s), s.binary, summarize(s.names), unwrapErrno(err))
-		}
-		t.links = append(t.links, link)
 	}
 	return nil
 }
 
-func kind(s *probeSet) string {
-	switch s.prog {
-	case "ulat_entry":
-		return "entry"
-	case "ulat_return":
-		return "return"
+func (t *Tracer) attachSet(s *probeSet, pid int) error {
+	programs := multiPrograms
+	if t.mode == AttachPerf {
+		programs = perfPrograms
 	}
-	return "exit"
+	prog, err := t.mod.GetProgram(programs[s.kind])
+	if err != nil {
+		return fmt.Errorf("find program %s: %w", programs[s.kind], err)
+	}
+	if t.mode == AttachPerf {
+		for i, off := range s.offsets {
+			l, err := attachPerf(prog.FileDescriptor(), s.binary, off, s.ret, pid, s.cookies[i])
+			if err != nil {
+				return fmt.Errorf("%w: %s probe on %s at %#x (%s): %w", ErrAttach, s.kind, s.binary, off, s.names[i], unwrapErrno(err))
+			}
+			t.perfLinks = append(t.perfLinks, l)
+		}
+		return nil
+	}
+	var link *bpf.BPFLink
+	if s.ret {
+		link, err = prog.AttachURetprobeMulti(pid, s.binary, s.offsets, s.cookies)
+	} else {
+		link, err = prog.AttachUprobeMulti(pid, s.binary, s.offsets, s.cookies)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s probes on %s (%s): %w", ErrAttach, s.kind, s.binary, summarize(s.names), unwrapErrno(err))
+	}
+	t.links = append(t.links, link)
+	return nil
 }
 
 func summarize(names []string) string {
@@ -239,7 +312,7 @@ func unwrapErrno(err error) error {
 		case syscall.EPERM, syscall.EACCES:
 			return fmt.Errorf("%w (%w)", errno, ErrPermission)
 		case syscall.EOPNOTSUPP, syscall.ENOSYS:
-			return fmt.Errorf("%w (this kernel has no uprobe_multi; it needs Linux 6.6 or newer)", errno)
+			return fmt.Errorf("%w (this kernel does not support this kind of probe; try --attach perf)", errno)
 		}
 		return errno
 	}
@@ -276,6 +349,49 @@ func (t *Tracer) Lost() (Lost, error) {
 	return l, nil
 }
 
+// Leftovers are the calls whose entry is still recorded when tracing ends.
+type Leftovers struct {
+	// NoReturn counts, per function index, calls of processes that have
+	// exited: they never returned (panic, exit, a signal).
+	NoReturn map[uint32]uint64
+	// InFlight counts calls of live processes still running (or whose
+	// frame was unwound without the frame being used again).
+	InFlight uint64
+}
+
+// Leftovers reads the calls still recorded as in flight. Call it after
+// Detach, so that none is added meanwhile.
+func (t *Tracer) Leftovers() (Leftovers, error) {
+	l := Leftovers{NoReturn: map[uint32]uint64{}}
+	starts, err := t.mod.GetMap("starts")
+	if err != nil {
+		return l, fmt.Errorf("find starts map: %w", err)
+	}
+	alive := map[uint32]bool{}
+	it := starts.Iterator()
+	for it.Next() {
+		raw := it.Key()
+		if len(raw) < int(unsafe.Sizeof(callKey{})) {
+			continue
+		}
+		k := *(*callKey)(unsafe.Pointer(&raw[0]))
+		live, ok := alive[k.Tgid]
+		if !ok {
+			live = unix.Kill(int(k.Tgid), 0) != unix.ESRCH
+			alive[k.Tgid] = live
+		}
+		if live {
+			l.InFlight++
+		} else {
+			l.NoReturn[k.Fn]++
+		}
+	}
+	if err := it.Err(); err != nil {
+		return l, fmt.Errorf("read starts map: %w", err)
+	}
+	return l, nil
+}
+
 // Minus returns the counts that l has beyond an earlier reading.
 func (l Lost) Minus(earlier Lost) Lost {
 	return Lost{Dropped: l.Dropped - earlier.Dropped, Unpaired: l.Unpaired - earlier.Unpaired, Entries: l.Entries - earlier.Entries}
@@ -293,7 +409,12 @@ func (t *Tracer) detach() error {
 			errs = append(errs, fmt.Errorf("detach link %d: %w", i, err))
 		}
 	}
-	t.links = nil
+	for i := len(t.perfLinks) - 1; i >= 0; i-- {
+		if err := t.perfLinks[i].close(); err != nil {
+			errs = append(errs, fmt.Errorf("detach probe %d: %w", i, err))
+		}
+	}
+	t.links, t.perfLinks = nil, nil
 	return errors.Join(errs...)
 }
 

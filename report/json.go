@@ -36,6 +36,8 @@ type JSONFunction struct {
 	P99Ns    uint64       `json:"p99_ns"`
 	MaxNs    uint64       `json:"max_ns"`
 	Buckets  []JSONBucket `json:"buckets"`
+	// Calls entered but never returned (panic, Goexit, longjmp, exit).
+	DidNotReturn uint64 `json:"did_not_return"`
 }
 
 // JSONBucket is one power-of-two bucket, [LoNs, HiNs).
@@ -45,10 +47,12 @@ type JSONBucket struct {
 	Count uint64 `json:"count"`
 }
 
-// JSONLost mirrors Lost.
+// JSONLost mirrors Lost, plus the total of the functions' did_not_return.
 type JSONLost struct {
 	DroppedEvents uint64 `json:"dropped_events"`
 	UnpairedExits uint64 `json:"unpaired_exits"`
+	DidNotReturn  uint64 `json:"did_not_return"`
+	InFlight      uint64 `json:"in_flight"`
 }
 
 // JSON converts r to its JSON document form without serialising it, for
@@ -59,7 +63,7 @@ func (r *Report) JSON() *JSONReport {
 		Schema:    SchemaVersion,
 		ElapsedNs: int64(r.Elapsed),
 		Functions: make([]JSONFunction, 0, len(r.Functions)),
-		Lost:      JSONLost{DroppedEvents: r.Lost.DroppedEvents, UnpairedExits: r.Lost.UnpairedExits},
+		Lost:      JSONLost{DroppedEvents: r.Lost.DroppedEvents, UnpairedExits: r.Lost.UnpairedExits, InFlight: r.Lost.InFlight},
 		Warnings:  append([]string{}, r.Warnings...),
 	}
 	for _, f := range r.Functions {
@@ -75,7 +79,10 @@ func (r *Report) JSON() *JSONReport {
 			P99Ns:    h.Percentile(99),
 			MaxNs:    h.Max(),
 			Buckets:  []JSONBucket{},
+
+			DidNotReturn: f.DidNotReturn,
 		}
+		out.Lost.DidNotReturn += f.DidNotReturn
 		for _, b := range h.Buckets() {
 			jf.Buckets = append(jf.Buckets, JSONBucket(b))
 		}

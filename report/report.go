@@ -7,6 +7,9 @@ type FunctionStats struct {
 	Function string // display name, e.g. "main.(*Server).handle"
 	Binary   string // absolute path of the binary or library
 	Hist     *Histogram
+	// DidNotReturn counts calls that were entered but never returned: a
+	// panic, runtime.Goexit or longjmp unwound them, or the process ended.
+	DidNotReturn uint64
 }
 
 // Lost counts calls the report could not include, so that readers know how
@@ -14,6 +17,7 @@ type FunctionStats struct {
 type Lost struct {
 	DroppedEvents uint64 // ring buffer full: calls that completed but could not be reported
 	UnpairedExits uint64 // exits with no recorded entry (e.g. the function was already running when tracing began)
+	InFlight      uint64 // calls still running in live processes when tracing ended
 }
 
 func (l Lost) any() bool { return l.DroppedEvents != 0 || l.UnpairedExits != 0 }

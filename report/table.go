@@ -39,6 +39,15 @@ func WriteTable(w io.Writer, r *Report) error {
 		fmt.Fprintf(&buf, "lost: %d events dropped (ring buffer full), %d exits without entry\n",
 			r.Lost.DroppedEvents, r.Lost.UnpairedExits)
 	}
+	for _, f := range r.Functions {
+		if f.DidNotReturn > 0 {
+			fmt.Fprintf(&buf, "did not return: %s: %d calls (unwound by a panic, Goexit or longjmp, or the process ended)\n",
+				f.Function, f.DidNotReturn)
+		}
+	}
+	if r.Lost.InFlight > 0 {
+		fmt.Fprintf(&buf, "in flight: %d calls had not returned when tracing ended\n", r.Lost.InFlight)
+	}
 	for _, msg := range r.Warnings {
 		fmt.Fprintf(&buf, "warning: %s\n", msg)
 	}

@@ -3,6 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ulat-dev/ulat/probes"
@@ -12,23 +15,176 @@ import (
 
 // target is a function that will be probed.
 type target struct {
-	name   string
-	binary string
+	name   string // as reported: the function, or LIB:function in tables of several files
+	binary string // the path probes attach to
 	probe  probes.Function
+	lib    string // base name of its library when it was named by LIB
 }
 
-// resolveTargets finds the functions matching patterns in binary and where
-// to probe them. Functions that cannot be timed are returned as warnings;
-// it is an error when none can.
-func resolveTargets(binary string, patterns []string) ([]target, []string, error) {
-	bin, err := symbols.Open(binary)
+// group is the patterns to look for in one file.
+type group struct {
+	spec     fileSpec
+	loc      symbols.Location
+	patterns []string
+}
+
+// fileSpec is how the user named a file.
+type fileSpec struct {
+	arg string // BINARY, or LIB of LIB:FUNC; "" is the --pid process's executable
+	lib bool   // from LIB:FUNC: a library, resolved through --pid when given
+}
+
+// isPathArg reports whether s names a file by path: it contains a slash,
+// or a file of that name exists.
+func isPathArg(s string) bool {
+	if strings.Contains(s, "/") {
+		return true
+	}
+	_, err := os.Stat(s)
+	return err == nil
+}
+
+// looksLikePath reports whether s is written as a path ('/x', './x',
+// '../x') or is an existing file; Go patterns with slashes
+// ('github.com/x/y.F') are not.
+func looksLikePath(s string) bool {
+	if strings.HasPrefix(s, "/") || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../") {
+		return true
+	}
+	st, err := os.Stat(s)
+	return err == nil && !st.IsDir()
+}
+
+// isFileArg tells whether args[0], given with --pid, names a file (a
+// binary or library) rather than a pattern for the process's executable:
+// a path, or a library name that has ".so" in it or that the process has
+// mapped ("libc"; but not a C function such as "libusb_open").
+func isFileArg(arg string, pid int) bool {
+	if _, _, ok := symbols.SplitLibrary(arg); ok {
+		return false
+	}
+	if looksLikePath(arg) {
+		return true
+	}
+	if !symbols.LooksLikeLibrary(arg) {
+		return false
+	}
+	if strings.Contains(arg, ".so") {
+		return true
+	}
+	if _, err := symbols.LocateLibrary(arg, pid); err == nil || !errors.Is(err, symbols.ErrNotMapped) {
+		return true // mapped (or an error locate will report)
+	}
+	_, err := symbols.LocateLibrary(arg, 0) // a library the loader knows
+	return err == nil
+}
+
+// locate finds the file spec names.
+func locate(spec fileSpec, pid int) (symbols.Location, error) {
+	switch {
+	case spec.arg == "":
+		return symbols.ProcessExecutable(pid)
+	case spec.lib || (!isPathArg(spec.arg) && symbols.LooksLikeLibrary(spec.arg)):
+		return symbols.LocateLibrary(spec.arg, pid)
+	}
+	// As before: BINARY is a path in this mount namespace, used as given
+	// even with --pid (so a library can be traced before the process
+	// loads it); symbols.Open reports what is wrong with it.
+	return symbols.Location{Path: spec.arg, Name: spec.arg}, nil
+}
+
+// groupPatterns sorts patterns by the file they are in: LIB:FUNC in LIB,
+// the others in binary (or, when it is "", the --pid process's
+// executable). Groups that name the same file are merged, so a function is
+// probed once.
+func groupPatterns(binary string, pid int, patterns []string) ([]*group, error) {
+	var groups []*group
+	find := func(spec fileSpec) (*group, error) {
+		for _, g := range groups {
+			if g.spec == spec {
+				return g, nil
+			}
+		}
+		loc, err := locate(spec, pid)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range groups {
+			if sameFile(g.loc.Path, loc.Path) {
+				return g, nil
+			}
+		}
+		g := &group{spec: spec, loc: loc}
+		groups = append(groups, g)
+		return g, nil
+	}
+	for _, p := range patterns {
+		spec, fn := fileSpec{arg: binary}, p
+		if lib, f, ok := symbols.SplitLibrary(p); ok {
+			spec, fn = fileSpec{arg: lib, lib: true}, f
+		} else if binary == "" && pid == 0 {
+			return nil, usagef("pattern %q needs BINARY or --pid: ulat trace [flags] BINARY PATTERN..., or LIB:FUNC", p)
+		}
+		g, err := find(spec)
+		if err != nil {
+			return nil, err
+		}
+		g.patterns = append(g.patterns, fn)
+	}
+	return groups, nil
+}
+
+func sameFile(a, b string) bool {
+	if a == b {
+		return true
+	}
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
+}
+
+// resolveTargets finds the functions matching patterns and where to probe
+// them: each pattern in binary, in the --pid process's executable when
+// binary is "", or in LIB for LIB:FUNC. Functions that cannot be timed are
+// returned as warnings; it is an error when none can.
+func resolveTargets(binary string, pid int, patterns []string) ([]target, []*group, []string, error) {
+	groups, err := groupPatterns(binary, pid, patterns)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	var (
+		targets  []target
+		warnings []string
+		matched  int
+	)
+	for _, g := range groups {
+		ts, ws, n, err := resolveGroup(g)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		targets = append(targets, ts...)
+		warnings = append(warnings, ws...)
+		matched += n
+	}
+	if len(targets) == 0 {
+		return nil, groups, warnings, usagef("none of the %d matching functions can be timed (see the warnings above)", matched)
+	}
+	return targets, groups, warnings, nil
+}
+
+func resolveGroup(g *group) ([]target, []string, int, error) {
+	bin, err := symbols.Open(g.loc.Path)
+	if err != nil {
+		return nil, nil, 0, err
 	}
 	defer bin.Close()
-	fns, err := bin.Match(patterns...)
+	fns, err := bin.Match(g.patterns...)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
+	}
+	lib := ""
+	if g.spec.lib {
+		lib = filepath.Base(g.loc.Name)
 	}
 	var (
 		targets  []target
@@ -43,7 +199,7 @@ func resolveTargets(binary string, patterns []string) ([]target, []string, error
 			continue
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, 0, err
 		}
 		if f.Inlined {
 			warnings = append(warnings, fmt.Sprintf("%s is inlined into some callers; only calls to its out-of-line copy are timed", f.Name))
@@ -51,6 +207,7 @@ func resolveTargets(binary string, patterns []string) ([]target, []string, error
 		targets = append(targets, target{
 			name:   f.Name,
 			binary: bin.Path,
+			lib:    lib,
 			probe: probes.Function{
 				Name:   f.Name,
 				Binary: bin.Path,
@@ -60,20 +217,42 @@ func resolveTargets(binary string, patterns []string) ([]target, []string, error
 			},
 		})
 	}
-	if len(targets) == 0 {
-		return nil, warnings, usagef("none of the %d matching functions can be timed (see the warnings above)", len(fns))
-	}
-	return targets, warnings, nil
+	return targets, warnings, len(fns), nil
 }
 
-// aggregate turns events into one histogram per target.
+// labelLibraryFunctions prefixes the functions of libraries named by LIB
+// with the library's file name (libc.so.6:malloc), for tables that show
+// functions of several files.
+func labelLibraryFunctions(targets []target) {
+	for i := range targets {
+		if targets[i].lib != "" {
+			targets[i].name = targets[i].lib + ":" + targets[i].name
+		}
+	}
+}
+
+// describeGroups names the traced files for the "Tracing ..." line.
+func describeGroups(groups []*group) string {
+	var names []string
+	for _, g := range groups {
+		names = append(names, g.loc.String())
+	}
+	if len(names) <= 1 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
+// aggregate turns events into one histogram per target, and counts the
+// calls that never returned.
 type aggregate struct {
-	targets []target
-	hists   []*report.Histogram
+	targets  []target
+	hists    []*report.Histogram
+	noReturn []uint64
 }
 
 func newAggregate(targets []target) *aggregate {
-	a := &aggregate{targets: targets, hists: make([]*report.Histogram, len(targets))}
+	a := &aggregate{targets: targets, hists: make([]*report.Histogram, len(targets)), noReturn: make([]uint64, len(targets))}
 	for i := range a.hists {
 		a.hists[i] = report.NewHistogram()
 	}
@@ -81,25 +260,40 @@ func newAggregate(targets []target) *aggregate {
 }
 
 func (a *aggregate) record(e *probes.Event) {
-	if int(e.Fn) < len(a.hists) {
-		a.hists[e.Fn].Record(e.DurationNs)
+	if int(e.Fn) >= len(a.hists) {
+		return
 	}
+	if e.Kind == probes.EventNoReturn {
+		a.noReturn[e.Fn]++
+		return
+	}
+	a.hists[e.Fn].Record(e.DurationNs)
 }
 
 func (a *aggregate) reset() {
-	for _, h := range a.hists {
+	for i, h := range a.hists {
 		h.Reset()
+		a.noReturn[i] = 0
 	}
 }
 
-func (a *aggregate) report(elapsed time.Duration, lost probes.Lost, warnings []string) *report.Report {
+// report builds the report; left, when not nil, adds the calls still
+// recorded as in flight when tracing ended.
+func (a *aggregate) report(elapsed time.Duration, lost probes.Lost, left *probes.Leftovers, warnings []string) *report.Report {
 	r := &report.Report{
 		Elapsed:  elapsed,
 		Lost:     report.Lost{DroppedEvents: lost.Dropped, UnpairedExits: lost.Unpaired},
 		Warnings: warnings,
 	}
+	if left != nil {
+		r.Lost.InFlight = left.InFlight
+	}
 	for i, t := range a.targets {
-		r.Functions = append(r.Functions, report.FunctionStats{Function: t.name, Binary: t.binary, Hist: a.hists[i]})
+		fs := report.FunctionStats{Function: t.name, Binary: t.binary, Hist: a.hists[i], DidNotReturn: a.noReturn[i]}
+		if left != nil {
+			fs.DidNotReturn += left.NoReturn[uint32(i)]
+		}
+		r.Functions = append(r.Functions, fs)
 	}
 	return r
 }

@@ -22,9 +22,13 @@ import (
 func traceCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "trace",
-		Usage:     "time functions of BINARY in every process that runs it (or in --pid)",
-		ArgsUsage: "BINARY PATTERN...",
+		Usage:     "time functions of BINARY, of libraries, or of --pid's executable",
+		ArgsUsage: "BINARY PATTERN... | --pid PID PATTERN... | LIB:PATTERN...",
 		Description: `PATTERN is a function name or a glob ('main.*', 'main.(*Server).*').
+LIB:PATTERN looks in a shared library, named as the loader does (libc,
+libz.so.1; with --pid, the one that process has mapped) or by path
+(/lib/x86_64-linux-gnu/libz.so.1:deflate). With --pid and no BINARY, patterns
+without LIB: are looked up in the process's own executable.
 Flags go before BINARY. Ends on Ctrl-C or SIGTERM, after --duration, or when the
 --pid process exits; then prints the report.`,
 		Flags: []cli.Flag{
@@ -34,6 +38,7 @@ Flags go before BINARY. Ends on Ctrl-C or SIGTERM, after --duration, or when the
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "report format: table or json"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the report to this file instead of stdout"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show libbpf's log"},
+			&cli.StringFlag{Name: "attach", Value: "auto", Usage: "how probes are attached: auto, multi (one uprobe_multi link per file, Linux >= 6.6) or perf (one perf-event link per probe, for older kernels)"},
 		},
 		Action: runTrace,
 	}
@@ -46,6 +51,7 @@ type traceConfig struct {
 	format   string
 	output   string
 	verbose  bool
+	attach   probes.AttachMode
 	binary   string
 	patterns []string
 }
@@ -58,6 +64,12 @@ func parseTraceArgs(c *cli.Context) (traceConfig, error) {
 		format:   c.String("format"),
 		output:   c.String("output"),
 		verbose:  c.Bool("verbose"),
+		attach:   probes.AttachMode(c.String("attach")),
+	}
+	switch cfg.attach {
+	case probes.AttachAuto, probes.AttachMulti, probes.AttachPerf:
+	default:
+		return cfg, usagef("--attach %q: must be auto, multi or perf", cfg.attach)
 	}
 	args := c.Args().Slice()
 	for _, a := range args {
@@ -65,18 +77,43 @@ func parseTraceArgs(c *cli.Context) (traceConfig, error) {
 			return cfg, usagef("flag %s must come before BINARY: ulat trace [flags] BINARY PATTERN...", a)
 		}
 	}
-	if len(args) < 2 {
-		return cfg, usagef("trace needs BINARY and at least one PATTERN: ulat trace [flags] BINARY PATTERN...")
+	if cfg.pid < 0 {
+		return cfg, usagef("--pid %d: must be a process id", cfg.pid)
 	}
-	cfg.binary, cfg.patterns = args[0], args[1:]
+	allLib := len(args) > 0
+	for _, a := range args {
+		if _, _, ok := symbols.SplitLibrary(a); !ok {
+			allLib = false
+		}
+	}
+	switch {
+	case allLib:
+		// ulat trace [--pid P] LIB:FUNC...
+		cfg.patterns = args
+	case cfg.pid > 0:
+		// ulat trace --pid P [BINARY] PATTERN...: the first argument is
+		// BINARY when it names a file and patterns follow.
+		if len(args) >= 1 && isFileArg(args[0], cfg.pid) {
+			if len(args) < 2 {
+				return cfg, usagef("trace needs at least one PATTERN after %s: ulat trace --pid PID [BINARY] PATTERN...", args[0])
+			}
+			cfg.binary, cfg.patterns = args[0], args[1:]
+		} else if len(args) == 0 {
+			return cfg, usagef("trace needs at least one PATTERN: ulat trace --pid PID [BINARY] PATTERN...")
+		} else {
+			cfg.patterns = args
+		}
+	default:
+		if len(args) < 2 {
+			return cfg, usagef("trace needs BINARY and at least one PATTERN: ulat trace [flags] BINARY PATTERN... (or LIB:PATTERN..., or --pid PID PATTERN...)")
+		}
+		cfg.binary, cfg.patterns = args[0], args[1:]
+	}
 	if cfg.format != "table" && cfg.format != "json" {
 		return cfg, usagef("--format %q: must be table or json", cfg.format)
 	}
 	if cfg.duration < 0 || cfg.interval < 0 {
 		return cfg, usagef("--duration and --interval must be positive")
-	}
-	if cfg.pid < 0 {
-		return cfg, usagef("--pid %d: must be a process id", cfg.pid)
 	}
 	return cfg, nil
 }
@@ -86,7 +123,9 @@ func parseTraceArgs(c *cli.Context) (traceConfig, error) {
 func isInputError(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, symbols.ErrNotELF) ||
 		errors.Is(err, symbols.ErrUnsupported) || errors.Is(err, symbols.ErrNoSymbols) ||
-		errors.Is(err, symbols.ErrNoMatch) || errors.Is(err, errNoProcess)
+		errors.Is(err, symbols.ErrNoMatch) || errors.Is(err, errNoProcess) ||
+		errors.Is(err, symbols.ErrNoLibrary) || errors.Is(err, symbols.ErrNotMapped) ||
+		errors.Is(err, symbols.ErrNoProcess) || errors.Is(err, symbols.ErrProcess)
 }
 
 var errNoProcess = errors.New("no such process")
@@ -103,9 +142,12 @@ func runTrace(c *cli.Context) error {
 		}
 	}
 
-	targets, warnings, err := resolveTargets(cfg.binary, cfg.patterns)
+	targets, groups, warnings, err := resolveTargets(cfg.binary, cfg.pid, cfg.patterns)
 	if err != nil {
 		return err
+	}
+	if cfg.format == "table" && len(groups) > 1 {
+		labelLibraryFunctions(targets)
 	}
 	for _, w := range warnings {
 		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
@@ -121,7 +163,7 @@ func runTrace(c *cli.Context) error {
 		out = f
 	}
 
-	tracer, err := probes.Open(probes.Options{Pid: cfg.pid, Verbose: cfg.verbose})
+	tracer, err := probes.Open(probes.Options{Pid: cfg.pid, Verbose: cfg.verbose, Attach: cfg.attach})
 	if err != nil {
 		return err
 	}
@@ -162,7 +204,7 @@ func runTrace(c *cli.Context) error {
 	if len(targets) == 1 {
 		noun = "function"
 	}
-	fmt.Fprintf(os.Stderr, "Tracing %d %s in %s... Hit Ctrl-C to end.\n", len(targets), noun, cfg.binary)
+	fmt.Fprintf(os.Stderr, "Tracing %d %s in %s... Hit Ctrl-C to end.\n", len(targets), noun, describeGroups(groups))
 
 	total := newAggregate(targets)
 	window := newAggregate(targets)
@@ -185,7 +227,7 @@ func runTrace(c *cli.Context) error {
 			if err != nil {
 				return err
 			}
-			if err := writeReport(out, cfg.format, window.report(now.Sub(windowStart), lost.Minus(lostBefore), warnings)); err != nil {
+			if err := writeReport(out, cfg.format, window.report(now.Sub(windowStart), lost.Minus(lostBefore), nil, warnings)); err != nil {
 				return err
 			}
 			window.reset()
@@ -208,10 +250,14 @@ func runTrace(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	left, err := tracer.Leftovers()
+	if err != nil {
+		return err
+	}
 	if cfg.interval > 0 && cfg.format == "table" {
 		fmt.Fprintf(out, "\nTotal over %s:\n", elapsed.Round(time.Millisecond))
 	}
-	return writeReport(out, cfg.format, total.report(elapsed, lost, warnings))
+	return writeReport(out, cfg.format, total.report(elapsed, lost, &left, warnings))
 }
 
 func writeReport(w io.Writer, format string, r *report.Report) error {
