@@ -168,11 +168,7 @@ func TestTraceDurationInterval(t *testing.T) {
 func TestTraceForeignPrograms(t *testing.T) {
 	requireRoot(t)
 	t.Run("gofmt", func(t *testing.T) {
-		goroot, err := exec.Command("go", "env", "GOROOT").Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		gofmt := filepath.Join(strings.TrimSpace(string(goroot)), "bin", "gofmt")
+		gofmt := gofmtPath(t)
 		dir := t.TempDir()
 		const files = 37
 		var paths []string
@@ -205,3 +201,13 @@ func TestTraceForeignPrograms(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// gofmtPath is the Go distribution's gofmt.
+func gofmtPath(t *testing.T) string {
+	t.Helper()
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(strings.TrimSpace(string(goroot)), "bin", "gofmt")
+}

@@ -38,9 +38,9 @@ func testUnwindGo(t *testing.T, attach string) {
 	}
 }
 
-// C: longjmp out of a traced function, and a traced function called from a
+// C: longjmp out of a traced function, a traced function called from a
 // signal handler while another traced function is in flight on the same
-// thread.
+// thread, and a function that leaves through a tail call.
 func TestUnwindC(t *testing.T) {
 	requireRoot(t)
 	for _, attach := range []string{"multi", "perf"} {
@@ -53,7 +53,7 @@ func testUnwindC(t *testing.T, attach string) {
 	const n = 40
 	want := run(t, bin, itoa(n))
 
-	tr := startTrace(t, "--attach", attach, bin, "jumper", "outer", "inner")
+	tr := startTrace(t, "--attach", attach, bin, "jumper", "outer", "inner", "tailer", "leaf2")
 	got := run(t, bin, itoa(n))
 	r := tr.stop()
 
@@ -63,6 +63,13 @@ func testUnwindC(t *testing.T, attach string) {
 	checkUnwound(t, r, "jumper", n/2, n/2)
 	checkUnwound(t, r, "outer", n, 0)
 	checkUnwound(t, r, "inner", n, 0)
+	// tailer ends in a jump to leaf2: its uretprobe fires when leaf2
+	// returns, for both.
+	checkUnwound(t, r, "tailer", n, 0)
+	checkUnwound(t, r, "leaf2", n, 0)
+	if tl, lf := fn(t, r, "tailer"), fn(t, r, "leaf2"); tl.MinNs < lf.MinNs {
+		t.Errorf("tailer (min %dns) is shorter than leaf2 (min %dns), which it includes", tl.MinNs, lf.MinNs)
+	}
 	if r.Lost.UnpairedExits != 0 || r.Lost.DroppedEvents != 0 {
 		t.Errorf("lost: %+v, want nothing unpaired or dropped", r.Lost)
 	}

@@ -65,10 +65,12 @@ func demangled(sym string) (name, short string, ok bool) {
 		}
 		return name, name, true
 	}
-	// C++: without the parameter list. A clone suffix (".cold",
-	// ".constprop.0", ".part.0") is kept in the short form, so that
-	// "Server::handle" names the function and not also its cold part,
-	// which is jumped to rather than called.
+	// C++: without the parameter list. A ".cold" or ".part.N" suffix is
+	// kept in the short form, so that "Server::handle" names the function
+	// and not also its cold or split-off part, which the function itself
+	// jumps to or calls. ".isra.N" and ".constprop.N" clones are whole
+	// copies of the function with a changed signature, and often the only
+	// copy: the short form names them without the suffix.
 	base, clone := sym, ""
 	if i := strings.IndexByte(sym, '.'); i > 0 {
 		base = sym[:i]
@@ -80,7 +82,26 @@ func demangled(sym string) (name, short string, ok bool) {
 	if !ok {
 		return name, name, true
 	}
+	if _, whole := wholeClone(sym); whole {
+		clone = ""
+	}
 	return name, short + clone, true
+}
+
+// wholeClone reports whether sym is a GCC clone that is a whole copy of a
+// function ("f.isra.0", "f.constprop.0.isra.0"), and returns f.
+func wholeClone(sym string) (string, bool) {
+	i := strings.IndexByte(sym, '.')
+	if i <= 0 {
+		return sym, false
+	}
+	parts := strings.Split(sym[i+1:], ".")
+	for j := 0; j < len(parts); j += 2 {
+		if (parts[j] != "isra" && parts[j] != "constprop") || j+1 >= len(parts) || strings.Trim(parts[j+1], "0123456789") != "" {
+			return sym, false
+		}
+	}
+	return sym[:i], true
 }
 
 // demangleString runs the demangler, which must never take Open down with
@@ -155,6 +176,10 @@ func demangleAll(fns []Function) {
 func (f *Function) setDemangled() {
 	name, short, ok := demangled(f.Symbol)
 	if !ok {
+		// C: "fib.isra.0" is also "fib" to whoever looks for it.
+		if base, whole := wholeClone(f.Symbol); whole && f.Symbol == f.Name {
+			f.forms = []string{base}
+		}
 		return
 	}
 	f.Name = name

@@ -111,7 +111,12 @@ func TestDemangled(t *testing.T) {
 		// Clone suffixes stay in the short form: "Server::handle" is
 		// not also the function's cold part.
 		{"_ZN6Server6handleEi.cold", "Server::handle(int) [clone .cold]", "Server::handle [clone .cold]"},
-		{"_ZN6Server6handleEi.constprop.0", "Server::handle(int) [clone .constprop.0]", "Server::handle [clone .constprop.0]"},
+		// Whole-function clones are the function to whoever calls it,
+		// split-off parts are not.
+		{"_ZN6Server6handleEi.constprop.0", "Server::handle(int) [clone .constprop.0]", "Server::handle"},
+		{"_ZN6Server6handleEi.isra.0", "Server::handle(int) [clone .isra.0]", "Server::handle"},
+		{"_ZN6Server6handleEi.constprop.0.isra.0", "Server::handle(int) [clone .constprop.0] [clone .isra.0]", "Server::handle"},
+		{"_ZN6Server6handleEi.part.0", "Server::handle(int) [clone .part.0]", "Server::handle [clone .part.0]"},
 		{"_ZThn8_N6Server6handleEi", "non-virtual thunk to Server::handle(int)", "non-virtual thunk to Server::handle(int)"},
 		// Rust, legacy: no hash, with or without LLVM's suffix.
 		{"_ZN5myapp5parse17h0123456789abcdefE", "myapp::parse", "myapp::parse"},
@@ -516,5 +521,26 @@ func testRust(t *testing.T, mangling string) {
 			t.Errorf("two functions named %q", f.Name)
 		}
 		seen[f.Name] = true
+	}
+}
+
+func TestWholeClone(t *testing.T) {
+	for _, c := range []struct {
+		sym, base string
+		whole     bool
+	}{
+		{"fib.isra.0", "fib", true},
+		{"fib.constprop.0", "fib", true},
+		{"fib.constprop.1.isra.0", "fib", true},
+		{"fib.part.0", "fib.part.0", false},
+		{"fib.cold", "fib.cold", false},
+		{"fib.isra", "fib.isra", false},
+		{"fib.isra.x", "fib.isra.x", false},
+		{"fib", "fib", false},
+		{".isra.0", ".isra.0", false},
+	} {
+		if base, whole := wholeClone(c.sym); base != c.base || whole != c.whole {
+			t.Errorf("wholeClone(%q) = %q, %v; want %q, %v", c.sym, base, whole, c.base, c.whole)
+		}
 	}
 }

@@ -149,7 +149,14 @@ func runTrace(c *cli.Context) error {
 	if cfg.format == "table" && len(groups) > 1 {
 		labelLibraryFunctions(targets)
 	}
-	for _, w := range warnings {
+	// Broad globs over a large binary can match thousands of functions
+	// that cannot be timed; the report lists all of them.
+	const shown = 20
+	for i, w := range warnings {
+		if i == shown {
+			fmt.Fprintf(os.Stderr, "warning: ... and %d more (all are listed at the end of the report)\n", len(warnings)-shown)
+			break
+		}
 		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
 	}
 

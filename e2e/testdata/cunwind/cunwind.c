@@ -4,7 +4,8 @@
 // jumper is called N times; every odd call leaves by longjmp, so N/2 calls
 // return and N/2 do not. outer is called N times and raises SIGUSR1 each
 // time, whose handler calls inner: both return N times, inner nested in
-// outer on the same thread, on the signal frame.
+// outer on the same thread, on the signal frame. tailer, called N times,
+// leaves through a tail call to leaf2.
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,6 +40,19 @@ __attribute__((noinline)) long outer(long i)
 	return i;
 }
 
+__attribute__((noinline)) long leaf2(long x)
+{
+	__asm__ volatile("" ::: "memory");
+	return x * 3;
+}
+
+/* Ends in a tail call (a jump to leaf2), so it has no RET of its own: the
+ * uretprobe still sees it return. */
+__attribute__((noinline)) long tailer(long x)
+{
+	return leaf2(x + 1);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -55,6 +69,8 @@ int main(int argc, char **argv)
 	}
 	for (long i = 0; i < n; i++)
 		total += outer(i);
+	for (long i = 0; i < n; i++)
+		total += tailer(i);
 	printf("total=%ld\n", total);
 	return 0;
 }

@@ -43,6 +43,10 @@ func deep(n int) int {
 	return deep(n-1) + int(pad[n%1024])
 }
 
+// tiny is small enough that the compiler inlines it into every caller:
+// ulat must say it cannot be timed.
+func tiny(x int) int { return x + 1 }
+
 // grow is traced: its goroutine starts with a small stack, and deep forces
 // the runtime to move the stack while grow's call is in flight.
 //
@@ -88,5 +92,5 @@ func main() {
 	}
 	done := make(chan int)
 	go func() { done <- grow() }()
-	fmt.Printf("total=%d recurse=%d grow=%d\n", total, recurse(10), <-done)
+	fmt.Printf("total=%d recurse=%d grow=%d tiny=%d\n", total, recurse(10), <-done, tiny(total))
 }
