@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bpfObjects returns the ids of the BPF programs and links a process holds,
+// from its file descriptors' fdinfo.
+func bpfObjects(t *testing.T, pid int) (progs, links []string) {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("read %s: %v", dir, err)
+	}
+	for _, fd := range fds {
+		target, _ := os.Readlink(filepath.Join(dir, fd.Name()))
+		info, _ := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, fd.Name()))
+		id := func(key string) string {
+			for _, line := range strings.Split(string(info), "\n") {
+				if v, ok := strings.CutPrefix(line, key+":"); ok {
+					return strings.TrimSpace(v)
+				}
+			}
+			return ""
+		}
+		switch target {
+		case "anon_inode:bpf-prog":
+			progs = append(progs, id("prog_id"))
+		case "anon_inode:bpf_link":
+			links = append(links, id("link_id"))
+		}
+	}
+	return progs, links
+}
+
+// stillInKernel returns the ids that bpftool still finds.
+func stillInKernel(kind string, ids []string) []string {
+	var left []string
+	for _, id := range ids {
+		if exec.Command("bpftool", kind, "show", "id", id).Run() == nil {
+			left = append(left, id)
+		}
+	}
+	return left
+}
+
+// waitGone waits for the kernel to free progs and links (it does so
+// asynchronously once the last file descriptor is closed).
+func waitGone(t *testing.T, progs, links []string) {
+	t.Helper()
+	var lp, ll []string
+	for i := 0; i < 50; i++ {
+		if lp, ll = stillInKernel("prog", progs), stillInKernel("link", links); len(lp)+len(ll) == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("programs %v and links %v are still in the kernel", lp, ll)
+}
+
+// Killed with SIGKILL, ulat cannot clean up, and need not: its links and
+// programs live only as long as its file descriptors.
+func TestSIGKILLLeavesNothingAttached(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("bpftool"); err != nil {
+		t.Skip("SKIPPED: bpftool is not installed")
+	}
+	bin := cTarget(t, true)
+	for _, attach := range []string{"multi", "perf"} {
+		t.Run(attach, func(t *testing.T) {
+			tr := startTrace(t, "--attach", attach, bin, "work", "fast")
+			progs, links := bpfObjects(t, tr.cmd.Process.Pid)
+			// The mode's entry, exit and return programs; in multi mode
+			// one entry and one return link for both functions, in perf
+			// mode one link per probe.
+			wantLinks := map[string]int{"multi": 2, "perf": 4}[attach]
+			if len(progs) != 3 || len(links) != wantLinks {
+				t.Errorf("ulat holds %d programs and %d links while tracing, want 3 and %d", len(progs), len(links), wantLinks)
+			}
+			tr.cmd.Process.Signal(syscall.SIGKILL)
+			<-tr.done
+			waitGone(t, progs, links)
+			// And the target runs untouched.
+			if out := run(t, bin, "1", "2", "10"); !strings.HasPrefix(out, "total=") {
+				t.Errorf("target output after ulat was killed: %q", out)
+			}
+		})
+	}
+}
+
+// SIGTERM, like Ctrl-C, ends tracing with the report so far and status 0,
+// and detaches everything.
+func TestSIGTERMReports(t *testing.T) {
+	requireRoot(t)
+	bin := cTarget(t, true)
+	tr := startTrace(t, bin, "work")
+	progs, links := bpfObjects(t, tr.cmd.Process.Pid)
+	run(t, bin, "1", "7", "100")
+	tr.cmd.Process.Signal(syscall.SIGTERM)
+	r := tr.wait(20 * time.Second)
+	wantCount(t, r, "work", 7)
+	waitGone(t, progs, links)
+}
