@@ -422,28 +422,6 @@ func TestGoARM64ExitsAgree(t *testing.T) {
 	}
 }
 
-func TestGoARM64CannotProbe(t *testing.T) {
-	t.Parallel()
-	for _, path := range []string{goARM64(t), goARM64Stripped(t)} {
-		b := open(t, path)
-		for _, tc := range []struct{ name, reason string }{
-			{"main.empty", "single RET"},
-			{"main.boom", "no RET"},
-		} {
-			f := lookup(t, b, tc.name)
-			_, err := b.Probes(&f)
-			var cp *ErrCannotProbe
-			if !errors.As(err, &cp) {
-				t.Errorf("%s: Probes err = %v, want *ErrCannotProbe", tc.name, err)
-				continue
-			}
-			if cp.Function != tc.name || !strings.Contains(cp.Reason, tc.reason) {
-				t.Errorf("%s: %v, want it about %s saying %q", tc.name, err, tc.name, tc.reason)
-			}
-		}
-	}
-}
-
 // TestGoARM64AllFunctions checks every Go function of the arm64 binary,
 // runtime included, against objdump: exits exactly on its RETs, entry past
 // its stack check or at its start, and a refusal only for a reason objdump

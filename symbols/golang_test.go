@@ -284,22 +284,26 @@ func TestGoFunctionsList(t *testing.T) {
 	}
 }
 
+// TestGoCannotProbe: a lone RET and a function without RET are refused
+// with the reason, on amd64 and on arm64 (normal and stripped).
 func TestGoCannotProbe(t *testing.T) {
 	t.Parallel()
-	b := open(t, goNormal(t))
-	for _, tc := range []struct{ name, reason string }{
-		{"main.empty", "single RET"},
-		{"main.boom", "no RET"},
-	} {
-		f := lookup(t, b, tc.name)
-		_, err := b.Probes(&f)
-		var cp *ErrCannotProbe
-		if !errors.As(err, &cp) {
-			t.Errorf("%s: Probes err = %v, want *ErrCannotProbe", tc.name, err)
-			continue
-		}
-		if cp.Function != tc.name || !strings.Contains(cp.Reason, tc.reason) {
-			t.Errorf("%s: %v, want it about %s saying %q", tc.name, err, tc.name, tc.reason)
+	for _, path := range []string{goNormal(t), goARM64(t), goARM64Stripped(t)} {
+		b := open(t, path)
+		for _, tc := range []struct{ name, reason string }{
+			{"main.empty", "single RET"},
+			{"main.boom", "no RET"},
+		} {
+			f := lookup(t, b, tc.name)
+			_, err := b.Probes(&f)
+			var cp *ErrCannotProbe
+			if !errors.As(err, &cp) {
+				t.Errorf("%s in %s: Probes err = %v, want *ErrCannotProbe", tc.name, path, err)
+				continue
+			}
+			if cp.Function != tc.name || !strings.Contains(cp.Reason, tc.reason) {
+				t.Errorf("%s in %s: %v, want it about %s saying %q", tc.name, path, err, tc.name, tc.reason)
+			}
 		}
 	}
 }

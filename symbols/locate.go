@@ -425,13 +425,9 @@ func pickCandidate(name string, cands []candidate, where string) (string, error)
 // edit distance to the name or to its stem (libc.so.6 → libc), a name that
 // contains it counting as distance 1; ties go to the shorter name.
 func suggestLibraries(name string, names []string, n int) []string {
-	type cand struct {
-		name string
-		dist int
-	}
 	needle := strings.ToLower(name)
 	seen := map[string]bool{}
-	var cands []cand
+	var cands []suggestion
 	for _, full := range names {
 		if seen[full] {
 			continue
@@ -446,23 +442,9 @@ func suggestLibraries(name string, names []string, n int) []string {
 		if needle != "" && strings.Contains(lname, needle) {
 			d = min(d, 1)
 		}
-		cands = append(cands, cand{full, d})
+		cands = append(cands, suggestion{full, d})
 	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		if cands[i].dist != cands[j].dist {
-			return cands[i].dist < cands[j].dist
-		}
-		return len(cands[i].name) < len(cands[j].name)
-	})
-	var out []string
-	limit := len(needle)/3 + 1
-	for _, c := range cands {
-		if len(out) == n || c.dist > limit {
-			break
-		}
-		out = append(out, c.name)
-	}
-	return out
+	return closest(cands, n, len(needle)/3+1)
 }
 
 // ---------------------------------------------------------------------------

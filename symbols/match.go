@@ -3,7 +3,6 @@ package symbols
 import (
 	"fmt"
 	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/xrash/smetrics"
@@ -97,11 +96,7 @@ func globRegexp(pattern string) (*regexp.Regexp, error) {
 // parameters, and suggested by its Name.
 func (b *Binary) Suggest(pattern string, n int) []string {
 	needle := strings.ToLower(strings.NewReplacer("*", "", "?", "").Replace(pattern))
-	type cand struct {
-		name string
-		dist int
-	}
-	var cands []cand
+	var cands []suggestion
 	for i := range b.funcs {
 		f := &b.funcs[i]
 		best := 0
@@ -115,18 +110,9 @@ func (b *Binary) Suggest(pattern string, n int) []string {
 				best = d
 			}
 		}
-		cands = append(cands, cand{f.Name, best})
+		cands = append(cands, suggestion{f.Name, best})
 	}
-	sort.SliceStable(cands, func(i, j int) bool { return cands[i].dist < cands[j].dist })
-	var out []string
-	limit := len(needle)/2 + 2
-	for _, c := range cands {
-		if len(out) == n || c.dist > limit {
-			break
-		}
-		out = append(out, c.name)
-	}
-	return out
+	return closest(cands, n, len(needle)/2+2)
 }
 
 // Probes works out where to attach f's entry and exit probes.
