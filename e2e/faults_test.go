@@ -109,3 +109,29 @@ func TestSIGTERMReports(t *testing.T) {
 	wantCount(t, r, "work", 7)
 	waitGone(t, progs, links)
 }
+
+// libbpf's own log is quiet unless --verbose asks for it.
+func TestLibbpfLogOnlyWhenVerbose(t *testing.T) {
+	requireRoot(t)
+	bin := cTarget(t, true)
+	for _, verbose := range []bool{false, true} {
+		args := []string{"trace", "-d", "200ms"}
+		if verbose {
+			args = append(args, "--verbose")
+		}
+		out, err := exec.Command(ulatBin, append(args, bin, "work")...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ulat %v: %v\n%s", args, err, out)
+		}
+		n := strings.Count(string(out), "libbpf: ")
+		if verbose && n == 0 {
+			t.Errorf("--verbose shows no libbpf log:\n%s", out)
+		}
+		if !verbose && n != 0 {
+			t.Errorf("without --verbose, %d libbpf lines:\n%s", n, out)
+		}
+		if verbose && strings.Contains(string(out), "libbpf: libbpf: ") {
+			t.Errorf("libbpf lines carry a doubled prefix:\n%s", out)
+		}
+	}
+}

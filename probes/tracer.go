@@ -97,7 +97,8 @@ func setLibbpfLog(verbose bool) {
 	bpf.SetLoggerCbs(bpf.Callbacks{
 		Log: func(level int, msg string) {
 			if verbose {
-				fmt.Fprint(os.Stderr, "libbpf: "+msg)
+				// libbpf's messages carry their own "libbpf: " prefix.
+				fmt.Fprint(os.Stderr, msg)
 			}
 		},
 	})
