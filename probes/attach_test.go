@@ -105,3 +105,30 @@ func testAttachAllOrNothing(t *testing.T, mode AttachMode) {
 		t.Errorf("%d links left after Close", n)
 	}
 }
+
+// The probe pairs' own cost is measured for each kind, and an emulated
+// entry is cheaper than a single-stepped one.
+func TestCalibrate(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs root to load BPF programs")
+	}
+	bias, err := Calibrate(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, exit := range []ExitKind{ExitRET, ExitUretprobe} {
+		emu, step := bias[Overhead{exit, EntryEmulated}], bias[Overhead{exit, EntryStepped}]
+		if emu == 0 || step == 0 {
+			t.Errorf("%s: bias %v, want every kind measured", exit, bias)
+		}
+		if emu >= step {
+			t.Errorf("%s: emulated entry %dns, single-stepped %dns: want emulated cheaper", exit, emu, step)
+		}
+	}
+	t.Logf("bias: %v", bias)
+}
+
+func TestMain(m *testing.M) {
+	RunCalibrationChild()
+	os.Exit(m.Run())
+}

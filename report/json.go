@@ -22,6 +22,10 @@ type JSONReport struct {
 	Functions []JSONFunction `json:"functions"`
 	Lost      JSONLost       `json:"lost"`
 	Warnings  []string       `json:"warnings"`
+	// ProbeOverheadNs is the measured cost of each kind of probe pair in
+	// the report ("uretprobe/emulated": 1650, ...).
+	ProbeOverheadNs   map[string]uint64 `json:"probe_overhead_ns"`
+	OverheadCorrected bool              `json:"overhead_corrected"`
 }
 
 // JSONFunction is one function's statistics; all durations are nanoseconds.
@@ -38,6 +42,12 @@ type JSONFunction struct {
 	Buckets  []JSONBucket `json:"buckets"`
 	// Calls entered but never returned (panic, Goexit, longjmp, exit).
 	DidNotReturn uint64 `json:"did_not_return"`
+	// What the probes add to each call (subtracted when the report's
+	// overhead_corrected is true), and whether the median is within 2x
+	// of it.
+	ProbeOverheadNs uint64 `json:"probe_overhead_ns"`
+	ProbeKind       string `json:"probe_kind,omitempty"`
+	ProbeDominated  bool   `json:"probe_dominated"`
 }
 
 // JSONBucket is one power-of-two bucket, [LoNs, HiNs).
@@ -65,6 +75,9 @@ func (r *Report) JSON() *JSONReport {
 		Functions: make([]JSONFunction, 0, len(r.Functions)),
 		Lost:      JSONLost{DroppedEvents: r.Lost.DroppedEvents, UnpairedExits: r.Lost.UnpairedExits, InFlight: r.Lost.InFlight},
 		Warnings:  append([]string{}, r.Warnings...),
+
+		ProbeOverheadNs:   map[string]uint64{},
+		OverheadCorrected: r.OverheadCorrected,
 	}
 	for _, f := range r.Functions {
 		h := f.Hist
@@ -81,6 +94,13 @@ func (r *Report) JSON() *JSONReport {
 			Buckets:  []JSONBucket{},
 
 			DidNotReturn: f.DidNotReturn,
+
+			ProbeOverheadNs: f.ProbeOverheadNs,
+			ProbeKind:       f.ProbeKind,
+			ProbeDominated:  f.ProbeDominated(r.OverheadCorrected),
+		}
+		if f.ProbeOverheadNs != 0 {
+			out.ProbeOverheadNs[f.ProbeKind] = f.ProbeOverheadNs
 		}
 		out.Lost.DidNotReturn += f.DidNotReturn
 		for _, b := range h.Buckets() {

@@ -47,8 +47,9 @@ func TestJSONRoundTrip(t *testing.T) {
 			},
 			{Function: "main.idle", Binary: "/abs/path/server", Buckets: []JSONBucket{}},
 		},
-		Lost:     JSONLost{DroppedEvents: 3, UnpairedExits: 1},
-		Warnings: []string{"main.inl: inlined into all callers, cannot be timed"},
+		Lost:            JSONLost{DroppedEvents: 3, UnpairedExits: 1},
+		Warnings:        []string{"main.inl: inlined into all callers, cannot be timed"},
+		ProbeOverheadNs: map[string]uint64{},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ReadJSON(WriteJSON(r)) =\n%+v\nwant\n%+v", got, want)

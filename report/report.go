@@ -10,6 +10,25 @@ type FunctionStats struct {
 	// DidNotReturn counts calls that were entered but never returned: a
 	// panic, runtime.Goexit or longjmp unwound them, or the process ended.
 	DidNotReturn uint64
+	// ProbeOverheadNs is what the function's probes add to each call, as
+	// measured on this host for its kind of probes (ProbeKind); 0 when not
+	// measured.
+	ProbeOverheadNs uint64
+	ProbeKind       string
+}
+
+// ProbeDominated reports that the function's median is within a few
+// multiples of its probes' own cost: shorter than the probes can resolve.
+// corrected says whether the overhead was already subtracted.
+func (f FunctionStats) ProbeDominated(corrected bool) bool {
+	if f.ProbeOverheadNs == 0 || f.Hist.Count() == 0 {
+		return false
+	}
+	p50 := f.Hist.Percentile(50)
+	if !corrected {
+		p50 -= min(p50, f.ProbeOverheadNs)
+	}
+	return p50 < 2*f.ProbeOverheadNs
 }
 
 // Lost counts calls the report could not include, so that readers know how
@@ -28,4 +47,7 @@ type Report struct {
 	Lost      Lost
 	Elapsed   time.Duration // wall time the report covers
 	Warnings  []string      // e.g. "main.inl: inlined into all callers, cannot be timed"
+	// OverheadCorrected says the functions' ProbeOverheadNs was subtracted
+	// from every duration.
+	OverheadCorrected bool
 }

@@ -45,6 +45,7 @@ func WriteTable(w io.Writer, r *Report) error {
 				f.Function, f.DidNotReturn)
 		}
 	}
+	writeOverhead(&buf, r)
 	if r.Lost.InFlight > 0 {
 		fmt.Fprintf(&buf, "in flight: %d calls had not returned when tracing ended\n", r.Lost.InFlight)
 	}
@@ -118,4 +119,56 @@ func writeSummary(buf *bytes.Buffer, fns []FunctionStats) error {
 		return fmt.Errorf("summary table: %w", err)
 	}
 	return nil
+}
+
+// writeOverhead says what the probes cost, per kind of probe, and which
+// functions are too short to be measured against that.
+func writeOverhead(buf *bytes.Buffer, r *Report) {
+	type kind struct {
+		name string
+		ns   uint64
+		n    int
+	}
+	var kinds []*kind
+	byName := map[string]*kind{}
+	var dominated []string
+	for _, f := range r.Functions {
+		if f.ProbeOverheadNs == 0 {
+			continue
+		}
+		k := byName[f.ProbeKind]
+		if k == nil {
+			k = &kind{name: f.ProbeKind, ns: f.ProbeOverheadNs}
+			byName[f.ProbeKind] = k
+			kinds = append(kinds, k)
+		}
+		k.n++
+		if f.ProbeDominated(r.OverheadCorrected) {
+			dominated = append(dominated, f.Function)
+		}
+	}
+	if len(kinds) == 0 {
+		return
+	}
+	var parts []string
+	for _, k := range kinds {
+		noun := "functions"
+		if k.n == 1 {
+			noun = "function"
+		}
+		parts = append(parts, fmt.Sprintf("%s for %d %s (%s)", FormatDuration(k.ns), k.n, noun, k.name))
+	}
+	verb := "subtracted from every duration (--raw keeps it)"
+	if !r.OverheadCorrected {
+		verb = "included in the durations"
+	}
+	fmt.Fprintf(buf, "probe overhead, measured on this host and %s: %s\n", verb, strings.Join(parts, ", "))
+	if len(dominated) > 0 {
+		const shown = 10
+		list := strings.Join(dominated[:min(len(dominated), shown)], ", ")
+		if len(dominated) > shown {
+			list += fmt.Sprintf(" and %d more", len(dominated)-shown)
+		}
+		fmt.Fprintf(buf, "probe-dominated (median within 2x of the probes' own cost, shorter than they can resolve): %s\n", list)
+	}
 }

@@ -50,6 +50,10 @@ func (f *Function) InlinedOnly() bool { return f.Addr == 0 }
 type Probes struct {
 	Entry uint64
 	Exits []uint64
+	// EntryEmulated reports that the kernel emulates the instruction under
+	// the entry probe instead of single-stepping it, which makes the probe
+	// several times cheaper (and the bias it adds to durations smaller).
+	EntryEmulated bool
 }
 
 // ErrCannotProbe describes a function that exists but cannot be timed.

@@ -130,5 +130,5 @@ func (b *Binary) Probes(f *Function) (Probes, error) {
 	if err != nil {
 		return Probes{}, &ErrCannotProbe{f.Name, err.Error()}
 	}
-	return Probes{Entry: off}, nil
+	return Probes{Entry: off, EntryEmulated: b.emulatedEntry(f.Addr)}, nil
 }

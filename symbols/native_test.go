@@ -133,3 +133,20 @@ func TestNativeStripped(t *testing.T) {
 		t.Errorf("err = %q, want it to say the binary is stripped", err)
 	}
 }
+
+// The entry probe's instruction is classified as the kernel treats it:
+// push of a register and a one-byte nop are emulated, others single-stepped.
+func TestEntryEmulated(t *testing.T) {
+	bin := buildC(t, "c-entries", "entries.c", "-O2")
+	b := open(t, bin)
+	for name, want := range map[string]bool{"f_push": true, "f_nop": true, "f_jmp": true, "f_lea": false, "f_endbr": false, "f_pushmem": false} {
+		f := lookup(t, b, name)
+		p, err := b.Probes(&f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.EntryEmulated != want {
+			t.Errorf("%s: EntryEmulated %v, want %v", name, p.EntryEmulated, want)
+		}
+	}
+}

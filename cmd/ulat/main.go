@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/ulat-dev/ulat/probes"
 )
 
 // Set at build time (see the Makefile).
@@ -59,6 +61,8 @@ func newApp() *cli.App {
 var errUnknownCommand error
 
 func main() {
+	// ulat starts itself again to measure its probes' own cost.
+	probes.RunCalibrationChild()
 	os.Exit(run(os.Args))
 }
 

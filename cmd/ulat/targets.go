@@ -15,10 +15,11 @@ import (
 
 // target is a function that will be probed.
 type target struct {
-	name   string // as reported: the function, or LIB:function in tables of several files
-	binary string // the path probes attach to
-	probe  probes.Function
-	lib    string // base name of its library when it was named by LIB
+	name     string // as reported: the function, or LIB:function in tables of several files
+	binary   string // the path probes attach to
+	probe    probes.Function
+	lib      string          // base name of its library when it was named by LIB
+	overhead probes.Overhead // the kind of probe pair it gets, for its bias
 }
 
 // group is the patterns to look for in one file.
@@ -204,10 +205,18 @@ func resolveGroup(g *group) ([]target, []string, int, error) {
 		if f.Inlined {
 			warnings = append(warnings, fmt.Sprintf("%s is inlined into some callers; only calls to its out-of-line copy are timed", f.Name))
 		}
+		overhead := probes.Overhead{Exit: probes.ExitUretprobe, Entry: probes.EntryStepped}
+		if p.Exits != nil {
+			overhead.Exit = probes.ExitRET
+		}
+		if p.EntryEmulated {
+			overhead.Entry = probes.EntryEmulated
+		}
 		targets = append(targets, target{
-			name:   f.Name,
-			binary: bin.Path,
-			lib:    lib,
+			name:     f.Name,
+			binary:   bin.Path,
+			lib:      lib,
+			overhead: overhead,
 			probe: probes.Function{
 				Name:   f.Name,
 				Binary: bin.Path,
@@ -244,17 +253,26 @@ func describeGroups(groups []*group) string {
 }
 
 // aggregate turns events into one histogram per target, and counts the
-// calls that never returned.
+// calls that never returned. With a bias, each target's probe overhead is
+// subtracted from its durations.
 type aggregate struct {
 	targets  []target
 	hists    []*report.Histogram
 	noReturn []uint64
+	bias     []uint64 // per target; nil when not measured
+	correct  bool
 }
 
-func newAggregate(targets []target) *aggregate {
-	a := &aggregate{targets: targets, hists: make([]*report.Histogram, len(targets)), noReturn: make([]uint64, len(targets))}
+func newAggregate(targets []target, bias probes.Bias, correct bool) *aggregate {
+	a := &aggregate{targets: targets, hists: make([]*report.Histogram, len(targets)), noReturn: make([]uint64, len(targets)), correct: correct && bias != nil}
 	for i := range a.hists {
 		a.hists[i] = report.NewHistogram()
+	}
+	if bias != nil {
+		a.bias = make([]uint64, len(targets))
+		for i, t := range targets {
+			a.bias[i] = bias[t.overhead]
+		}
 	}
 	return a
 }
@@ -267,7 +285,11 @@ func (a *aggregate) record(e *probes.Event) {
 		a.noReturn[e.Fn]++
 		return
 	}
-	a.hists[e.Fn].Record(e.DurationNs)
+	d := e.DurationNs
+	if a.correct {
+		d -= min(d, a.bias[e.Fn])
+	}
+	a.hists[e.Fn].Record(d)
 }
 
 func (a *aggregate) reset() {
@@ -281,9 +303,10 @@ func (a *aggregate) reset() {
 // recorded as in flight when tracing ended.
 func (a *aggregate) report(elapsed time.Duration, lost probes.Lost, left *probes.Leftovers, warnings []string) *report.Report {
 	r := &report.Report{
-		Elapsed:  elapsed,
-		Lost:     report.Lost{DroppedEvents: lost.Dropped, UnpairedExits: lost.Unpaired},
-		Warnings: warnings,
+		Elapsed:           elapsed,
+		Lost:              report.Lost{DroppedEvents: lost.Dropped, UnpairedExits: lost.Unpaired},
+		Warnings:          warnings,
+		OverheadCorrected: a.correct,
 	}
 	if left != nil {
 		r.Lost.InFlight = left.InFlight
@@ -292,6 +315,9 @@ func (a *aggregate) report(elapsed time.Duration, lost probes.Lost, left *probes
 		fs := report.FunctionStats{Function: t.name, Binary: t.binary, Hist: a.hists[i], DidNotReturn: a.noReturn[i]}
 		if left != nil {
 			fs.DidNotReturn += left.NoReturn[uint32(i)]
+		}
+		if a.bias != nil {
+			fs.ProbeOverheadNs, fs.ProbeKind = a.bias[i], t.overhead.String()
 		}
 		r.Functions = append(r.Functions, fs)
 	}

@@ -38,6 +38,7 @@ Flags go before BINARY. Ends on Ctrl-C or SIGTERM, after --duration, or when the
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "report format: table or json"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the report to this file instead of stdout"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show libbpf's log"},
+			&cli.BoolFlag{Name: "raw", Usage: "report durations as measured, without subtracting the probes' own cost"},
 			&cli.StringFlag{Name: "attach", Value: "auto", Usage: "how probes are attached: auto, multi (one uprobe_multi link per file, Linux >= 6.6) or perf (one perf-event link per probe, for older kernels)"},
 		},
 		Action: runTrace,
@@ -52,6 +53,7 @@ type traceConfig struct {
 	output   string
 	verbose  bool
 	attach   probes.AttachMode
+	raw      bool
 	binary   string
 	patterns []string
 }
@@ -65,6 +67,7 @@ func parseTraceArgs(c *cli.Context) (traceConfig, error) {
 		output:   c.String("output"),
 		verbose:  c.Bool("verbose"),
 		attach:   probes.AttachMode(c.String("attach")),
+		raw:      c.Bool("raw"),
 	}
 	switch cfg.attach {
 	case probes.AttachAuto, probes.AttachMulti, probes.AttachPerf:
@@ -142,6 +145,18 @@ func runTrace(c *cli.Context) error {
 		}
 	}
 
+	// The probes' own cost on this host is measured in a child process
+	// meanwhile, so that durations can be corrected for it.
+	type calibration struct {
+		bias probes.Bias
+		err  error
+	}
+	calibrated := make(chan calibration, 1)
+	go func() {
+		b, err := probes.Calibrate(probes.Options{Verbose: cfg.verbose, Attach: cfg.attach})
+		calibrated <- calibration{b, err}
+	}()
+
 	targets, groups, warnings, err := resolveTargets(cfg.binary, cfg.pid, cfg.patterns)
 	if err != nil {
 		return err
@@ -168,6 +183,14 @@ func runTrace(c *cli.Context) error {
 		}
 		defer f.Close()
 		out = f
+	}
+
+	// Before attaching: once "Tracing" is printed, nothing else of ulat's
+	// is probing.
+	cal := <-calibrated
+	// Without privileges, opening the tracer below says so.
+	if cal.err != nil && !errors.Is(cal.err, probes.ErrPermission) {
+		fmt.Fprintf(os.Stderr, "warning: probe overhead not measured, durations include it: %v\n", cal.err)
 	}
 
 	tracer, err := probes.Open(probes.Options{Pid: cfg.pid, Verbose: cfg.verbose, Attach: cfg.attach})
@@ -213,8 +236,8 @@ func runTrace(c *cli.Context) error {
 	}
 	fmt.Fprintf(os.Stderr, "Tracing %d %s in %s... Hit Ctrl-C to end.\n", len(targets), noun, describeGroups(groups))
 
-	total := newAggregate(targets)
-	window := newAggregate(targets)
+	total := newAggregate(targets, cal.bias, !cfg.raw)
+	window := newAggregate(targets, cal.bias, !cfg.raw)
 	record := func(e *probes.Event) {
 		total.record(e)
 		if tick != nil {
