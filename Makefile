@@ -20,9 +20,9 @@ GOFLAGS_BUILD := -tags netgo,osusergo -trimpath \
 BPF_OBJ := bpf/ulat.bpf.o
 BPF_SRC := bpf/ulat.bpf.c bpf/ulat.h bpf/vmlinux.h
 GO_SRC  := $(shell find . -name '*.go' -not -path './e2e/*' -not -name '*_test.go') go.mod go.sum
-UNIT_PKGS := ./bpf/... ./symbols/... ./probes/... ./report/... ./cmd/...
+UNIT_PKGS := ./bpf/... ./symbols/... ./probes/... ./report/... ./cmd/... ./doctor/...
 
-.PHONY: all deps build test unit e2e demo bpf bpf-arm64 vmlinux clean
+.PHONY: all deps build test unit e2e demo bpf bpf-arm64 vmlinux fuzz clean
 
 all: build
 
@@ -63,7 +63,21 @@ bin/ulat: $(BPF_OBJ) $(GO_SRC) $(STAGE)/VERSION
 test: bin/ulat $(BPF_OBJ_ARM64)
 	$(GO) vet ./...
 	ULAT_BPF_ARM64=$(CURDIR)/$(BPF_OBJ_ARM64) $(GO) test -count=1 $(UNIT_PKGS)
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(CI_FUZZTIME)
 	$(GO) test -count=1 -v -timeout 20m ./e2e/...
+
+# Fuzzes each target for FUZZTIME (go test -fuzz takes one target at a
+# time); `make test` runs the seeds as ordinary tests and fuzzes each target
+# for CI_FUZZTIME. -fuzzminimizetime keeps FuzzOpen, whose inputs go through
+# delve, from spending minutes shrinking each new input.
+FUZZTIME ?= 10s
+CI_FUZZTIME ?= 10s
+FUZZ_TARGETS := FuzzOpen FuzzGoProbesAMD64 FuzzGoProbesARM64
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./symbols/ || exit 1; \
+	done
 
 unit: $(BPF_OBJ) $(BPF_OBJ_ARM64)
 	ULAT_BPF_ARM64=$(CURDIR)/$(BPF_OBJ_ARM64) $(GO) test -count=1 $(UNIT_PKGS)

@@ -22,7 +22,7 @@ import (
 
 // Sentinel errors a caller can act on.
 var (
-	ErrPermission = errors.New("permission denied: ulat needs root, or the capabilities CAP_BPF and CAP_PERFMON (try sudo)")
+	ErrPermission = errors.New("permission denied: ulat needs root, or the capabilities CAP_BPF and CAP_PERFMON (and CAP_SYS_ADMIN for --attach perf on recent kernels; try sudo)")
 	ErrAttach     = errors.New("attach failed")
 )
 

@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // DebugDirs are where separate debug files are looked for, as gdb and the
@@ -46,7 +47,9 @@ func debugFileCandidates(b *Binary) []string {
 			out = append(out, filepath.Join(dir, ".build-id", h[:2], h[2:]+".debug"))
 		}
 	}
-	if name, crc, ok := debugLink(b.file); ok {
+	// The link is a file name; one with a directory in it (say
+	// ../../dev/zero) is not followed.
+	if name, crc, ok := debugLink(b.file); ok && !strings.ContainsRune(name, '/') {
 		dir := filepath.Dir(b.Path)
 		cands := []string{filepath.Join(dir, name), filepath.Join(dir, ".debug", name)}
 		for _, d := range DebugDirs {
@@ -103,7 +106,15 @@ func debugLink(f *elf.File) (string, uint32, bool) {
 	return string(data[:end]), binary.LittleEndian.Uint32(data[off:]), true
 }
 
+// maxDebugFile bounds what fileCRC reads: debug files are large, but not
+// this large.
+const maxDebugFile = 4 << 30
+
 func fileCRC(path string) uint32 {
+	st, err := os.Stat(path)
+	if err != nil || !st.Mode().IsRegular() || st.Size() > maxDebugFile {
+		return 0
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0

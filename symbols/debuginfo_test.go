@@ -88,3 +88,24 @@ func TestSeparateDebugFile(t *testing.T) {
 		check(t, bin, path)
 	})
 }
+
+// A .gnu_debuglink is a file name: one that climbs out of the directory
+// (here to /dev/zero, which would be read forever) is not followed.
+func TestDebuglinkOutsideIgnored(t *testing.T) {
+	dir := t.TempDir()
+	link := []byte("../../../../../../../../../../dev/zero\x00")
+	for len(link)%4 != 0 {
+		link = append(link, 0)
+	}
+	link = append(link, 0, 0, 0, 0) // CRC of an empty file
+	section := filepath.Join(dir, "link")
+	if err := os.WriteFile(section, link, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "prog")
+	tool(t, "objcopy", "--strip-all", "--add-section", ".gnu_debuglink="+section, cStripped(t), bin)
+	_, err := Open(bin)
+	if !errors.Is(err, ErrNoSymbols) {
+		t.Errorf("Open with a debuglink to ../dev/zero: %v, want ErrNoSymbols", err)
+	}
+}

@@ -26,7 +26,8 @@ import (
 func (b *Binary) goProbes(f *Function) (Probes, error) {
 	code, err := b.code(f.Addr, f.End)
 	if err != nil {
-		return Probes{}, err
+		// One bad function must not abort a listing of the others.
+		return Probes{}, &ErrCannotProbe{f.Name, err.Error()}
 	}
 	switch b.Arch {
 	case "amd64":

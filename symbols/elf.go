@@ -136,11 +136,27 @@ func (b *Binary) fileOffset(addr uint64) (uint64, error) {
 	return 0, fmt.Errorf("address %#x is in no executable segment", addr)
 }
 
-// code reads the bytes of [addr, end) from the file.
+// code reads the bytes of [addr, end) from the file. The range comes from
+// the binary's own tables, which a corrupt file can make absurd: it must
+// lie inside one executable segment and inside the file.
 func (b *Binary) code(addr, end uint64) ([]byte, error) {
+	if end <= addr {
+		return nil, fmt.Errorf("function [%#x, %#x) is empty", addr, end)
+	}
 	off, err := b.fileOffset(addr)
 	if err != nil {
 		return nil, err
+	}
+	endOff, err := b.fileOffset(end - 1)
+	if err != nil || endOff-off != end-1-addr {
+		return nil, fmt.Errorf("function [%#x, %#x) is not inside one executable segment", addr, end)
+	}
+	st, err := b.osf.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if endOff >= uint64(st.Size()) {
+		return nil, fmt.Errorf("function [%#x, %#x) ends past the end of the file", addr, end)
 	}
 	buf := make([]byte, end-addr)
 	if _, err := b.osf.ReadAt(buf, int64(off)); err != nil {

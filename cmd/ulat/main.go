@@ -44,6 +44,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			traceCommand(),
 			symbolsCommand(),
+			doctorCommand(),
 			versionCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
@@ -73,7 +74,7 @@ func run(args []string) int {
 	}
 	errUnknownCommand = nil
 	app.CommandNotFound = func(c *cli.Context, name string) {
-		errUnknownCommand = usagef("unknown command %q: the commands are trace, symbols and version (see ulat --help)", name)
+		errUnknownCommand = usagef("unknown command %q: the commands are trace, symbols, doctor and version (see ulat --help)", name)
 	}
 	err := app.Run(args)
 	if err == nil {
