@@ -24,7 +24,7 @@ if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.
 	need_update=1
 fi
 
-base_pkgs=(make gcc libc6-dev clang llvm libelf-dev zlib1g-dev pkg-config git ca-certificates bpftrace)
+base_pkgs=(make gcc g++ binutils libc6-dev clang llvm libelf-dev zlib1g-dev pkg-config git ca-certificates util-linux bpftrace)
 bp_pkgs=(libbpf-dev linux-libc-dev bpftool)
 
 missing=()
