@@ -24,14 +24,14 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Load-time configuration (set by user space before load). */
 const volatile __u32 target_tgid = 0;		/* 0: every process */
-const volatile __u64 wakeup_threshold = 1 << 20; /* bytes pending before we wake the reader */
+const volatile __u64 wakeup_threshold = 1 << 19; /* bytes pending before we wake the reader */
 /* Never read: puts struct ulat_event into the object's BTF so that a Go test
  * can check its mirror of the layout. */
 const volatile struct ulat_event ulat_event_layout = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 24);
+	__uint(max_entries, 1 << 22); /* 4 MiB: 130k events, ~1 s of the highest call rate uprobes allow here */
 } events SEC(".maps");
 
 /* Entry timestamps of calls in flight. LRU so that calls that never return

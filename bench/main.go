@@ -1,0 +1,292 @@
+// Command bench is ulat's benchmark harness (`make bench`). It measures, in
+// one run and on targets it builds itself:
+//
+//  1. the cost per traced call of ulat, of bpftrace and of bare uprobes, as
+//     seen by a target timing a tight loop of calls of a function of known
+//     cost (C and Go; an empty function and a ~1 µs busy loop);
+//  2. the run time of ulat's BPF programs per call, from the kernel's
+//     bpf_stats;
+//  3. how long ulat takes to attach to and detach from 1,000 and 10,000
+//     functions, and to a typical Go binary, and its peak memory;
+//
+// and prints them as tables, with the project's goals beside the figures.
+// It is informational: a missed goal does not make it fail. It needs root.
+// Run it from the repository root after `make build`:
+//
+//	go run ./bench [-calls 50000] [-reps 3] [-only cost,bpf,scale] [-v] [-keep]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type bench struct {
+	ulat    string // path of bin/ulat
+	demo    string // path of bin/ulat-demo
+	compile string // the large Go binary of the scale test
+	goCmd   string
+	calls   int
+	reps    int
+	verbose bool
+	dir     string // temporary directory for targets and copies
+
+	mu       sync.Mutex
+	procs    []*proc
+	restores []func()
+
+	goals []goal
+}
+
+// goal is one of the project's stated goals with what was measured.
+type goal struct {
+	what     string
+	measured string
+	target   string
+	pass     bool
+}
+
+func (b *bench) addGoal(what, measured, target string, pass bool) string {
+	b.goals = append(b.goals, goal{what, measured, target, pass})
+	return verdict(pass)
+}
+
+func verdict(pass bool) string {
+	if pass {
+		return "PASS"
+	}
+	return "MISS"
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	b := &bench{}
+	var only string
+	var keep bool
+	flag.StringVar(&b.ulat, "ulat", "bin/ulat", "the ulat binary to measure")
+	flag.StringVar(&b.demo, "demo", "bin/ulat-demo", "the demo binary (a typical Go program) for the time-to-attach test")
+	flag.StringVar(&b.compile, "big", "", "a large Go binary for the 1,000 and 10,000 function tests, traced through a copy (default: the Go distribution's compile)")
+	flag.IntVar(&b.calls, "calls", 50000, "calls per target run (one traced run should take about a second)")
+	flag.IntVar(&b.reps, "reps", 3, "runs per measurement; the median is shown")
+	flag.StringVar(&only, "only", "cost,bpf,scale", "sections to run: cost, bpf, scale")
+	flag.BoolVar(&b.verbose, "v", false, "show every command run")
+	flag.BoolVar(&keep, "keep", false, "keep the temporary directory with the targets")
+	flag.Parse()
+	if b.calls < 1 || b.reps < 1 || flag.NArg() > 0 {
+		flag.Usage()
+		return 2
+	}
+
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "bench: must run as root: it loads BPF programs (ulat, bpftrace) and sets kernel.bpf_stats_enabled; try: sudo make bench")
+		return 1
+	}
+	if err := b.checkTools(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		return 1
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	defer func() {
+		b.cleanup()
+		for _, r := range b.restores {
+			r()
+		}
+	}()
+
+	dir, err := os.MkdirTemp("", "ulat-bench-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		return 1
+	}
+	b.dir = dir
+	if keep {
+		fmt.Fprintf(os.Stderr, "bench: keeping %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+
+	err = b.runAll(ctx, only)
+	b.cleanup()
+	if n, lerr := b.leftoverProbes(context.Background(), dir); lerr == nil && n > 0 {
+		fmt.Fprintf(os.Stderr, "bench: %d probes are still attached to files in %s\n", n, dir)
+		if err == nil {
+			err = errors.New("probes left attached")
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "bench: interrupted; every process it started has exited")
+			return 130
+		}
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func (b *bench) checkTools() error {
+	if _, err := os.Stat("bench/targets/c/target.c"); err != nil {
+		return fmt.Errorf("run from the repository root (make bench): %w", err)
+	}
+	for _, p := range []*string{&b.ulat, &b.demo} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("%s: %w (run make build, and make bin/ulat-demo)", *p, err)
+		}
+		*p = abs
+	}
+	var err error
+	if b.goCmd, err = exec.LookPath("go"); err != nil {
+		return errors.New("go not found in PATH")
+	}
+	if b.compile == "" {
+		out, err := exec.Command(b.goCmd, "env", "GOROOT", "GOHOSTOS", "GOHOSTARCH").Output()
+		f := strings.Fields(string(out))
+		if err != nil || len(f) != 3 {
+			return fmt.Errorf("go env GOROOT: %v", err)
+		}
+		b.compile = filepath.Join(f[0], "pkg", "tool", f[1]+"_"+f[2], "compile")
+	}
+	if _, err := os.Stat(b.compile); err != nil {
+		return fmt.Errorf("large Go binary for the scale test: %w (give one with -big)", err)
+	}
+	for _, tool := range []string{"gcc", "bpftrace", "bpftool"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found in PATH: run make deps", tool)
+		}
+	}
+	return nil
+}
+
+func (b *bench) runAll(ctx context.Context, only string) error {
+	sections := map[string]bool{}
+	for _, s := range strings.Split(only, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "cost", "bpf", "scale":
+			sections[s] = true
+		case "":
+		default:
+			return fmt.Errorf("-only: unknown section %q (cost, bpf, scale)", s)
+		}
+	}
+	start := time.Now()
+	b.header(ctx)
+
+	progress("building the targets")
+	c, g, err := b.buildTargets(ctx, b.dir)
+	if err != nil {
+		return err
+	}
+	if sections["cost"] {
+		if err := b.costSection(ctx, c, g); err != nil {
+			return err
+		}
+	}
+	if sections["bpf"] {
+		if err := b.bpfSection(ctx, c, g); err != nil {
+			return err
+		}
+	}
+	if sections["scale"] {
+		if err := b.scaleSection(ctx); err != nil {
+			return err
+		}
+	}
+	pass, miss := 0, 0
+	for _, gl := range b.goals {
+		if gl.pass {
+			pass++
+		} else {
+			miss++
+		}
+	}
+	fmt.Printf("\n== Summary ==\n\n")
+	tw := newTable()
+	tw.row("GOAL", "MEASURED", "TARGET", "")
+	for _, gl := range b.goals {
+		tw.row(gl.what, gl.measured, gl.target, verdict(gl.pass))
+	}
+	tw.flush()
+	fmt.Printf("\n%d PASS, %d MISS (informational: make bench does not fail on a MISS). Took %s.\n",
+		pass, miss, time.Since(start).Round(time.Second))
+	return nil
+}
+
+// header says what the figures were measured on.
+func (b *bench) header(ctx context.Context) {
+	fmt.Println("ulat benchmark (make bench)")
+	fmt.Println()
+	kernel := readTrim("/proc/sys/kernel/osrelease")
+	cpu, virt := cpuInfo()
+	fmt.Printf("host:     Linux %s, %s, %d CPUs%s\n", kernel, cpu, runtime.NumCPU(), virt)
+	v, _ := b.output(ctx, []string{b.ulat, "version"})
+	fmt.Printf("ulat:     %s\n", strings.Join(strings.Fields(firstLine(v)), " "))
+	bt, _ := b.output(ctx, []string{"bpftrace", "--version"})
+	gcc, _ := b.output(ctx, []string{"gcc", "-dumpfullversion"})
+	fmt.Printf("compared: %s; targets built with gcc %s -O2 and %s\n", strings.TrimSpace(bt), strings.TrimSpace(gcc), runtime.Version())
+	load := strings.Fields(readTrim("/proc/loadavg"))
+	if len(load) < 3 {
+		load = []string{"?", "?", "?"}
+	}
+	fmt.Printf("date:     %s, load average %s\n", time.Now().Format("2006-01-02 15:04 MST"), strings.Join(load[:3], " "))
+	if l, err := strconv.ParseFloat(load[0], 64); err == nil && l > 1 {
+		fmt.Printf("warning:  the machine is busy (load %.2f): figures will be noisy; run again when it is idle\n", l)
+	}
+}
+
+func cpuInfo() (model, virt string) {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	model = "unknown CPU"
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if k == "model name" && model == "unknown CPU" {
+			model = v
+		}
+		if k == "flags" && strings.Contains(" "+v+" ", " hypervisor ") {
+			virt = ", virtual machine"
+		}
+	}
+	return model, virt
+}
+
+func readTrim(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// progress reports what is running, on stderr so that stdout is the report.
+func progress(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...)
+}

@@ -1,0 +1,87 @@
+/* Benchmark target for `make bench` (C side): calls a function of known cost
+ * N times in a tight loop and prints the average wall time per call, timed
+ * by the target itself around the loop.
+ *
+ *   ctarget calibrate        print how many spin() iterations take ~1 µs
+ *   ctarget empty N          call empty() N times
+ *   ctarget spin N ITERS     call spin(ITERS) N times
+ *
+ * Built by bench/main.go with gcc -O2. noipa keeps gcc from proving the
+ * functions pure and dropping or cloning the calls; the empty asm keeps the
+ * loop in spin() from being folded into a formula. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+__attribute__((noinline, noipa)) int empty(int x)
+{
+	asm volatile("");
+	return x + 1;
+}
+
+__attribute__((noinline, noipa)) long spin(long n)
+{
+	long s = 0;
+	for (long i = 0; i < n; i++) {
+		s += i;
+		asm volatile("" : "+r"(s));
+	}
+	return s;
+}
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: ctarget calibrate | empty N | spin N ITERS\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage();
+	if (!strcmp(argv[1], "calibrate")) {
+		/* Best of several rounds of 2000 calls of 1000 iterations: calls
+		 * of about the size measured, call overhead included. */
+		const long calls = 2000, iters = 1000;
+		double best = 0;
+		long sink = 0;
+		for (int r = 0; r < 9; r++) {
+			double t0 = now_ns();
+			for (long c = 0; c < calls; c++)
+				sink += spin(iters);
+			double t = (now_ns() - t0) / calls;
+			if (best == 0 || t < best)
+				best = t;
+		}
+		printf("iters_per_us %ld\n", (long)(1000.0 * iters / best + 0.5));
+		return sink == 42; /* keeps sink alive */
+	}
+	if (argc < 3)
+		return usage();
+	long n = atol(argv[2]);
+	long acc = 0;
+	double t0;
+	if (!strcmp(argv[1], "empty")) {
+		t0 = now_ns();
+		for (long i = 0; i < n; i++)
+			acc += empty((int)i);
+	} else if (!strcmp(argv[1], "spin") && argc >= 4) {
+		long iters = atol(argv[3]);
+		t0 = now_ns();
+		for (long i = 0; i < n; i++)
+			acc += spin(iters);
+	} else {
+		return usage();
+	}
+	double t = now_ns() - t0;
+	printf("ns_per_call %.3f\ncalls %ld\nchecksum %ld\n", t / n, n, acc);
+	return 0;
+}
