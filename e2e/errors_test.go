@@ -22,6 +22,11 @@ func TestBadInput(t *testing.T) {
 	}
 	truncated := filepath.Join(dir, "truncated")
 	os.WriteFile(truncated, raw[:100], 0o755)
+	// The same binary claiming to be for RISC-V (e_machine 243).
+	riscv := filepath.Join(dir, "riscv")
+	patched := append([]byte{}, raw...)
+	patched[18], patched[19] = 243, 0
+	os.WriteFile(riscv, patched, 0o755)
 
 	cases := []struct {
 		name string
@@ -33,6 +38,7 @@ func TestBadInput(t *testing.T) {
 		{"directory", []string{"trace", dir, "main"}, 2, "is a directory, not an ELF file"},
 		{"not ELF", []string{"trace", text, "main"}, 2, "not an ELF file (it does not start with the ELF magic bytes)"},
 		{"truncated ELF", []string{"symbols", truncated}, 2, "not an ELF file (truncated or corrupted"},
+		{"other architecture", []string{"trace", riscv, "work"}, 2, "unsupported binary: built for EM_RISCV; ulat supports x86-64 and arm64"},
 		{"no match", []string{"trace", cbin, "wrk"}, 2, `no function matches "wrk" (did you mean "work"`},
 		{"bad format", []string{"trace", "-f", "xml", cbin, "work"}, 2, `--format "xml": must be table or json`},
 		{"bad duration", []string{"trace", "-d", "soon", cbin, "work"}, 2, "invalid value \"soon\" for flag -d"},
