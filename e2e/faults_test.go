@@ -135,3 +135,23 @@ func TestLibbpfLogOnlyWhenVerbose(t *testing.T) {
 		}
 	}
 }
+
+// More calls in flight than the map of entries holds: the oldest entries
+// are evicted and their exits counted as unpaired, every call is accounted
+// for, and tracing goes on exactly afterwards.
+func TestMoreCallsInFlightThanTheMapHolds(t *testing.T) {
+	requireRoot(t)
+	bin := build(t, "goflood", "go", "build", "-o", "$OUT", "./testdata/goflood")
+	const n = 70000 // the map holds 65536
+	tr := startTrace(t, bin, "main.block", "main.after")
+	out := run(t, bin, itoa(n))
+	r := tr.stop()
+	if want := fmt.Sprintf("total=%d\n", n+5050); out != want {
+		t.Errorf("target output %q, want %q", out, want)
+	}
+	block := fn(t, r, "main.block")
+	if r.Lost.UnpairedExits == 0 || block.Count+r.Lost.UnpairedExits != n {
+		t.Errorf("main.block: %d timed and %d exits without entry, want some without entry and %d in all", block.Count, r.Lost.UnpairedExits, n)
+	}
+	wantCount(t, r, "main.after", 100)
+}

@@ -2,6 +2,8 @@ package probes
 
 import (
 	"errors"
+	"fmt"
+	"os/exec"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,4 +133,62 @@ func TestCalibrate(t *testing.T) {
 func TestMain(m *testing.M) {
 	RunCalibrationChild()
 	os.Exit(m.Run())
+}
+
+// A ring buffer that fills drops calls, counts every one of them, and
+// takes events again once drained.
+func TestRingBufferFullCountsDrops(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs root to load BPF programs")
+	}
+	const lib = "/lib/x86_64-linux-gnu/libz.so.1"
+	const python = "/usr/bin/python3"
+	for _, p := range []string{lib, python} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("SKIPPED: %s is not installed", p)
+		}
+	}
+	bin, err := symbols.Open(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fns, err := bin.Match("crc32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := bin.Probes(&fns[0])
+	bin.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := Open(Options{RingBuffer: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if err := tr.Attach([]Function{{Name: "crc32", Binary: lib, Entry: p.Entry}}); err != nil {
+		t.Fatal(err)
+	}
+	// 2000 calls and nobody draining: a page holds about a hundred.
+	calls := func(n int) {
+		t.Helper()
+		script := fmt.Sprintf("import zlib\nfor i in range(%d): zlib.crc32(b'x')", n)
+		if out, err := exec.Command(python, "-c", script).CombinedOutput(); err != nil {
+			t.Fatalf("python: %v\n%s", err, out)
+		}
+	}
+	calls(2000)
+	got := tr.Drain(func(*Event) {})
+	lost, err := tr.Lost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lost.Dropped == 0 || uint64(got)+lost.Dropped != 2000 {
+		t.Errorf("read %d events and counted %d dropped: want some dropped, and 2000 in all", got, lost.Dropped)
+	}
+	// Drained, it takes events again.
+	calls(50)
+	if got := tr.Drain(func(*Event) {}); got != 50 {
+		t.Errorf("after draining, read %d events of 50 calls", got)
+	}
 }

@@ -55,7 +55,14 @@ type Options struct {
 	Pid     int        // only this process (0: every process that runs the binaries)
 	Verbose bool       // show libbpf's own log on stderr
 	Attach  AttachMode // "" means AttachAuto
+	// RingBuffer is the ring buffer's size in bytes: a power of two and a
+	// multiple of the page size (0: the object's 4 MiB). Calls that
+	// complete while it is full are dropped, and counted.
+	RingBuffer int
 }
+
+// ErrRingBufferSize is returned for a ring buffer size the kernel refuses.
+var ErrRingBufferSize = errors.New("ring buffer size must be a power of two and a multiple of the page size")
 
 // Lost counts calls the tracer saw but could not report.
 type Lost struct {
@@ -154,6 +161,25 @@ func Open(opts Options) (*Tracer, error) {
 		if err != nil {
 			t.Close()
 			return nil, fmt.Errorf("configure program %s: %w", name, err)
+		}
+	}
+	if opts.RingBuffer != 0 {
+		page := os.Getpagesize()
+		if opts.RingBuffer < page || opts.RingBuffer%page != 0 || opts.RingBuffer&(opts.RingBuffer-1) != 0 {
+			t.Close()
+			return nil, fmt.Errorf("%d bytes: %w", opts.RingBuffer, ErrRingBufferSize)
+		}
+		events, err := mod.GetMap("events")
+		if err == nil {
+			err = events.SetMaxEntries(uint32(opts.RingBuffer))
+		}
+		if err == nil {
+			// The wakeup threshold is an eighth of the buffer, as by default.
+			err = mod.InitGlobalVariable("wakeup_threshold", uint64(opts.RingBuffer/8))
+		}
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("size the ring buffer: %w", err)
 		}
 	}
 	if err := mod.InitGlobalVariable("target_tgid", uint32(opts.Pid)); err != nil {

@@ -39,6 +39,7 @@ Flags go before BINARY. Ends on Ctrl-C or SIGTERM, after --duration, or when the
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the report to this file instead of stdout"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show libbpf's log"},
 			&cli.BoolFlag{Name: "raw", Usage: "report durations as measured, without subtracting the probes' own cost"},
+			&cli.IntFlag{Name: "buffer", Value: 4096, Usage: "ring buffer size in KiB (a power of two); raise it if the report says events were dropped"},
 			&cli.StringFlag{Name: "attach", Value: "auto", Usage: "how probes are attached: auto, multi (one uprobe_multi link per file, Linux >= 6.6) or perf (one perf-event link per probe, for older kernels)"},
 		},
 		Action: runTrace,
@@ -54,6 +55,7 @@ type traceConfig struct {
 	verbose  bool
 	attach   probes.AttachMode
 	raw      bool
+	buffer   int // bytes
 	binary   string
 	patterns []string
 }
@@ -68,6 +70,10 @@ func parseTraceArgs(c *cli.Context) (traceConfig, error) {
 		verbose:  c.Bool("verbose"),
 		attach:   probes.AttachMode(c.String("attach")),
 		raw:      c.Bool("raw"),
+		buffer:   c.Int("buffer") * 1024,
+	}
+	if kib := c.Int("buffer"); kib < 4 || kib > 1<<20 || kib&(kib-1) != 0 {
+		return cfg, usagef("--buffer %d: must be a power of two from 4 to 1048576 (KiB)", kib)
 	}
 	switch cfg.attach {
 	case probes.AttachAuto, probes.AttachMulti, probes.AttachPerf:
@@ -193,7 +199,7 @@ func runTrace(c *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "warning: probe overhead not measured, durations include it: %v\n", cal.err)
 	}
 
-	tracer, err := probes.Open(probes.Options{Pid: cfg.pid, Verbose: cfg.verbose, Attach: cfg.attach})
+	tracer, err := probes.Open(probes.Options{Pid: cfg.pid, Verbose: cfg.verbose, Attach: cfg.attach, RingBuffer: cfg.buffer})
 	if err != nil {
 		return err
 	}
