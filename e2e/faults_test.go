@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,4 +155,56 @@ func TestMoreCallsInFlightThanTheMapHolds(t *testing.T) {
 		t.Errorf("main.block: %d timed and %d exits without entry, want some without entry and %d in all", block.Count, r.Lost.UnpairedExits, n)
 	}
 	wantCount(t, r, "main.after", 100)
+}
+
+// A --pid process that exits while ulat attaches is an error that says so.
+func TestPidExitsDuringAttach(t *testing.T) {
+	requireRoot(t)
+	sleeper := exec.Command("sleep", "0.3")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go sleeper.Wait()
+	// Resolving libc and measuring the probe overhead take longer than
+	// the process lives.
+	code, stderr := ulatStatus(t, nil, "trace", "--pid", itoa(sleeper.Process.Pid), "libc:nanosleep")
+	if code == 0 {
+		t.Fatalf("ulat traced a process that exited during attach, status 0: %s", stderr)
+	}
+	ok := strings.Contains(stderr, "exited while ulat was attaching: nothing was traced") ||
+		strings.Contains(stderr, "no such process") // when it is gone before ulat resolves it
+	if !ok {
+		t.Errorf("stderr does not say the process exited: %s", stderr)
+	}
+	noPanic(t, stderr)
+}
+
+// Processes the target forks and execs run the same binary: without --pid
+// all of them are traced; with --pid only that process.
+func TestForkAndExec(t *testing.T) {
+	requireRoot(t)
+	bin := build(t, "cforker", "gcc", "-O2", "-o", "$OUT", "testdata/cforker/cforker.c")
+	want := run(t, bin)
+
+	tr := startTrace(t, bin, "work")
+	if got := run(t, bin); got != want {
+		t.Errorf("output under tracing %q, untraced %q", got, want)
+	}
+	wantCount(t, tr.stop(), "work", 5+7+11)
+
+	c := exec.Command(bin)
+	c.Env = append(os.Environ(), "TARGET_WAIT=1")
+	in, err := c.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tr = startTrace(t, "--pid", itoa(c.Process.Pid), bin, "work")
+	io.WriteString(in, "go\n")
+	if err := c.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	wantCount(t, tr.wait(20*time.Second), "work", 5) // the parent's own calls only
 }

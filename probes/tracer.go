@@ -338,6 +338,8 @@ func unwrapErrno(err error) error {
 		switch errno {
 		case syscall.EPERM, syscall.EACCES:
 			return fmt.Errorf("%w (%w)", errno, ErrPermission)
+		case syscall.ESRCH:
+			return fmt.Errorf("%w (the traced process exited while ulat was attaching: nothing was traced)", errno)
 		case syscall.EOPNOTSUPP, syscall.ENOSYS:
 			return fmt.Errorf("%w (this kernel does not support this kind of probe; try --attach perf)", errno)
 		}

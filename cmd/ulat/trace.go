@@ -211,6 +211,11 @@ func runTrace(c *cli.Context) error {
 	if err := tracer.Attach(fns); err != nil {
 		return err
 	}
+	select {
+	case <-exited:
+		return fmt.Errorf("--pid %d exited while ulat was attaching: nothing was traced", cfg.pid)
+	default:
+	}
 
 	// Stop on the first of: a signal, --duration, the --pid process exiting.
 	sigs := make(chan os.Signal, 1)
