@@ -208,3 +208,40 @@ func TestForkAndExec(t *testing.T) {
 	}
 	wantCount(t, tr.wait(20*time.Second), "work", 5) // the parent's own calls only
 }
+
+// A traced binary replaced on disk while tracing (a rebuild, an upgrade):
+// processes of the old file are still traced, ones of the new file are not,
+// and ulat says so on stderr and in the report.
+func TestBinaryReplacedWhileTracing(t *testing.T) {
+	requireRoot(t)
+	src, err := os.ReadFile(cTarget(t, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "server")
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tr := startTrace(t, bin, "work")
+	run(t, bin, "1", "3", "100")
+	// Replace it the way installers do: write a new file, rename it over.
+	if err := os.WriteFile(bin+".new", src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bin+".new", bin); err != nil {
+		t.Fatal(err)
+	}
+	run(t, bin, "1", "4", "100")
+	time.Sleep(1500 * time.Millisecond) // ulat looks once a second
+	r := tr.stop()
+	wantCount(t, r, "work", 3)
+	const msg = " was replaced or removed while tracing: processes still running the old file are traced, ones started from the new file are not"
+	found := false
+	for _, w := range r.Warnings {
+		found = found || strings.Contains(w, bin+msg)
+	}
+	if !found || !strings.Contains(tr.stderr.String(), bin+msg) {
+		t.Errorf("no warning that %s was replaced: report %q, stderr %s", bin, r.Warnings, tr.stderr)
+	}
+}

@@ -258,7 +258,16 @@ func runTrace(c *cli.Context) error {
 	start := time.Now()
 	windowStart := start
 	var lostBefore probes.Lost
+	replaced := watchReplaced(targets)
+	lastCheck := start
 	for done := false; !done; {
+		if time.Since(lastCheck) >= time.Second {
+			lastCheck = time.Now()
+			for _, w := range replaced.check() {
+				fmt.Fprintf(os.Stderr, "warning: %s\n", w)
+				warnings = append(warnings, w)
+			}
+		}
 		select {
 		case <-stop:
 			done = true
