@@ -146,3 +146,21 @@ func TestTraceRust(t *testing.T) {
 	wantCount(t, r, "myapp::parse", n)
 	wantNoLoss(t, r)
 }
+
+// cgo: a Go function (RET probes, by goroutine) calling a C function of
+// the same binary (uretprobe, by thread) through cgo, from 4 goroutines.
+func TestTraceCgo(t *testing.T) {
+	requireRoot(t)
+	bin := build(t, "gocgo", "env", "CGO_ENABLED=1", "go", "build", "-o", "$OUT", "./testdata/gocgo")
+	const n = 200
+	want := run(t, bin, itoa(n))
+	tr := startTrace(t, bin, "main.callC", "C.cwork")
+	got := run(t, bin, itoa(n))
+	r := tr.stop()
+	if got != want {
+		t.Errorf("target output changed under tracing: %q, untraced %q", got, want)
+	}
+	wantCount(t, r, "main.callC", 4*n)
+	wantCount(t, r, "C.cwork", 4*n)
+	wantNoLoss(t, r)
+}
