@@ -1,6 +1,7 @@
 package symbols
 
 import (
+	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -107,5 +108,51 @@ func TestDebuglinkOutsideIgnored(t *testing.T) {
 	_, err := Open(bin)
 	if !errors.Is(err, ErrNoSymbols) {
 		t.Errorf("Open with a debuglink to ../dev/zero: %v, want ErrNoSymbols", err)
+	}
+}
+
+// A Go binary whose DWARF is corrupt is read from .gopclntab instead (delve
+// would panic on some such DWARF), and says so.
+func TestCorruptGoDWARFFallsBackToPclntab(t *testing.T) {
+	raw, err := os.ReadFile(goNormal(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(goNormal(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := len(b.Functions())
+	line := b.file.Section(".debug_line")
+	if line == nil || line.Type == elf.SHT_NOBITS {
+		t.Skip("no .debug_line in the test binary")
+	}
+	off := line.Offset
+	b.Close()
+	// Garbage where the first line table's header is.
+	for i := uint64(4); i < 64; i++ {
+		raw[off+i] = 0xff
+	}
+	bad := filepath.Join(t.TempDir(), "bad-dwarf")
+	if err := os.WriteFile(bad, raw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(bad)
+	if err != nil {
+		t.Fatalf("Open with corrupt DWARF: %v", err)
+	}
+	defer c.Close()
+	if !strings.Contains(c.Warning, "has corrupt DWARF") {
+		t.Errorf("Warning %q does not say the DWARF is corrupt", c.Warning)
+	}
+	fns, err := c.Match("main.work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Probes(&fns[0]); err != nil {
+		t.Errorf("Probes from .gopclntab alone: %v", err)
+	}
+	if got := len(c.Functions()); got == 0 || got > want {
+		t.Errorf("%d functions from .gopclntab, %d with DWARF", got, want)
 	}
 }

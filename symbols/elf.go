@@ -30,9 +30,12 @@ type Binary struct {
 	PIE  bool // ET_DYN: executable or shared library loaded at any address
 	// DebugFile is the separate debug file the symbols came from, if any.
 	DebugFile string
-	file      *elf.File
-	osf       *os.File
-	funcs     []Function
+	// Warning says what is wrong with the binary that ulat worked
+	// around, for the user to know ("" when nothing).
+	Warning string
+	file    *elf.File
+	osf     *os.File
+	funcs   []Function
 }
 
 // Open reads path's ELF headers and function list. The returned Binary must

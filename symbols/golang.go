@@ -13,6 +13,10 @@ import (
 // goFunctions lists a Go binary's functions with delve, which reads DWARF
 // when the binary has it and .gopclntab when it was stripped (-s -w).
 func goFunctions(b *Binary) ([]Function, error) {
+	if err := checkDWARF(b); err != nil {
+		b.Warning = fmt.Sprintf("%s has corrupt DWARF (%v): its functions come from .gopclntab alone, without inlining information", b.Path, err)
+		return pclntabFunctions(b)
+	}
 	// delve reads os.Stderr for its loggers, which quietly swaps.
 	delveMu.Lock()
 	defer delveMu.Unlock()

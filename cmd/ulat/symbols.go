@@ -37,6 +37,9 @@ BINARY or LIB, lists the functions of the process's own executable.`,
 				return err
 			}
 			defer bin.Close()
+			if bin.Warning != "" {
+				fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", bin.Warning)
+			}
 			if loc.Path != loc.Name || loc.Deleted {
 				fmt.Fprintf(c.App.ErrWriter, "%s\n", loc)
 			}

@@ -191,6 +191,9 @@ func resolveGroup(g *group) ([]target, []string, int, error) {
 		targets  []target
 		warnings []string
 	)
+	if bin.Warning != "" {
+		warnings = append(warnings, bin.Warning)
+	}
 	for i := range fns {
 		f := &fns[i]
 		p, err := bin.Probes(f)
