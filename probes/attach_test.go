@@ -29,6 +29,28 @@ func bpfLinks(t *testing.T) int {
 	return n
 }
 
+// lib is the shared library these tests probe.
+const lib = "/lib/x86_64-linux-gnu/libz.so.1"
+
+// libzProbes is where to probe fn of libz (skipping when libz is absent).
+func libzProbes(t *testing.T, fn string) symbols.Probes {
+	t.Helper()
+	bin, err := symbols.Open(lib)
+	if err != nil {
+		t.Skipf("SKIPPED: %v", err)
+	}
+	defer bin.Close()
+	fns, err := bin.Match(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := bin.Probes(&fns[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // When one attach fails, the links already made are destroyed and the
 // error names the probes that failed; in both attach modes.
 func TestAttachAllOrNothing(t *testing.T) {
@@ -41,24 +63,11 @@ func testAttachAllOrNothing(t *testing.T, mode AttachMode) {
 	if os.Geteuid() != 0 {
 		t.Skip("SKIPPED: needs root to load BPF programs")
 	}
-	const lib = "/lib/x86_64-linux-gnu/libz.so.1"
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin, err := symbols.Open(lib)
-	if err != nil {
-		t.Skipf("SKIPPED: %v", err)
-	}
-	fns, err := bin.Match("deflate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := bin.Probes(&fns[0])
-	bin.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := libzProbes(t, "deflate")
 
 	tr, err := Open(Options{Attach: mode})
 	if err != nil {
@@ -141,26 +150,11 @@ func TestRingBufferFullCountsDrops(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("SKIPPED: needs root to load BPF programs")
 	}
-	const lib = "/lib/x86_64-linux-gnu/libz.so.1"
 	const python = "/usr/bin/python3"
-	for _, p := range []string{lib, python} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("SKIPPED: %s is not installed", p)
-		}
+	if _, err := os.Stat(python); err != nil {
+		t.Skipf("SKIPPED: %s is not installed", python)
 	}
-	bin, err := symbols.Open(lib)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fns, err := bin.Match("crc32")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := bin.Probes(&fns[0])
-	bin.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := libzProbes(t, "crc32")
 	tr, err := Open(Options{RingBuffer: 4096})
 	if err != nil {
 		t.Fatal(err)
