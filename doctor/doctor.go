@@ -526,7 +526,7 @@ func checkMemlock(m Memlock, k Kernel) Result {
 		r.Found = lim + "; BPF memory counts against it on this kernel, and it is unlimited"
 	default:
 		r.Status = Warn
-		r.Found = lim + "; on kernels before 5.11 BPF memory counts against it, and ulat's maps (a 16 MiB ring buffer, a call table) need tens of MiB"
+		r.Found = lim + "; on kernels before 5.11 BPF memory counts against it, and ulat's maps (a 4 MiB ring buffer by default, a 65,536-entry call table) need about 10 MiB"
 		r.Fix = "raise it before running ulat: ulimit -l unlimited (as root), LimitMEMLOCK=infinity in a systemd unit, docker run --ulimit memlock=-1"
 	}
 	return r
