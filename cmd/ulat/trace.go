@@ -40,7 +40,7 @@ Flags go before BINARY. Ends on Ctrl-C or SIGTERM, after --duration, or when the
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show libbpf's log"},
 			&cli.BoolFlag{Name: "raw", Usage: "report durations as measured, without subtracting the probes' own cost"},
 			&cli.IntFlag{Name: "buffer", Value: 4096, Usage: "ring buffer size in KiB (a power of two); raise it if the report says events were dropped"},
-			&cli.StringFlag{Name: "attach", Value: "auto", Usage: "how probes are attached: auto, multi (one uprobe_multi link per file, Linux >= 6.6) or perf (one perf-event link per probe, for older kernels)"},
+			&cli.StringFlag{Name: "attach", Value: "auto", EnvVars: []string{"ULAT_ATTACH"}, Usage: "how probes are attached: auto, multi (one uprobe_multi link per file, Linux >= 6.6) or perf (one perf-event link per probe, for older kernels)"},
 		},
 		Action: runTrace,
 	}
