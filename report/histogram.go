@@ -3,6 +3,8 @@
 package report
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"math/bits"
 
@@ -180,4 +182,76 @@ func bucketBounds(i int) (lo, hi uint64) {
 	default:
 		return 1 << (i - 1), 1 << i
 	}
+}
+
+// Bin is one non-empty bin of the HDR histogram: Count calls whose
+// durations are equivalent to ValueNs at the histogram's precision.
+type Bin struct{ ValueNs, Count uint64 }
+
+// Bins returns the non-empty HDR bins in increasing order, each named by its
+// lowest equivalent value: with Buckets, Min, Max, Count and Sum they are
+// everything needed to rebuild h exactly (HistogramFromParts), so that
+// histograms written to JSON can be merged and compared later.
+func (h *Histogram) Bins() []Bin {
+	if h.Count() == 0 {
+		return nil
+	}
+	var out []Bin
+	for _, b := range h.data.hdr.Distribution() {
+		if b.Count > 0 {
+			out = append(out, Bin{ValueNs: uint64(b.From), Count: uint64(b.Count)})
+		}
+	}
+	return out
+}
+
+// Sum returns the exact sum of all recorded values as a 128-bit number.
+func (h *Histogram) Sum() (hi, lo uint64) {
+	if h == nil {
+		return 0, 0
+	}
+	return h.sumHi, h.sumLo
+}
+
+// ErrInconsistent is returned (wrapped) by HistogramFromParts when the parts
+// do not describe one histogram.
+var ErrInconsistent = errors.New("inconsistent histogram")
+
+// HistogramFromParts rebuilds a histogram from what Bins, Buckets, Min, Max
+// and Sum returned, checking that the parts agree with count.
+func HistogramFromParts(count, minNs, maxNs, sumHi, sumLo uint64, buckets []Bucket, bins []Bin) (*Histogram, error) {
+	h := NewHistogram()
+	if count == 0 {
+		if len(bins) != 0 || len(buckets) != 0 {
+			return nil, fmt.Errorf("count is 0 but there are bins: %w", ErrInconsistent)
+		}
+		return h, nil
+	}
+	h.ensure()
+	var nBins, nBuckets uint64
+	for _, b := range bins {
+		if b.ValueNs < hdrLowest || b.ValueNs > hdrHighest {
+			return nil, fmt.Errorf("bin value %d ns out of range: %w", b.ValueNs, ErrInconsistent)
+		}
+		if err := h.data.hdr.RecordValues(int64(b.ValueNs), int64(b.Count)); err != nil {
+			return nil, fmt.Errorf("bin value %d ns: %w", b.ValueNs, ErrInconsistent)
+		}
+		nBins += b.Count
+	}
+	for _, b := range buckets {
+		i := bits.Len64(b.LoNs)
+		if lo, hi := bucketBounds(i); lo != b.LoNs || hi != b.HiNs {
+			return nil, fmt.Errorf("bucket [%d, %d) is not a power-of-two bucket: %w", b.LoNs, b.HiNs, ErrInconsistent)
+		}
+		h.data.log2[i] += b.Count
+		nBuckets += b.Count
+	}
+	if nBins != count || nBuckets != count {
+		return nil, fmt.Errorf("count %d, but %d in bins and %d in buckets: %w", count, nBins, nBuckets, ErrInconsistent)
+	}
+	if minNs > maxNs {
+		return nil, fmt.Errorf("min %d > max %d: %w", minNs, maxNs, ErrInconsistent)
+	}
+	h.count, h.min, h.max, h.sumHi, h.sumLo = count, minNs, maxNs, sumHi, sumLo
+	return h, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 )
 
 // SchemaVersion is the "schema" value WriteJSON emits and ReadJSON accepts.
@@ -26,6 +27,23 @@ type JSONReport struct {
 	// the report ("uretprobe/emulated": 1650, ...).
 	ProbeOverheadNs   map[string]uint64 `json:"probe_overhead_ns"`
 	OverheadCorrected bool              `json:"overhead_corrected"`
+
+	// What was measured where (see Run).
+	UlatVersion string       `json:"ulat_version"`
+	Kernel      string       `json:"kernel"`
+	Command     []string     `json:"command,omitempty"`
+	ExitStatus  *int         `json:"exit_status,omitempty"`
+	Binaries    []JSONBinary `json:"binaries"`
+	Runs        int          `json:"runs"`
+	// HDRSignificantFigures is the precision of every function's
+	// hdr_bins: bins are this many decimal digits wide.
+	HDRSignificantFigures int `json:"hdr_significant_figures"`
+}
+
+// JSONBinary is a traced file and its build ID.
+type JSONBinary struct {
+	Path    string `json:"path"`
+	BuildID string `json:"build_id"`
 }
 
 // JSONFunction is one function's statistics; all durations are nanoseconds.
@@ -48,6 +66,12 @@ type JSONFunction struct {
 	ProbeOverheadNs uint64 `json:"probe_overhead_ns"`
 	ProbeKind       string `json:"probe_kind,omitempty"`
 	ProbeDominated  bool   `json:"probe_dominated"`
+	// The exact sum of all durations (for merging means), and every
+	// non-empty HDR bin as [lowest equivalent value in ns, count]: with
+	// count, min, max and buckets, the whole histogram, so that reports
+	// can be merged and compared without loss.
+	SumNs   *big.Int    `json:"sum_ns"`
+	HDRBins [][2]uint64 `json:"hdr_bins"`
 }
 
 // JSONBucket is one power-of-two bucket, [LoNs, HiNs).
@@ -78,6 +102,17 @@ func (r *Report) JSON() *JSONReport {
 
 		ProbeOverheadNs:   map[string]uint64{},
 		OverheadCorrected: r.OverheadCorrected,
+
+		UlatVersion:           r.Run.UlatVersion,
+		Kernel:                r.Run.Kernel,
+		Command:               r.Run.Command,
+		ExitStatus:            r.Run.ExitStatus,
+		Binaries:              []JSONBinary{},
+		Runs:                  max(r.Run.Runs, 1),
+		HDRSignificantFigures: hdrSigFigs,
+	}
+	for _, b := range r.Run.Binaries {
+		out.Binaries = append(out.Binaries, JSONBinary(b))
 	}
 	for _, f := range r.Functions {
 		h := f.Hist
@@ -98,6 +133,14 @@ func (r *Report) JSON() *JSONReport {
 			ProbeOverheadNs: f.ProbeOverheadNs,
 			ProbeKind:       f.ProbeKind,
 			ProbeDominated:  f.ProbeDominated(r.OverheadCorrected),
+
+			HDRBins: [][2]uint64{},
+		}
+		hi, lo := h.Sum()
+		jf.SumNs = new(big.Int).Lsh(new(big.Int).SetUint64(hi), 64)
+		jf.SumNs.Or(jf.SumNs, new(big.Int).SetUint64(lo))
+		for _, b := range h.Bins() {
+			jf.HDRBins = append(jf.HDRBins, [2]uint64{b.ValueNs, b.Count})
 		}
 		if f.ProbeOverheadNs != 0 {
 			out.ProbeOverheadNs[f.ProbeKind] = f.ProbeOverheadNs
@@ -142,4 +185,37 @@ func ReadJSON(rd io.Reader) (*JSONReport, error) {
 	}
 	doc.JSONReport.Schema = *doc.Schema
 	return &doc.JSONReport, nil
+}
+
+// ErrNoHistogram is returned (wrapped) by JSONFunction.Histogram for a
+// function written without hdr_bins and sum_ns (by ulat before they were
+// added): its percentiles can be shown but not merged or compared.
+var ErrNoHistogram = errors.New("no histogram data (recorded by an older ulat; record it again)")
+
+// Histogram rebuilds the function's histogram from its JSON form.
+func (f *JSONFunction) Histogram() (*Histogram, error) {
+	if f.Count > 0 && (f.SumNs == nil || len(f.HDRBins) == 0) {
+		return nil, fmt.Errorf("%s: %w", f.Function, ErrNoHistogram)
+	}
+	var hi, lo uint64
+	if f.SumNs != nil {
+		if f.SumNs.Sign() < 0 || f.SumNs.BitLen() > 128 {
+			return nil, fmt.Errorf("%s: sum_ns %s out of range: %w", f.Function, f.SumNs, ErrInconsistent)
+		}
+		lo = new(big.Int).And(f.SumNs, new(big.Int).SetUint64(^uint64(0))).Uint64()
+		hi = new(big.Int).Rsh(f.SumNs, 64).Uint64()
+	}
+	buckets := make([]Bucket, len(f.Buckets))
+	for i, b := range f.Buckets {
+		buckets[i] = Bucket(b)
+	}
+	bins := make([]Bin, len(f.HDRBins))
+	for i, b := range f.HDRBins {
+		bins[i] = Bin{ValueNs: b[0], Count: b[1]}
+	}
+	h, err := HistogramFromParts(f.Count, f.MinNs, f.MaxNs, hi, lo, buckets, bins)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Function, err)
+	}
+	return h, nil
 }

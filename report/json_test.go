@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"reflect"
 	"strings"
 	"testing"
@@ -28,7 +29,11 @@ func sampleReport() *Report {
 
 func TestJSONRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
-	if err := WriteJSON(&buf, sampleReport()); err != nil {
+	three := 3
+	r := sampleReport()
+	r.Run = Run{UlatVersion: "v1.2.3", Kernel: "6.18.0", Command: []string{"./server", "-n", "3"}, ExitStatus: &three,
+		Binaries: []Binary{{Path: "/abs/path/server", BuildID: "abcd"}}}
+	if err := WriteJSON(&buf, r); err != nil {
 		t.Fatal(err)
 	}
 	got, err := ReadJSON(&buf)
@@ -44,12 +49,18 @@ func TestJSONRoundTrip(t *testing.T) {
 				Function: "main.work", Binary: "/abs/path/server",
 				Count: 3, MinNs: 100, MeanNs: 200, P50Ns: 200, P90Ns: 300, P99Ns: 300, MaxNs: 300,
 				Buckets: []JSONBucket{{64, 128, 1}, {128, 256, 1}, {256, 512, 1}},
+				SumNs:   big.NewInt(600),
+				HDRBins: [][2]uint64{{100, 1}, {200, 1}, {300, 1}},
 			},
-			{Function: "main.idle", Binary: "/abs/path/server", Buckets: []JSONBucket{}},
+			{Function: "main.idle", Binary: "/abs/path/server", Buckets: []JSONBucket{}, SumNs: big.NewInt(0), HDRBins: [][2]uint64{}},
 		},
 		Lost:            JSONLost{DroppedEvents: 3, UnpairedExits: 1},
 		Warnings:        []string{"main.inl: inlined into all callers, cannot be timed"},
 		ProbeOverheadNs: map[string]uint64{},
+
+		UlatVersion: "v1.2.3", Kernel: "6.18.0", Command: []string{"./server", "-n", "3"}, ExitStatus: &three,
+		Binaries: []JSONBinary{{Path: "/abs/path/server", BuildID: "abcd"}},
+		Runs:     1, HDRSignificantFigures: 2,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ReadJSON(WriteJSON(r)) =\n%+v\nwant\n%+v", got, want)
@@ -78,12 +89,13 @@ func TestJSONFieldNames(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
 		t.Fatal(err)
 	}
-	hasKeys(t, "top level", doc, "schema", "elapsed_ns", "functions", "lost", "warnings")
+	hasKeys(t, "top level", doc, "schema", "elapsed_ns", "functions", "lost", "warnings",
+		"ulat_version", "kernel", "binaries", "runs", "hdr_significant_figures", "probe_overhead_ns")
 	hasKeys(t, "lost", doc["lost"].(map[string]any), "dropped_events", "unpaired_exits")
 	fns := doc["functions"].([]any)
 	work := fns[0].(map[string]any)
 	hasKeys(t, "function", work, "function", "binary", "count", "min_ns", "mean_ns",
-		"p50_ns", "p90_ns", "p99_ns", "max_ns", "buckets")
+		"p50_ns", "p90_ns", "p99_ns", "max_ns", "buckets", "sum_ns", "hdr_bins")
 	hasKeys(t, "bucket", work["buckets"].([]any)[0].(map[string]any), "lo_ns", "hi_ns", "count")
 
 	if b, ok := fns[1].(map[string]any)["buckets"].([]any); !ok || len(b) != 0 {
@@ -135,5 +147,80 @@ func TestReadJSONSchema(t *testing.T) {
 	}
 	if got.Schema != 1 || len(got.Functions) != 1 || got.Functions[0].Count != 2 {
 		t.Errorf("ReadJSON = %+v", got)
+	}
+}
+
+// A histogram written to JSON and read back is the same histogram: the
+// same percentiles, buckets, mean, and merges.
+func TestJSONHistogramRebuild(t *testing.T) {
+	orig := NewHistogram()
+	for i := uint64(1); i <= 20000; i++ {
+		orig.Record(i*i%7919*1000 + i%13) // spread over several decades
+	}
+	orig.Record(hdrHighest * 3) // beyond the HDR range: clamped there
+	r := &Report{Functions: []FunctionStats{{Function: "f", Hist: orig}, {Function: "idle", Hist: NewHistogram()}}}
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := ReadJSON(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := doc.Functions[0].Histogram()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []float64{1, 10, 50, 90, 99, 99.9, 100} {
+		if a, b := got.Percentile(p), orig.Percentile(p); a != b {
+			t.Errorf("p%v = %d after the round trip, %d before", p, a, b)
+		}
+	}
+	if got.Count() != orig.Count() || got.Mean() != orig.Mean() || got.Min() != orig.Min() || got.Max() != orig.Max() {
+		t.Errorf("count/mean/min/max = %d/%d/%d/%d, want %d/%d/%d/%d", got.Count(), got.Mean(), got.Min(), got.Max(),
+			orig.Count(), orig.Mean(), orig.Min(), orig.Max())
+	}
+	if !reflect.DeepEqual(got.Buckets(), orig.Buckets()) || !reflect.DeepEqual(got.Bins(), orig.Bins()) {
+		t.Error("buckets or bins differ after the round trip")
+	}
+	// Merging rebuilt histograms equals merging the originals.
+	twice := NewHistogram()
+	twice.Merge(orig)
+	twice.Merge(orig)
+	rebuilt := NewHistogram()
+	rebuilt.Merge(got)
+	rebuilt.Merge(got)
+	if !reflect.DeepEqual(twice.Bins(), rebuilt.Bins()) || twice.Mean() != rebuilt.Mean() || twice.Percentile(99) != rebuilt.Percentile(99) {
+		t.Error("merge of rebuilt histograms differs from merge of the originals")
+	}
+	if idle, err := doc.Functions[1].Histogram(); err != nil || idle.Count() != 0 {
+		t.Errorf("empty function: %v, %v", idle, err)
+	}
+}
+
+func TestJSONHistogramErrors(t *testing.T) {
+	ok := JSONFunction{Function: "f", Count: 2, MinNs: 100, MaxNs: 200, SumNs: big.NewInt(300),
+		Buckets: []JSONBucket{{64, 128, 1}, {128, 256, 1}}, HDRBins: [][2]uint64{{100, 1}, {200, 1}}}
+	if _, err := ok.Histogram(); err != nil {
+		t.Fatalf("consistent function rejected: %v", err)
+	}
+	old := ok
+	old.SumNs, old.HDRBins = nil, nil
+	if _, err := old.Histogram(); !errors.Is(err, ErrNoHistogram) {
+		t.Errorf("function without hdr_bins: error %v, want ErrNoHistogram", err)
+	}
+	for name, mutate := range map[string]func(*JSONFunction){
+		"bins short of count":    func(f *JSONFunction) { f.HDRBins = [][2]uint64{{100, 1}} },
+		"buckets short of count": func(f *JSONFunction) { f.Buckets = f.Buckets[:1] },
+		"bucket not power of 2":  func(f *JSONFunction) { f.Buckets = []JSONBucket{{60, 128, 1}, {128, 256, 1}} },
+		"bin out of range":       func(f *JSONFunction) { f.HDRBins = [][2]uint64{{0, 1}, {200, 1}} },
+		"negative sum":           func(f *JSONFunction) { f.SumNs = big.NewInt(-1) },
+		"min above max":          func(f *JSONFunction) { f.MinNs = 300 },
+	} {
+		f := ok
+		mutate(&f)
+		if _, err := f.Histogram(); !errors.Is(err, ErrInconsistent) {
+			t.Errorf("%s: error %v, want ErrInconsistent", name, err)
+		}
 	}
 }

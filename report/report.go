@@ -50,4 +50,22 @@ type Report struct {
 	// OverheadCorrected says the functions' ProbeOverheadNs was subtracted
 	// from every duration.
 	OverheadCorrected bool
+	Run               Run
+}
+
+// Run says what was measured where, so that a later comparison can tell
+// like from unlike.
+type Run struct {
+	UlatVersion string
+	Kernel      string   // uname -r
+	Command     []string // the command `ulat run` started; nil for `ulat trace`
+	ExitStatus  *int     // the command's exit status (128+N for signal N); nil for `ulat trace`
+	Binaries    []Binary // the traced files
+	Runs        int      // how many runs were merged into this report (0 means 1)
+}
+
+// Binary is a traced file and its build ID ("" when it has none).
+type Binary struct {
+	Path    string
+	BuildID string
 }

@@ -1,0 +1,68 @@
+package report
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func jsonOf(t *testing.T, r *Report) *JSONReport {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := ReadJSON(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func TestMerge(t *testing.T) {
+	a, b, both := NewHistogram(), NewHistogram(), NewHistogram()
+	for i := uint64(1); i <= 1000; i++ {
+		a.Record(i * 1000)
+		b.Record(i * 3000)
+		both.Record(i * 1000)
+		both.Record(i * 3000)
+	}
+	ra := &Report{Functions: []FunctionStats{{Function: "main.f", Binary: "/ci/1/app", Hist: a, DidNotReturn: 1, ProbeOverheadNs: 100}},
+		Lost: Lost{DroppedEvents: 2}, Run: Run{Kernel: "6.18", UlatVersion: "v1", Binaries: []Binary{{"/ci/1/app", "aa"}}}}
+	rb := &Report{Functions: []FunctionStats{
+		{Function: "main.g", Binary: "/ci/2/app", Hist: NewHistogram()},
+		{Function: "main.f", Binary: "/ci/2/app", Hist: b, DidNotReturn: 2, ProbeOverheadNs: 300},
+	}, Lost: Lost{DroppedEvents: 3}, Run: Run{Kernel: "6.19", UlatVersion: "v1", Binaries: []Binary{{"/ci/2/app", "bb"}}}}
+	m, err := Merge([]*JSONReport{jsonOf(t, ra), jsonOf(t, rb)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Functions) != 2 || m.Functions[0].Function != "main.f" || m.Functions[1].Function != "main.g" {
+		t.Fatalf("functions = %+v, want main.f (both runs, by base name) then main.g", m.Functions)
+	}
+	f := m.Functions[0]
+	if f.Hist.Count() != 2000 || f.Hist.Mean() != both.Mean() || f.Hist.Percentile(90) != both.Percentile(90) {
+		t.Errorf("merged count/mean/p90 = %d/%d/%d, want %d/%d/%d", f.Hist.Count(), f.Hist.Mean(), f.Hist.Percentile(90),
+			both.Count(), both.Mean(), both.Percentile(90))
+	}
+	if f.DidNotReturn != 3 || f.ProbeOverheadNs != 200 || m.Lost.DroppedEvents != 5 {
+		t.Errorf("did_not_return %d, overhead %d, dropped %d; want 3, 200 (mean), 5", f.DidNotReturn, f.ProbeOverheadNs, m.Lost.DroppedEvents)
+	}
+	if m.Run.Runs != 2 || m.Run.Kernel != "" || m.Run.UlatVersion != "v1" || len(m.Run.Binaries) != 2 {
+		t.Errorf("run = %+v: want 2 runs, no kernel (they differ), ulat v1, both binaries", m.Run)
+	}
+	// A merged report merges again, counting its runs.
+	m2, err := Merge([]*JSONReport{m.JSON(), jsonOf(t, ra)})
+	if err != nil || m2.Run.Runs != 3 || m2.Functions[0].Hist.Count() != 3000 {
+		t.Errorf("merge of a merge: %v, runs %d", err, m2.Run.Runs)
+	}
+
+	raw := jsonOf(t, rb)
+	raw.OverheadCorrected = true
+	if _, err := Merge([]*JSONReport{jsonOf(t, ra), raw}); !errors.Is(err, ErrMerge) {
+		t.Errorf("corrected with raw: error %v, want ErrMerge", err)
+	}
+	if _, err := Merge(nil); !errors.Is(err, ErrMerge) {
+		t.Errorf("no reports: error %v, want ErrMerge", err)
+	}
+}
