@@ -34,6 +34,12 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
+// exitStatus ends ulat with code and no message: the status of the command
+// `ulat run` ran, or compare's verdict.
+type exitStatus struct{ code int }
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
 func newApp() *cli.App {
 	return &cli.App{
 		Name:    "ulat",
@@ -43,6 +49,9 @@ func newApp() *cli.App {
 		// for stray flags among the arguments and says so.
 		Commands: []*cli.Command{
 			traceCommand(),
+			runCommand(),
+			compareCommand(),
+			mergeCommand(),
 			symbolsCommand(),
 			doctorCommand(),
 			versionCommand(),
@@ -74,7 +83,7 @@ func run(args []string) int {
 	}
 	errUnknownCommand = nil
 	app.CommandNotFound = func(c *cli.Context, name string) {
-		errUnknownCommand = usagef("unknown command %q: the commands are trace, symbols, doctor and version (see ulat --help)", name)
+		errUnknownCommand = usagef("unknown command %q: the commands are trace, run, compare, merge, symbols, doctor and version (see ulat --help)", name)
 	}
 	err := app.Run(args)
 	if err == nil {
@@ -82,6 +91,10 @@ func run(args []string) int {
 	}
 	if err == nil {
 		return exitOK
+	}
+	var es exitStatus
+	if errors.As(err, &es) {
+		return es.code
 	}
 	fmt.Fprintf(os.Stderr, "ulat: %v\n", err)
 	var ue usageError
