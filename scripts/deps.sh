@@ -2,7 +2,22 @@
 # Installs every system package ulat needs to build and test, on Debian 12
 # (bookworm). Idempotent: a second run changes nothing and is fast. The Vagrant
 # lab's provisioning runs this same script, so this is the one list of packages.
+#
+#   scripts/deps.sh          what building and testing ulat need (`make deps`)
+#   scripts/deps.sh --test   also what only `make test` needs: the linters of
+#                            `make lint` (shellcheck, and Vagrant to validate
+#                            the lab's Vagrantfile), kept out of builds and VMs
 set -euo pipefail
+
+with_test=0
+case "${1:-}" in
+"") ;;
+--test) with_test=1 ;;
+*)
+	echo "usage: $0 [--test]" >&2
+	exit 2
+	;;
+esac
 
 if [ "$(id -u)" -ne 0 ]; then
 	if command -v sudo >/dev/null 2>&1; then
@@ -24,11 +39,18 @@ if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.
 	need_update=1
 fi
 
-base_pkgs=(make gcc g++ binutils libc6-dev clang llvm libelf-dev zlib1g-dev pkg-config git ca-certificates util-linux bpftrace)
+# curl: the Vagrant lab's provisioning (vagrant/provision.sh) downloads Go.
+base_pkgs=(make gcc g++ binutils libc6-dev clang llvm libelf-dev zlib1g-dev pkg-config git ca-certificates curl util-linux bpftrace)
 bp_pkgs=(libbpf-dev linux-libc-dev bpftool)
+# Only with --test: vagrant-libvirt so that `vagrant validate` checks the
+# Vagrantfile's libvirt settings too (VirtualBox's provider is built in).
+test_pkgs=()
+if [ "$with_test" = 1 ]; then
+	test_pkgs=(shellcheck vagrant vagrant-libvirt)
+fi
 
 missing=()
-for p in "${base_pkgs[@]}" "${bp_pkgs[@]}"; do
+for p in "${base_pkgs[@]}" "${bp_pkgs[@]}" "${test_pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 # libbpf from bookworm proper (1.1.x) is installed but too old: treat as missing.
@@ -47,10 +69,13 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 echo "deps: installing ${missing[*]}"
-if [ "${need_update:-0}" = 1 ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ] || \
+if [ "${need_update:-0}" = 1 ] || ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || \
 	! apt-cache policy libbpf-dev 2>/dev/null | grep -q bookworm-backports; then
 	apt-get update -qq
 fi
 apt-get install -y -qq --no-install-recommends "${base_pkgs[@]}" >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports "${bp_pkgs[@]}" >/dev/null
+if [ ${#test_pkgs[@]} -gt 0 ]; then
+	apt-get install -y -qq --no-install-recommends "${test_pkgs[@]}" >/dev/null
+fi
 echo "deps: done"
