@@ -19,4 +19,10 @@ struct user_pt_regs {
 	__u64 pstate;
 };
 
+/* For the fork tracepoint; CO-RE relocates the field to the running
+ * kernel's layout. */
+struct task_struct {
+	int tgid;
+} __attribute__((preserve_access_index));
+
 #endif

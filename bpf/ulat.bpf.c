@@ -24,6 +24,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Load-time configuration (set by user space before load). */
 const volatile __u32 target_tgid = 0;		/* 0: every process */
+/* Only processes in `followed`, which the fork tracepoint extends to their
+ * children (ulat run --follow-forks). */
+const volatile bool follow_forks = false;
 const volatile __u64 wakeup_threshold = 1 << 19; /* bytes pending before we wake the reader */
 /* Never read: puts struct ulat_event into the object's BTF so that a Go test
  * can check its mirror of the layout. */
@@ -42,6 +45,13 @@ struct {
 	__type(key, struct ulat_call_key);
 	__type(value, __u64);
 } starts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 14);
+	__type(key, __u32); /* tgid */
+	__type(value, __u8);
+} followed SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -95,6 +105,8 @@ static __always_inline bool call_key(struct pt_regs *ctx, struct ulat_call_key *
 	*pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = *pid_tgid >> 32;
 	if (target_tgid && tgid != target_tgid)
+		return false;
+	if (follow_forks && !bpf_map_lookup_elem(&followed, &tgid))
 		return false;
 	__u64 cookie = bpf_get_attach_cookie(ctx);
 	bool go = cookie & ULAT_COOKIE_GO;
@@ -202,4 +214,20 @@ SEC("uretprobe")
 int ulat_return_pe(struct pt_regs *ctx)
 {
 	return on_exit(ctx, true);
+}
+
+/* Follows the children of followed processes: a new process (not a new
+ * thread, which shares its parent's tgid) whose parent is followed. Loaded
+ * only with follow_forks. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(ulat_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+	__u8 one = 1;
+
+	if (ptgid == ctgid || !bpf_map_lookup_elem(&followed, &ptgid))
+		return 0;
+	if (bpf_map_update_elem(&followed, &ctgid, &one, BPF_ANY))
+		count(ULAT_CNT_UNFOLLOWED);
+	return 0;
 }

@@ -15,6 +15,7 @@ enum ulat_counter {
 	ULAT_CNT_DROPPED = 0,  /* ring buffer full: an event was not reported */
 	ULAT_CNT_UNPAIRED = 1, /* an exit whose entry was not recorded */
 	ULAT_CNT_ENTRIES = 2,  /* entries seen (for cross-checks) */
+	ULAT_CNT_UNFOLLOWED = 3, /* a child of a followed process that could not be followed (map full) */
 	ULAT_CNT_MAX = 4,
 };
 

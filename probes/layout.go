@@ -6,9 +6,10 @@ package probes
 const cookieGo = uint64(1) << 32 // ULAT_COOKIE_GO
 
 const (
-	counterDropped  = 0 // ULAT_CNT_DROPPED
-	counterUnpaired = 1 // ULAT_CNT_UNPAIRED
-	counterEntries  = 2 // ULAT_CNT_ENTRIES
+	counterDropped    = 0 // ULAT_CNT_DROPPED
+	counterUnpaired   = 1 // ULAT_CNT_UNPAIRED
+	counterEntries    = 2 // ULAT_CNT_ENTRIES
+	counterUnfollowed = 3 // ULAT_CNT_UNFOLLOWED
 )
 
 // EventKind tells a completed call from one that never returned.

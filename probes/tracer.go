@@ -53,6 +53,11 @@ const (
 // Options configure a Tracer at load time.
 type Options struct {
 	Pid     int        // only this process (0: every process that runs the binaries)
+	// FollowForks extends Pid to the processes it starts from now on, and
+	// theirs. Probes then fire in every process that runs the traced files
+	// and the BPF program filters, where without it the kernel installs
+	// them in Pid's process only.
+	FollowForks bool
 	Verbose bool       // show libbpf's own log on stderr
 	Attach  AttachMode // "" means AttachAuto
 	// RingBuffer is the ring buffer's size in bytes: a power of two and a
@@ -69,6 +74,9 @@ type Lost struct {
 	Dropped  uint64 // ring buffer was full
 	Unpaired uint64 // exit without a recorded entry
 	Entries  uint64 // entries seen in all (for cross-checks)
+	// Unfollowed counts processes started by followed ones that could not
+	// be followed (more than 16384 at once).
+	Unfollowed uint64
 }
 
 // Tracer is a loaded BPF object with its attached probes.
@@ -80,6 +88,8 @@ type Tracer struct {
 	ring      *ringReader
 	counter   *bpf.BPFMap
 	pid       int
+	follow    bool
+	forkLink  *bpf.BPFLink
 }
 
 // Mode reports how probes are attached: AttachMulti or AttachPerf.
@@ -135,7 +145,11 @@ func Open(opts Options) (*Tracer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bpf object: %w", err)
 	}
-	t := &Tracer{mod: mod, pid: opts.Pid, mode: opts.Attach}
+	t := &Tracer{mod: mod, pid: opts.Pid, mode: opts.Attach, follow: opts.FollowForks}
+	if t.follow && opts.Pid <= 0 {
+		t.Close()
+		return nil, errors.New("following forks needs the pid of the first process")
+	}
 	switch t.mode {
 	case "", AttachAuto:
 		t.mode = AttachPerf
@@ -149,9 +163,19 @@ func Open(opts Options) (*Tracer, error) {
 	}
 	// Programs of the other mode are not loaded: on kernels before 6.6
 	// the uprobe_multi ones would not load at all.
-	unused := perfPrograms
-	if t.mode == AttachPerf {
-		unused = multiPrograms
+	unused := []string{}
+	for _, name := range perfPrograms {
+		if t.mode != AttachPerf {
+			unused = append(unused, name)
+		}
+	}
+	for _, name := range multiPrograms {
+		if t.mode == AttachPerf {
+			unused = append(unused, name)
+		}
+	}
+	if !t.follow {
+		unused = append(unused, "ulat_fork")
 	}
 	for _, name := range unused {
 		prog, err := mod.GetProgram(name)
@@ -182,9 +206,19 @@ func Open(opts Options) (*Tracer, error) {
 			return nil, fmt.Errorf("size the ring buffer: %w", err)
 		}
 	}
-	if err := mod.InitGlobalVariable("target_tgid", uint32(opts.Pid)); err != nil {
+	// Following forks, the BPF program filters by the `followed` map
+	// instead of by one tgid.
+	targetTgid := uint32(opts.Pid)
+	if t.follow {
+		targetTgid = 0
+	}
+	if err := mod.InitGlobalVariable("target_tgid", targetTgid); err != nil {
 		t.Close()
 		return nil, fmt.Errorf("configure target pid: %w", err)
+	}
+	if err := mod.InitGlobalVariable("follow_forks", t.follow); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("configure fork following: %w", err)
 	}
 	if err := mod.BPFLoadObject(); err != nil {
 		t.Close()
@@ -208,7 +242,34 @@ func Open(opts Options) (*Tracer, error) {
 		t.Close()
 		return nil, fmt.Errorf("find counters map: %w", err)
 	}
+	if t.follow {
+		if err := t.startFollowing(); err != nil {
+			t.Close()
+			return nil, err
+		}
+	}
 	return t, nil
+}
+
+// startFollowing puts the first process in the followed set and attaches
+// the fork tracepoint that adds its descendants.
+func (t *Tracer) startFollowing() error {
+	followed, err := t.mod.GetMap("followed")
+	if err != nil {
+		return fmt.Errorf("find followed map: %w", err)
+	}
+	pid, one := uint32(t.pid), uint8(1)
+	if err := followed.Update(unsafe.Pointer(&pid), unsafe.Pointer(&one)); err != nil {
+		return fmt.Errorf("follow process %d: %w", t.pid, err)
+	}
+	prog, err := t.mod.GetProgram("ulat_fork")
+	if err != nil {
+		return fmt.Errorf("find program ulat_fork: %w", err)
+	}
+	if t.forkLink, err = prog.AttachGeneric(); err != nil {
+		return fmt.Errorf("%w: fork tracepoint: %w", ErrAttach, unwrapErrno(err))
+	}
+	return nil
 }
 
 // probeSet is the probes of one kind in one file: one uprobe_multi link,
@@ -272,7 +333,7 @@ func plan(fns []Function) []*probeSet {
 // ones already made are undone and the error names what failed.
 func (t *Tracer) Attach(fns []Function) error {
 	pid := -1
-	if t.pid > 0 {
+	if t.pid > 0 && !t.follow {
 		pid = t.pid
 	}
 	for _, s := range plan(fns) {
@@ -365,7 +426,7 @@ func (t *Tracer) Drain(fn func(*Event)) int {
 // Lost reads the loss counters, summed over CPUs.
 func (t *Tracer) Lost() (Lost, error) {
 	var l Lost
-	for idx, dst := range map[uint32]*uint64{counterDropped: &l.Dropped, counterUnpaired: &l.Unpaired, counterEntries: &l.Entries} {
+	for idx, dst := range map[uint32]*uint64{counterDropped: &l.Dropped, counterUnpaired: &l.Unpaired, counterEntries: &l.Entries, counterUnfollowed: &l.Unfollowed} {
 		key := idx
 		raw, err := t.counter.GetValue(unsafe.Pointer(&key))
 		if err != nil {
@@ -423,7 +484,8 @@ func (t *Tracer) Leftovers() (Leftovers, error) {
 
 // Minus returns the counts that l has beyond an earlier reading.
 func (l Lost) Minus(earlier Lost) Lost {
-	return Lost{Dropped: l.Dropped - earlier.Dropped, Unpaired: l.Unpaired - earlier.Unpaired, Entries: l.Entries - earlier.Entries}
+	return Lost{Dropped: l.Dropped - earlier.Dropped, Unpaired: l.Unpaired - earlier.Unpaired, Entries: l.Entries - earlier.Entries,
+		Unfollowed: l.Unfollowed - earlier.Unfollowed}
 }
 
 // Detach removes every probe; events already submitted can still be
@@ -450,6 +512,12 @@ func (t *Tracer) detach() error {
 // Close detaches every probe and unloads the object. Safe to call twice.
 func (t *Tracer) Close() error {
 	err := t.detach()
+	if t.forkLink != nil {
+		if e := t.forkLink.Destroy(); e != nil {
+			err = errors.Join(err, fmt.Errorf("detach fork tracepoint: %w", e))
+		}
+		t.forkLink = nil
+	}
 	if t.ring != nil {
 		t.ring.close()
 		t.ring = nil
