@@ -60,7 +60,7 @@ bin/ulat: $(BPF_OBJ) $(GO_SRC) $(STAGE)/VERSION
 
 # Unit tests need no privileges; the end-to-end tests run the real bin/ulat
 # as root against targets they build, and are skipped (loudly) otherwise.
-test: bin/ulat $(BPF_OBJ_ARM64)
+test: lint bin/ulat $(BPF_OBJ_ARM64)
 	$(GO) vet ./...
 	ULAT_BPF_ARM64=$(CURDIR)/$(BPF_OBJ_ARM64) $(GO) test -count=1 $(UNIT_PKGS)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(CI_FUZZTIME) FUZZ_TARGETS="$(CI_FUZZ_TARGETS)"
@@ -99,6 +99,26 @@ demo: bin/ulat bin/ulat-demo
 # Informational: prints PASS/MISS against the goals, exits 0 on a MISS.
 bench: bin/ulat bin/ulat-demo
 	$(GO) run ./bench
+
+# Static checks: shellcheck on every shell script, `vagrant validate` on the
+# lab's Vagrantfile for both providers. Installs shellcheck and Vagrant
+# first (`deps.sh --test`): only `make test` needs them, builds and the lab
+# VM do not.
+SHELL_SCRIPTS := $(wildcard scripts/*.sh vagrant/*.sh) libbpf/stage.sh .ci/run
+.PHONY: lint lab lab-ssh lab-destroy
+lint:
+	@bash scripts/deps.sh --test
+	shellcheck $(SHELL_SCRIPTS)
+	@bash vagrant/validate.sh
+
+# The Vagrant lab (vagrant/LAB.md), run on the machine that hosts the VM:
+# needs Vagrant and VirtualBox or libvirt there, not root.
+lab:
+	@bash vagrant/lab.sh up
+lab-ssh:
+	@bash vagrant/lab.sh ssh
+lab-destroy:
+	@bash vagrant/lab.sh destroy
 
 clean:
 	rm -rf bin build $(BPF_OBJ)
