@@ -126,3 +126,28 @@ func fileCRC(path string) uint32 {
 func noSymbolsError(b *Binary) error {
 	return fmt.Errorf("%w: the binary is stripped and exports no functions, and no separate debug file was found (looked for its build ID under %v and its .gnu_debuglink); rebuild it without -s, or install its debug symbols (the -dbgsym or -dbg package)", ErrNoSymbols, DebugDirs)
 }
+
+// BuildID returns the build ID of the ELF file at path, as hex: the GNU
+// build ID note, or for Go binaries linked without one, "go:" and the Go
+// build ID. It is "" when the file has neither.
+func BuildID(path string) (string, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("build id of %s: %w", path, err)
+	}
+	defer f.Close()
+	if id := buildID(f); len(id) > 0 {
+		return hex.EncodeToString(id), nil
+	}
+	if s := f.Section(".note.go.buildid"); s != nil {
+		data, err := s.Data()
+		// One note: namesz, descsz, type 4, "Go\0\0", then the ID.
+		if err == nil && len(data) > 16 && f.ByteOrder.Uint32(data[8:12]) == 4 {
+			descsz := f.ByteOrder.Uint32(data[4:8])
+			if uint64(16)+uint64(descsz) <= uint64(len(data)) {
+				return "go:" + string(data[16:16+descsz]), nil
+			}
+		}
+	}
+	return "", nil
+}

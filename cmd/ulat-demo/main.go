@@ -9,6 +9,12 @@
 //
 //	ulat-demo serve [-addr 127.0.0.1:18080]
 //	ulat-demo load  [-addr 127.0.0.1:18080] [-duration 5s] [-concurrency 8]
+//	ulat-demo work  [-n 2000] [-slower 0]
+//
+// `work` is a batch job for `ulat run` and `ulat compare`: it parses and
+// renders n records (main.parseRecord ~100µs, main.renderRecord ~50µs of
+// CPU each) and exits; -slower 40 makes parseRecord 40% slower, a
+// regression to catch.
 package main
 
 import (
@@ -66,6 +72,33 @@ func spin(d time.Duration) int {
 	for end := time.Now().Add(d); time.Now().Before(end); n++ {
 	}
 	return n
+}
+
+// Record is one unit of the work batch.
+type Record struct{ fields int }
+
+//go:noinline
+func parseRecord(i int, slower float64) Record {
+	return Record{fields: spin(time.Duration(float64(100*time.Microsecond) * (1 + slower/100)))}
+}
+
+//go:noinline
+func renderRecord(r Record) int {
+	return spin(50*time.Microsecond) + r.fields%2
+}
+
+func work(args []string) error {
+	fs := flag.NewFlagSet("work", flag.ExitOnError)
+	n := fs.Int("n", 2000, "records to process")
+	slower := fs.Float64("slower", 0, "make parseRecord this many percent slower")
+	fs.Parse(args)
+	total := 0
+	for i := 0; i < *n; i++ {
+		total += renderRecord(parseRecord(i, *slower))
+	}
+	fmt.Printf("ulat-demo: processed %d records\n", *n)
+	_ = total
+	return nil
 }
 
 func serve(args []string) error {
@@ -146,7 +179,7 @@ func load(args []string) error {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: ulat-demo serve|load [flags]")
+		fmt.Fprintln(os.Stderr, "usage: ulat-demo serve|load|work [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -155,8 +188,10 @@ func main() {
 		err = serve(os.Args[2:])
 	case "load":
 		err = load(os.Args[2:])
+	case "work":
+		err = work(os.Args[2:])
 	default:
-		fmt.Fprintf(os.Stderr, "ulat-demo: unknown command %q (serve or load)\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "ulat-demo: unknown command %q (serve, load or work)\n", os.Args[1])
 		os.Exit(2)
 	}
 	if err != nil {

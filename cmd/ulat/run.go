@@ -1,8 +1,156 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
 
-// Stub: replaced by the run implementation.
+	"github.com/urfave/cli/v2"
+
+	"github.com/ulat-dev/ulat/launch"
+	"github.com/ulat-dev/ulat/probes"
+)
+
+// Exit statuses of `ulat run` when the command cannot be run, as env(1),
+// timeout(1) and shells use them.
+const (
+	exitCannotExecute = 126
+	exitNotFound      = 127
+)
+
 func runCommand() *cli.Command {
-	return &cli.Command{Name: "run", Usage: "run a command and time its functions (not implemented yet)", Action: func(*cli.Context) error { return usagef("not implemented") }}
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run COMMAND and time its functions from its first instruction to its exit",
+		ArgsUsage: "--func PATTERN... [flags] -- COMMAND [ARGS...]",
+		Description: `Starts COMMAND stopped, attaches probes to the functions --func names
+(patterns as for trace: 'main.*', LIB:PATTERN, /path/to/lib.so:PATTERN; plain
+patterns are looked up in COMMAND's executable), lets it run, and writes the
+report when it exits: to --output, or to stderr. ulat then exits with
+COMMAND's exit status (128+N when signal N ended it; 127 when COMMAND is not
+found, 126 when it cannot be executed), so it can wrap a test or benchmark
+step unchanged. Ctrl-C reaches COMMAND from the terminal; SIGTERM and SIGHUP
+sent to ulat are passed on to it.`,
+		Flags: append([]cli.Flag{
+			&cli.StringSliceFlag{Name: "func", Aliases: []string{"F"}, Usage: "time the functions matching `PATTERN` (repeatable)"},
+			&cli.BoolFlag{Name: "follow-forks", Usage: "also time the processes COMMAND starts, and theirs"},
+		}, tracingFlags("stderr")...),
+		Action: runRun,
+	}
+}
+
+func runRun(c *cli.Context) error {
+	var cfg traceConfig
+	if err := parseTracingFlags(c, &cfg); err != nil {
+		return err
+	}
+	patterns := c.StringSlice("func")
+	argv := c.Args().Slice()
+	if len(argv) == 0 {
+		return usagef("run needs a command: ulat run --func PATTERN [flags] -- COMMAND [ARGS...]")
+	}
+	if len(patterns) == 0 {
+		return usagef("run needs at least one --func PATTERN naming the functions to time (e.g. --func 'main.*')")
+	}
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		code := exitNotFound
+		if errors.Is(err, os.ErrPermission) {
+			code = exitCannotExecute
+		}
+		fmt.Fprintf(os.Stderr, "ulat: run: %v\n", err)
+		return exitStatus{code}
+	}
+	// Patterns without LIB: are the command's own functions.
+	p, err := prepare(cfg, path, 0, patterns)
+	if err != nil {
+		return err
+	}
+	out, closeOut, err := openOutput(cfg.output, c.App.ErrWriter)
+	if err != nil {
+		return err
+	}
+	defer closeOut()
+
+	// Signals that should reach the command rather than end ulat: caught
+	// from now on, passed on once it runs.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	proc, err := launch.Start(path, argv, os.Environ())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ulat: run: %v\n", err)
+		return exitStatus{exitCannotExecute}
+	}
+	tracer, err := startTracing(proc, p, cfg, c.Bool("follow-forks"))
+	if err != nil {
+		proc.Kill()
+		return err
+	}
+	defer tracer.Close()
+	if err := proc.Resume(); err != nil {
+		proc.Kill()
+		return err
+	}
+
+	type ending struct {
+		code int
+		err  error
+	}
+	ended := make(chan ending, 1)
+	go func() {
+		code, err := proc.Wait()
+		ended <- ending{code, err}
+	}()
+	stop := make(chan struct{})
+	var end ending
+	go func() {
+		for {
+			select {
+			case sig := <-sigs:
+				// A terminal's Ctrl-C and Ctrl-\ already reached the
+				// command, which shares ulat's process group.
+				if sig == syscall.SIGTERM || sig == syscall.SIGHUP {
+					_ = proc.Signal(sig)
+				}
+			case end = <-ended:
+				close(stop)
+				return
+			}
+		}
+	}()
+	r, err := collect(tracer, p, cfg, stop, out)
+	if err != nil {
+		return err
+	}
+	if end.err != nil {
+		return end.err
+	}
+	if lost, err := tracer.Lost(); err == nil && lost.Unfollowed > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d processes started by the command were not followed (more than 16384 at once)", lost.Unfollowed))
+	}
+	r.Run.Command = argv
+	r.Run.ExitStatus = &end.code
+	if err := writeReport(out, cfg.format, r); err != nil {
+		return err
+	}
+	return exitStatus{end.code}
+}
+
+// startTracing loads the probes and attaches them to the stopped process
+// (and, following forks, to the processes it will start).
+func startTracing(proc *launch.Process, p *prepared, cfg traceConfig, follow bool) (*probes.Tracer, error) {
+	tracer, err := probes.Open(probes.Options{Pid: proc.Pid, FollowForks: follow, Verbose: cfg.verbose, Attach: cfg.attach, RingBuffer: cfg.buffer})
+	if err != nil {
+		return nil, err
+	}
+	if err := tracer.Attach(p.functions()); err != nil {
+		tracer.Close()
+		return nil, err
+	}
+	return tracer, nil
 }

@@ -31,18 +31,25 @@ libz.so.1; with --pid, the one that process has mapped) or by path
 without LIB: are looked up in the process's own executable.
 Flags go before BINARY. Ends on Ctrl-C or SIGTERM, after --duration, or when the
 --pid process exits; then prints the report.`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.IntFlag{Name: "pid", Aliases: []string{"p"}, Usage: "trace only this process (tracing ends when it exits)"},
 			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after this long (e.g. 10s, 1m)"},
 			&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Usage: "also print a report of each interval (e.g. 1s)"},
-			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "report format: table or json"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the report to this file instead of stdout"},
-			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show libbpf's log"},
-			&cli.BoolFlag{Name: "raw", Usage: "report durations as measured, without subtracting the probes' own cost"},
-			&cli.IntFlag{Name: "buffer", Value: 4096, Usage: "ring buffer size in KiB (a power of two); raise it if the report says events were dropped"},
-			&cli.StringFlag{Name: "attach", Value: "auto", EnvVars: []string{"ULAT_ATTACH"}, Usage: "how probes are attached: auto, multi (one uprobe_multi link per file, Linux >= 6.6) or perf (one perf-event link per probe, for older kernels)"},
-		},
+		}, tracingFlags("stdout")...),
 		Action: runTrace,
+	}
+}
+
+// tracingFlags are the flags of every command that traces; reportsTo names
+// where the report goes without --output.
+func tracingFlags(reportsTo string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "report format: table or json"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the report to this file instead of " + reportsTo},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show libbpf's log"},
+		&cli.BoolFlag{Name: "raw", Usage: "report durations as measured, without subtracting the probes' own cost"},
+		&cli.IntFlag{Name: "buffer", Value: 4096, Usage: "ring buffer size in KiB (a power of two); raise it if the report says events were dropped"},
+		&cli.StringFlag{Name: "attach", Value: "auto", EnvVars: []string{"ULAT_ATTACH"}, Usage: "how probes are attached: auto, multi (one uprobe_multi link per file, Linux >= 6.6) or perf (one perf-event link per probe, for older kernels)"},
 	}
 }
 
@@ -60,25 +67,36 @@ type traceConfig struct {
 	patterns []string
 }
 
+// parseTracingFlags reads tracingFlags into cfg.
+func parseTracingFlags(c *cli.Context, cfg *traceConfig) error {
+	cfg.format = c.String("format")
+	cfg.output = c.String("output")
+	cfg.verbose = c.Bool("verbose")
+	cfg.attach = probes.AttachMode(c.String("attach"))
+	cfg.raw = c.Bool("raw")
+	cfg.buffer = c.Int("buffer") * 1024
+	if kib := c.Int("buffer"); kib < 4 || kib > 1<<20 || kib&(kib-1) != 0 {
+		return usagef("--buffer %d: must be a power of two from 4 to 1048576 (KiB)", kib)
+	}
+	switch cfg.attach {
+	case probes.AttachAuto, probes.AttachMulti, probes.AttachPerf:
+	default:
+		return usagef("--attach %q: must be auto, multi or perf", cfg.attach)
+	}
+	if cfg.format != "table" && cfg.format != "json" {
+		return usagef("--format %q: must be table or json", cfg.format)
+	}
+	return nil
+}
+
 func parseTraceArgs(c *cli.Context) (traceConfig, error) {
 	cfg := traceConfig{
 		pid:      c.Int("pid"),
 		duration: c.Duration("duration"),
 		interval: c.Duration("interval"),
-		format:   c.String("format"),
-		output:   c.String("output"),
-		verbose:  c.Bool("verbose"),
-		attach:   probes.AttachMode(c.String("attach")),
-		raw:      c.Bool("raw"),
-		buffer:   c.Int("buffer") * 1024,
 	}
-	if kib := c.Int("buffer"); kib < 4 || kib > 1<<20 || kib&(kib-1) != 0 {
-		return cfg, usagef("--buffer %d: must be a power of two from 4 to 1048576 (KiB)", kib)
-	}
-	switch cfg.attach {
-	case probes.AttachAuto, probes.AttachMulti, probes.AttachPerf:
-	default:
-		return cfg, usagef("--attach %q: must be auto, multi or perf", cfg.attach)
+	if err := parseTracingFlags(c, &cfg); err != nil {
+		return cfg, err
 	}
 	args := c.Args().Slice()
 	for _, a := range args {
@@ -118,9 +136,6 @@ func parseTraceArgs(c *cli.Context) (traceConfig, error) {
 		}
 		cfg.binary, cfg.patterns = args[0], args[1:]
 	}
-	if cfg.format != "table" && cfg.format != "json" {
-		return cfg, usagef("--format %q: must be table or json", cfg.format)
-	}
 	if cfg.duration < 0 || cfg.interval < 0 {
 		return cfg, usagef("--duration and --interval must be positive")
 	}
@@ -150,65 +165,22 @@ func runTrace(c *cli.Context) error {
 			return err
 		}
 	}
-
-	// The probes' own cost on this host is measured in a child process
-	// meanwhile, so that durations can be corrected for it.
-	type calibration struct {
-		bias probes.Bias
-		err  error
-	}
-	calibrated := make(chan calibration, 1)
-	go func() {
-		b, err := probes.Calibrate(probes.Options{Verbose: cfg.verbose, Attach: cfg.attach})
-		calibrated <- calibration{b, err}
-	}()
-
-	targets, groups, warnings, err := resolveTargets(cfg.binary, cfg.pid, cfg.patterns)
+	p, err := prepare(cfg, cfg.binary, cfg.pid, cfg.patterns)
 	if err != nil {
 		return err
 	}
-	if cfg.format == "table" && len(groups) > 1 {
-		labelLibraryFunctions(targets)
+	out, closeOut, err := openOutput(cfg.output, c.App.Writer)
+	if err != nil {
+		return err
 	}
-	// Broad globs over a large binary can match thousands of functions
-	// that cannot be timed; the report lists all of them.
-	const shown = 20
-	for i, w := range warnings {
-		if i == shown {
-			fmt.Fprintf(os.Stderr, "warning: ... and %d more (all are listed at the end of the report)\n", len(warnings)-shown)
-			break
-		}
-		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
-	}
-
-	out := c.App.Writer
-	if cfg.output != "" {
-		f, err := os.Create(cfg.output)
-		if err != nil {
-			return usagef("--output: %w", err)
-		}
-		defer f.Close()
-		out = f
-	}
-
-	// Before attaching: once "Tracing" is printed, nothing else of ulat's
-	// is probing.
-	cal := <-calibrated
-	// Without privileges, opening the tracer below says so.
-	if cal.err != nil && !errors.Is(cal.err, probes.ErrPermission) {
-		fmt.Fprintf(os.Stderr, "warning: probe overhead not measured, durations include it: %v\n", cal.err)
-	}
+	defer closeOut()
 
 	tracer, err := probes.Open(probes.Options{Pid: cfg.pid, Verbose: cfg.verbose, Attach: cfg.attach, RingBuffer: cfg.buffer})
 	if err != nil {
 		return err
 	}
 	defer tracer.Close()
-	fns := make([]probes.Function, len(targets))
-	for i, t := range targets {
-		fns[i] = t.probe
-	}
-	if err := tracer.Attach(fns); err != nil {
+	if err := tracer.Attach(p.functions()); err != nil {
 		return err
 	}
 	select {
@@ -225,12 +197,6 @@ func runTrace(c *cli.Context) error {
 	if cfg.duration > 0 {
 		deadline = time.After(cfg.duration)
 	}
-	var tick <-chan time.Time
-	if cfg.interval > 0 {
-		t := time.NewTicker(cfg.interval)
-		defer t.Stop()
-		tick = t.C
-	}
 	stop := make(chan struct{})
 	go func() {
 		select {
@@ -242,13 +208,100 @@ func runTrace(c *cli.Context) error {
 	}()
 
 	noun := "functions"
-	if len(targets) == 1 {
+	if len(p.targets) == 1 {
 		noun = "function"
 	}
-	fmt.Fprintf(os.Stderr, "Tracing %d %s in %s... Hit Ctrl-C to end.\n", len(targets), noun, describeGroups(groups))
+	fmt.Fprintf(os.Stderr, "Tracing %d %s in %s... Hit Ctrl-C to end.\n", len(p.targets), noun, describeGroups(p.groups))
+	r, err := collect(tracer, p, cfg, stop, out)
+	if err != nil {
+		return err
+	}
+	return writeReport(out, cfg.format, r)
+}
 
-	total := newAggregate(targets, cal.bias, !cfg.raw)
-	window := newAggregate(targets, cal.bias, !cfg.raw)
+// prepared is what a tracing command knows before it attaches.
+type prepared struct {
+	targets  []target
+	groups   []*group
+	warnings []string
+	bias     probes.Bias
+}
+
+func (p *prepared) functions() []probes.Function {
+	fns := make([]probes.Function, len(p.targets))
+	for i, t := range p.targets {
+		fns[i] = t.probe
+	}
+	return fns
+}
+
+// prepare resolves the patterns to functions, and meanwhile measures the
+// probes' own cost on this host (in a child process), so that durations can
+// be corrected for it. Functions that cannot be timed are warned about.
+func prepare(cfg traceConfig, binary string, pid int, patterns []string) (*prepared, error) {
+	type calibration struct {
+		bias probes.Bias
+		err  error
+	}
+	calibrated := make(chan calibration, 1)
+	go func() {
+		b, err := probes.Calibrate(probes.Options{Verbose: cfg.verbose, Attach: cfg.attach})
+		calibrated <- calibration{b, err}
+	}()
+
+	targets, groups, warnings, err := resolveTargets(binary, pid, patterns)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.format == "table" && len(groups) > 1 {
+		labelLibraryFunctions(targets)
+	}
+	// Broad globs over a large binary can match thousands of functions
+	// that cannot be timed; the report lists all of them.
+	const shown = 20
+	for i, w := range warnings {
+		if i == shown {
+			fmt.Fprintf(os.Stderr, "warning: ... and %d more (all are listed at the end of the report)\n", len(warnings)-shown)
+			break
+		}
+		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
+	}
+
+	// Waited for before attaching: once ulat attaches, nothing else of
+	// ulat's is probing.
+	cal := <-calibrated
+	// Without privileges, opening the tracer says so.
+	if cal.err != nil && !errors.Is(cal.err, probes.ErrPermission) {
+		fmt.Fprintf(os.Stderr, "warning: probe overhead not measured, durations include it: %v\n", cal.err)
+	}
+	return &prepared{targets: targets, groups: groups, warnings: warnings, bias: cal.bias}, nil
+}
+
+// openOutput opens --output, or returns def when it is empty.
+func openOutput(path string, def io.Writer) (io.Writer, func(), error) {
+	if path == "" {
+		return def, func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, usagef("--output: %w", err)
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// collect reads calls until stop is closed (writing a report of each
+// --interval to out meanwhile), then detaches and returns the report of the
+// whole session.
+func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan struct{}, out io.Writer) (*report.Report, error) {
+	var tick <-chan time.Time
+	if cfg.interval > 0 {
+		t := time.NewTicker(cfg.interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	warnings := p.warnings
+	total := newAggregate(p.targets, p.bias, !cfg.raw)
+	window := newAggregate(p.targets, p.bias, !cfg.raw)
 	record := func(e *probes.Event) {
 		total.record(e)
 		if tick != nil {
@@ -258,7 +311,7 @@ func runTrace(c *cli.Context) error {
 	start := time.Now()
 	windowStart := start
 	var lostBefore probes.Lost
-	replaced := watchReplaced(targets)
+	replaced := watchReplaced(p.targets)
 	lastCheck := start
 	for done := false; !done; {
 		if time.Since(lastCheck) >= time.Second {
@@ -275,39 +328,41 @@ func runTrace(c *cli.Context) error {
 			tracer.Drain(record)
 			lost, err := tracer.Lost()
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if err := writeReport(out, cfg.format, window.report(now.Sub(windowStart), lost.Minus(lostBefore), nil, warnings)); err != nil {
-				return err
+				return nil, err
 			}
 			window.reset()
 			windowStart, lostBefore = now, lost
 		default:
 			// Events are submitted without wakeups; this timeout is how
-			// often we drain, and bounds how late Ctrl-C is noticed.
+			// often we drain, and bounds how late a stop is noticed.
 			if _, err := tracer.Poll(50*time.Millisecond, record); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
 	// Detach first so no call completes after the final drain.
 	elapsed := time.Since(start)
 	if err := tracer.Detach(); err != nil {
-		return fmt.Errorf("detach: %w", err)
+		return nil, fmt.Errorf("detach: %w", err)
 	}
 	tracer.Drain(record)
 	lost, err := tracer.Lost()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	left, err := tracer.Leftovers()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if cfg.interval > 0 && cfg.format == "table" {
 		fmt.Fprintf(out, "\nTotal over %s:\n", elapsed.Round(time.Millisecond))
 	}
-	return writeReport(out, cfg.format, total.report(elapsed, lost, &left, warnings))
+	r := total.report(elapsed, lost, &left, warnings)
+	r.Run = runFacts(p.groups)
+	return r, nil
 }
 
 func writeReport(w io.Writer, format string, r *report.Report) error {

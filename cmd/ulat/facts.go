@@ -1,0 +1,30 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ulat-dev/ulat/report"
+	"github.com/ulat-dev/ulat/symbols"
+)
+
+// runFacts records what a report was measured with: ulat's version, the
+// kernel, and the traced files with their build IDs, so that a later
+// comparison can tell the same binary from a rebuilt one.
+func runFacts(groups []*group) report.Run {
+	run := report.Run{UlatVersion: version}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		run.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	for _, g := range groups {
+		id, err := symbols.BuildID(g.loc.Path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+		}
+		run.Binaries = append(run.Binaries, report.Binary{Path: g.loc.Path, BuildID: id})
+	}
+	return run
+}
