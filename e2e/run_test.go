@@ -1,0 +1,234 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ulat-dev/ulat/report"
+)
+
+func runTarget(t *testing.T) string {
+	return build(t, "runtarget", "gcc", "-O2", "-g", "-o", "$OUT", "testdata/runtarget/runtarget.c")
+}
+
+// ulatRun runs `ulat run -f json -o FILE args...` and returns the report,
+// ulat's exit status, and the command's stdout.
+func ulatRun(t *testing.T, args ...string) (*report.JSONReport, int, string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "run.json")
+	cmd := exec.Command(ulatBin, append([]string{"run", "-f", "json", "-o", out}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	code := exitCode(t, cmd.Run())
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatalf("ulat run %v (exit %d) wrote no report: %v\nstderr:\n%s", args, code, err, stderr.String())
+	}
+	defer f.Close()
+	r, err := report.ReadJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, code, stdout.String()
+}
+
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()) // as a shell reports it
+		}
+		return ee.ExitCode()
+	}
+	t.Fatal(err)
+	return -1
+}
+
+// ulat run passes the command's exit status through, counts every call
+// from the first (startup is main's first call), leaves the command's
+// stdout alone, and records what ran.
+func TestRunExitStatusAndCounts(t *testing.T) {
+	requireRoot(t)
+	bin := runTarget(t)
+	for _, tc := range []struct {
+		args []string
+		exit int
+	}{
+		{[]string{"1000", "0"}, 0},
+		{[]string{"10", "3"}, 3},
+		{[]string{"20", "signal"}, 128 + int(syscall.SIGUSR1)},
+	} {
+		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
+			bare := exec.Command(bin, tc.args...)
+			wantOut, err := bare.Output()
+			if got := exitCode(t, err); got != tc.exit {
+				t.Fatalf("without ulat: exit %d, want %d", got, tc.exit)
+			}
+			r, code, out := ulatRun(t, append([]string{"--func", "startup", "--func", "work", "--func", "libc:strtol", "--", bin}, tc.args...)...)
+			if code != tc.exit {
+				t.Errorf("ulat run exit status %d, want the command's %d", code, tc.exit)
+			}
+			if out != string(wantOut) {
+				t.Errorf("command's stdout under ulat run = %q, without = %q", out, wantOut)
+			}
+			n, _ := strconv.Atoi(tc.args[0])
+			wantCount(t, r, "startup", 1)
+			wantCount(t, r, "work", uint64(n))
+			// atoi is strtol inlined: for N, and for STATUS when the
+			// command does not end by a signal first.
+			wantCount(t, r, "strtol", map[bool]uint64{true: 1, false: 2}[tc.args[1] == "signal"])
+			wantNoLoss(t, r)
+			if r.ExitStatus == nil || *r.ExitStatus != tc.exit {
+				t.Errorf("report exit_status %v, want %d", r.ExitStatus, tc.exit)
+			}
+			if want := append([]string{bin}, tc.args...); strings.Join(r.Command, " ") != strings.Join(want, " ") {
+				t.Errorf("report command %q, want %q", r.Command, want)
+			}
+			if r.UlatVersion == "" || r.Kernel == "" || r.ElapsedNs <= 0 || len(r.ProbeOverheadNs) == 0 {
+				t.Errorf("report lacks run facts: version %q, kernel %q, elapsed %d, overhead %v", r.UlatVersion, r.Kernel, r.ElapsedNs, r.ProbeOverheadNs)
+			}
+			ids := map[string]string{}
+			for _, b := range r.Binaries {
+				ids[filepath.Base(b.Path)] = b.BuildID
+			}
+			if len(ids[filepath.Base(bin)]) != 40 || len(ids["libc.so.6"]) != 40 {
+				t.Errorf("build ids %v: want GNU build ids of runtarget and libc.so.6", ids)
+			}
+		})
+	}
+}
+
+// A Go function called from an init function, before main, is counted:
+// probes are in place before the command's first instruction.
+func TestRunGoFromTheFirstInstruction(t *testing.T) {
+	requireRoot(t)
+	bin := build(t, "gorun", "go", "build", "-o", "$OUT", "./testdata/gorun")
+	r, code, out := ulatRun(t, "--func", "main.setup", "--func", "main.step", "--", bin, "5000", "7")
+	if code != 7 {
+		t.Errorf("exit status %d, want 7", code)
+	}
+	if !strings.Contains(out, "gorun: 5000 steps") {
+		t.Errorf("stdout %q", out)
+	}
+	wantCount(t, r, "main.setup", 1)
+	wantCount(t, r, "main.step", 5000)
+	wantNoLoss(t, r)
+}
+
+// cforker: the parent calls work 5 times and forks; the child calls it 7
+// times and execs itself, which calls it 11 times. Both attach modes: the
+// kernel filters by pid without --follow-forks, the BPF program with it.
+func TestRunFollowForks(t *testing.T) {
+	requireRoot(t)
+	bin := build(t, "cforker", "gcc", "-O2", "-g", "-o", "$OUT", "testdata/cforker/cforker.c")
+	for _, mode := range []string{"multi", "perf"} {
+		t.Run(mode, func(t *testing.T) {
+			r, code, _ := ulatRun(t, "--attach", mode, "--func", "work", "--", bin)
+			if code != 0 {
+				t.Errorf("exit status %d", code)
+			}
+			wantCount(t, r, "work", 5)
+			r, code, _ = ulatRun(t, "--attach", mode, "--follow-forks", "--func", "work", "--", bin)
+			if code != 0 {
+				t.Errorf("--follow-forks: exit status %d", code)
+			}
+			wantCount(t, r, "work", 5+7+11)
+			wantNoLoss(t, r)
+		})
+	}
+}
+
+// SIGTERM sent to ulat reaches the command; ulat reports and exits with
+// the command's status.
+func TestRunForwardsSIGTERM(t *testing.T) {
+	requireRoot(t)
+	bin := runTarget(t)
+	out := filepath.Join(t.TempDir(), "run.json")
+	cmd := exec.Command(ulatBin, "run", "-f", "json", "-o", out, "--func", "work", "--", bin, "100", "sleep")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// The command prints once its calls are made, then sleeps.
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stdout.String(), "100 calls") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the command did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if code := exitCode(t, err); code != 128+int(syscall.SIGTERM) {
+			t.Errorf("exit status %d, want 143 (the command ended by SIGTERM)", code)
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("ulat run did not end after SIGTERM")
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := report.ReadJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCount(t, r, "work", 100)
+}
+
+func TestRunErrors(t *testing.T) {
+	requireRoot(t)
+	bin := runTarget(t)
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, "notexec")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		exit int
+		msg  string
+	}{
+		{"no command", []string{"run", "--func", "work"}, 2, "run needs a command"},
+		{"no --func", []string{"run", "--", bin}, 2, "run needs at least one --func PATTERN"},
+		{"unknown function", []string{"run", "--func", "wrok", "--", bin}, 2, `did you mean "work"`},
+		{"command not found", []string{"run", "--func", "work", "--", "no-such-command-xyz"}, 127, `"no-such-command-xyz": executable file not found in $PATH`},
+		{"not executable", []string{"run", "--func", "work", "--", notExec}, 126, "permission denied"},
+		{"bad format", []string{"run", "-f", "yaml", "--func", "work", "--", bin}, 2, `--format "yaml": must be table or json`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(ulatBin, tc.args...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			code := exitCode(t, cmd.Run())
+			if code != tc.exit || !strings.Contains(stderr.String(), tc.msg) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr.String(), tc.exit, tc.msg)
+			}
+			if strings.Contains(stderr.String(), "goroutine ") || strings.Contains(stderr.String(), "panic") {
+				t.Errorf("stack trace in stderr:\n%s", stderr.String())
+			}
+		})
+	}
+}
