@@ -1,0 +1,465 @@
+package compare
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ulat-dev/ulat/report"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultMinCount   = 100
+	DefaultConfidence = 0.99
+	DefaultResamples  = 1000
+)
+
+// Sentinel errors, wrapped with the details.
+var (
+	// ErrNoCommonFunctions: no function is in both reports, so there is
+	// nothing to compare (usually the wrong files, or different --func).
+	ErrNoCommonFunctions = errors.New("no function is in both reports")
+	// ErrIncomparable: the reports measured differently (one with --raw).
+	ErrIncomparable = errors.New("reports cannot be compared")
+	// ErrOptions: an option is out of range.
+	ErrOptions = errors.New("bad compare option")
+)
+
+// Options controls a comparison; the zero value uses the defaults.
+type Options struct {
+	// Thresholds judge the functions. Those without a Function apply to
+	// every function; when there are none, DefaultThresholds do. Those
+	// with a Function override the global one for the same metric, or add
+	// a metric, for the functions they name.
+	Thresholds []Threshold
+	// MinCount is the fewest calls on each side for a function to be
+	// judged (DefaultMinCount when 0); below it the verdict is "not enough
+	// data".
+	MinCount uint64
+	// Confidence of the intervals, in (0, 1) (DefaultConfidence when 0).
+	Confidence float64
+	// Resamples drawn for metrics whose bootstrap distribution has no
+	// closed form, the mean (DefaultResamples when 0).
+	Resamples int
+}
+
+// Verdict is the outcome for a function, a metric or the whole comparison.
+type Verdict string
+
+const (
+	Regressed      Verdict = "regressed"
+	Improved       Verdict = "improved"
+	Unchanged      Verdict = "unchanged"
+	NotEnoughData  Verdict = "not enough data"
+	OnlyInBaseline Verdict = "only in baseline"
+	OnlyInCurrent  Verdict = "only in current"
+)
+
+// verdictOrder is the order functions are listed in: what needs attention
+// first.
+var verdictOrder = []Verdict{Regressed, Improved, Unchanged, NotEnoughData, OnlyInBaseline, OnlyInCurrent}
+
+// Stats are one side's figures for a function, in nanoseconds.
+type Stats struct {
+	Count  uint64
+	MeanNs uint64
+	P50Ns  uint64
+	P90Ns  uint64
+	P99Ns  uint64
+}
+
+// Metric is one judged metric of a function.
+type Metric struct {
+	Metric    string // "p99", "mean", ...
+	BaseNs    uint64
+	CurrentNs uint64
+	// Change is CurrentNs/BaseNs - 1; NaN when BaseNs is 0.
+	Change float64
+	// Low and High bound the Confidence interval of Change; NaN when the
+	// metric was not judged (too few calls, or BaseNs is 0).
+	Low, High float64
+	Limit     float64
+	Verdict   Verdict
+}
+
+// Function is one function's comparison.
+type Function struct {
+	Function string
+	Binary   string // the baseline's path when in both
+	Key      string // report.FunctionKey
+	Verdict  Verdict
+	// Reason says why, e.g. "p99 +35% (99% CI +28%..+41%, limit +20%)";
+	// "" when there is nothing to add to the verdict.
+	Reason string
+	// Base and Current are nil when the function is absent on that side.
+	Base, Current *Stats
+	Metrics       []Metric
+}
+
+// Run is what one side's reports say about how they were recorded.
+type Run struct {
+	Runs              int
+	UlatVersion       string // "" when the merged runs differ
+	Kernel            string // "" when the merged runs differ
+	Command           []string
+	Binaries          []report.Binary
+	Lost              report.Lost
+	Elapsed           time.Duration
+	OverheadCorrected bool
+}
+
+// Result is a whole comparison.
+type Result struct {
+	Verdict   Verdict // Regressed when any function regressed
+	Functions []Function
+	Baseline  Run
+	Current   Run
+	// Thresholds in effect: the global ones, then the per-function ones.
+	Thresholds []Threshold
+	Confidence float64
+	MinCount   uint64
+	// Notes and Warnings are facts about the two sides that bear on how
+	// far the verdict can be trusted (different kernels, the same binary,
+	// dropped events, ...).
+	Notes    []string
+	Warnings []string
+}
+
+// Count returns how many functions have verdict v.
+func (r *Result) Count(v Verdict) int {
+	n := 0
+	for _, f := range r.Functions {
+		if f.Verdict == v {
+			n++
+		}
+	}
+	return n
+}
+
+// Compare judges cur against base, function by function (paired by
+// report.FunctionKey).
+func Compare(base, cur *report.Report, opts Options) (*Result, error) {
+	if opts.MinCount == 0 {
+		opts.MinCount = DefaultMinCount
+	}
+	if opts.Confidence == 0 {
+		opts.Confidence = DefaultConfidence
+	}
+	if !(opts.Confidence > 0 && opts.Confidence < 1) {
+		return nil, fmt.Errorf("confidence %v: must be between 0 and 1, such as 0.99: %w", opts.Confidence, ErrOptions)
+	}
+	if opts.Resamples == 0 {
+		opts.Resamples = DefaultResamples
+	}
+	if opts.Resamples < 100 {
+		return nil, fmt.Errorf("resamples %d: must be at least 100: %w", opts.Resamples, ErrOptions)
+	}
+	if base.OverheadCorrected != cur.OverheadCorrected {
+		which := "the current"
+		if !base.OverheadCorrected {
+			which = "the baseline"
+		}
+		return nil, fmt.Errorf("one side has the probes' own cost subtracted and the other not (%s was recorded with --raw); record both the same way: %w", which, ErrIncomparable)
+	}
+	for _, t := range opts.Thresholds {
+		if m, err := parseMetric(t.Metric); err != nil || m != t.Metric || !(t.Limit >= 0 && t.Limit <= 1e4) {
+			return nil, fmt.Errorf("threshold %+v: want a metric as ParseThreshold returns it and a limit >= 0: %w", t, ErrOptions)
+		}
+	}
+
+	ts := newThresholdSet(opts.Thresholds)
+	res := &Result{
+		Baseline:   runOf(base),
+		Current:    runOf(cur),
+		Thresholds: append(append([]Threshold(nil), ts.global...), ts.perFunc...),
+		Confidence: opts.Confidence,
+		MinCount:   opts.MinCount,
+	}
+
+	curIndex := map[string]int{}
+	for i, f := range cur.Functions {
+		key := report.FunctionKey(f.Function, f.Binary)
+		if _, dup := curIndex[key]; !dup {
+			curIndex[key] = i
+		}
+	}
+	type job struct {
+		out        int // index in res.Functions
+		b, c       *report.Histogram
+		thresholds []Threshold
+	}
+	var jobs []job
+	// Merged reports hold each key once; a hand-made one may not, and then
+	// the first one counts.
+	baseKeys := map[string]bool{}
+	for i := range base.Functions {
+		b := &base.Functions[i]
+		key := report.FunctionKey(b.Function, b.Binary)
+		if baseKeys[key] {
+			continue
+		}
+		baseKeys[key] = true
+		fn := Function{Function: b.Function, Binary: b.Binary, Key: key, Base: statsOf(b.Hist)}
+		j, ok := curIndex[key]
+		if !ok {
+			fn.Verdict = OnlyInBaseline
+			res.Functions = append(res.Functions, fn)
+			continue
+		}
+		c := &cur.Functions[j]
+		fn.Current = statsOf(c.Hist)
+		jobs = append(jobs, job{out: len(res.Functions), b: b.Hist, c: c.Hist, thresholds: ts.forFunction(b.Function, key)})
+		res.Functions = append(res.Functions, fn)
+	}
+	for i := range cur.Functions {
+		c := &cur.Functions[i]
+		key := report.FunctionKey(c.Function, c.Binary)
+		if !baseKeys[key] && curIndex[key] == i {
+			res.Functions = append(res.Functions, Function{Function: c.Function, Binary: c.Binary, Key: key, Verdict: OnlyInCurrent, Current: statsOf(c.Hist)})
+		}
+	}
+	if len(jobs) == 0 {
+		return nil, fmt.Errorf("baseline has %d functions, current %d, none the same (functions pair by file base name and function name): %w",
+			len(base.Functions), len(cur.Functions), ErrNoCommonFunctions)
+	}
+
+	// Functions are independent: judge them on every CPU.
+	var wg sync.WaitGroup
+	next := make(chan job)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range next {
+				judge(&res.Functions[j.out], j.b, j.c, j.thresholds, opts)
+			}
+		}()
+	}
+	for _, j := range jobs {
+		next <- j
+	}
+	close(next)
+	wg.Wait()
+
+	for i, used := range ts.used {
+		if !used {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("threshold %s names no function in both reports", ts.perFunc[i]))
+		}
+	}
+	rank := func(v Verdict) int { return slices.Index(verdictOrder, v) }
+	sort.SliceStable(res.Functions, func(i, j int) bool { return rank(res.Functions[i].Verdict) < rank(res.Functions[j].Verdict) })
+	switch {
+	case res.Count(Regressed) > 0:
+		res.Verdict = Regressed
+	case res.Count(Improved) > 0:
+		res.Verdict = Improved
+	case res.Count(Unchanged) > 0:
+		res.Verdict = Unchanged
+	default:
+		res.Verdict = NotEnoughData
+	}
+	addNotes(res, base, cur)
+	return res, nil
+}
+
+func statsOf(h *report.Histogram) *Stats {
+	return &Stats{Count: h.Count(), MeanNs: h.Mean(), P50Ns: h.Percentile(50), P90Ns: h.Percentile(90), P99Ns: h.Percentile(99)}
+}
+
+func runOf(r *report.Report) Run {
+	return Run{
+		Runs: max(r.Run.Runs, 1), UlatVersion: r.Run.UlatVersion, Kernel: r.Run.Kernel, Command: r.Run.Command,
+		Binaries: r.Run.Binaries, Lost: r.Lost, Elapsed: r.Elapsed, OverheadCorrected: r.OverheadCorrected,
+	}
+}
+
+// judge fills in f's metrics and verdict.
+func judge(f *Function, bh, ch *report.Histogram, thresholds []Threshold, opts Options) {
+	enough := bh.Count() >= opts.MinCount && ch.Count() >= opts.MinCount
+	var bs, cs sample
+	if enough {
+		bs, cs = newSample(bh), newSample(ch)
+	}
+	alpha := 1 - opts.Confidence
+	var regressed, improved, noisy []string
+	for _, t := range thresholds {
+		m := Metric{Metric: t.Metric, Limit: t.Limit, Low: math.NaN(), High: math.NaN(), Verdict: Unchanged}
+		p, isPercentile := percentileOf(t.Metric)
+		if isPercentile {
+			m.BaseNs, m.CurrentNs = bh.Percentile(p), ch.Percentile(p)
+		} else {
+			m.BaseNs, m.CurrentNs = bh.Mean(), ch.Mean()
+		}
+		m.Change = math.NaN()
+		if m.BaseNs > 0 {
+			m.Change = float64(m.CurrentNs)/float64(m.BaseNs) - 1
+		}
+		switch {
+		case !enough:
+			m.Verdict = NotEnoughData
+		case m.BaseNs == 0:
+			// A zero baseline (durations below the probes' own cost,
+			// corrected to 0) has no relative change.
+			noisy = append(noisy, fmt.Sprintf("%s not judged: 0ns in the baseline", t.Metric))
+		default:
+			var q []float64
+			if isPercentile {
+				_, bd := percentileDist(&bs, p)
+				_, cd := percentileDist(&cs, p)
+				q = ratioQuantiles(bd, cd, alpha/2, 1-alpha/2)
+			} else {
+				q = meanRatioQuantiles(&bs, &cs, opts.Resamples, seedOf(t.Metric, &bs, &cs), alpha/2, 1-alpha/2)
+			}
+			m.Low, m.High = q[0]-1, q[1]-1
+			ci := fmt.Sprintf("%s CI %s..%s", formatConfidence(opts.Confidence), FormatChange(m.Low), FormatChange(m.High))
+			switch {
+			case m.Change > t.Limit && m.Low > 0:
+				m.Verdict = Regressed
+				regressed = append(regressed, fmt.Sprintf("%s %s (%s, limit %s)", t.Metric, FormatChange(m.Change), ci, FormatChange(t.Limit)))
+			case m.Change < -t.Limit && m.High < 0:
+				m.Verdict = Improved
+				improved = append(improved, fmt.Sprintf("%s %s (%s, limit -%s)", t.Metric, FormatChange(m.Change), ci, formatPercent(t.Limit)))
+			case math.Abs(m.Change) > t.Limit:
+				noisy = append(noisy, fmt.Sprintf("%s %s is within noise (%s)", t.Metric, FormatChange(m.Change), ci))
+			}
+		}
+		f.Metrics = append(f.Metrics, m)
+	}
+	switch {
+	case !enough:
+		f.Verdict = NotEnoughData
+		var short []string
+		if n := bh.Count(); n < opts.MinCount {
+			short = append(short, fmt.Sprintf("%d calls in baseline", n))
+		}
+		if n := ch.Count(); n < opts.MinCount {
+			short = append(short, fmt.Sprintf("%d calls in current", n))
+		}
+		f.Reason = fmt.Sprintf("%s, %d needed", strings.Join(short, ", "), opts.MinCount)
+	case len(regressed) > 0:
+		f.Verdict, f.Reason = Regressed, strings.Join(regressed, "; ")
+	case len(improved) > 0:
+		f.Verdict, f.Reason = Improved, strings.Join(improved, "; ")
+	default:
+		f.Verdict, f.Reason = Unchanged, strings.Join(noisy, "; ")
+	}
+}
+
+// addNotes states what the two sides' recordings say about trusting the
+// comparison.
+func addNotes(res *Result, base, cur *report.Report) {
+	b, c := res.Baseline, res.Current
+	note := func(format string, a ...any) { res.Notes = append(res.Notes, fmt.Sprintf(format, a...)) }
+	warn := func(format string, a ...any) { res.Warnings = append(res.Warnings, fmt.Sprintf(format, a...)) }
+
+	for _, s := range []struct {
+		name string
+		run  Run
+	}{{"baseline", b}, {"current", c}} {
+		if s.run.Lost.DroppedEvents > 0 {
+			warn("%s: %d events dropped (ring buffer full): its counts are incomplete and its durations may be skewed; record it again with a larger --buffer",
+				s.name, s.run.Lost.DroppedEvents)
+		}
+		if s.run.Runs > 1 && s.run.Kernel == "" {
+			note("%s: its %d runs were recorded on different kernels", s.name, s.run.Runs)
+		}
+	}
+	switch {
+	case b.Kernel != "" && c.Kernel != "" && b.Kernel != c.Kernel:
+		warn("kernels differ (baseline %s, current %s): probe costs and scheduling differ too, so durations may change without the code changing", b.Kernel, c.Kernel)
+	}
+	if len(b.Command) > 0 && len(c.Command) > 0 && !slices.Equal(b.Command, c.Command) {
+		note("commands differ (baseline %q, current %q)", strings.Join(b.Command, " "), strings.Join(c.Command, " "))
+	}
+	if b.UlatVersion != "" && c.UlatVersion != "" && b.UlatVersion != c.UlatVersion {
+		note("ulat versions differ (baseline %s, current %s)", b.UlatVersion, c.UlatVersion)
+	}
+
+	// Build IDs by file name: the same ID on both sides is the same binary.
+	ids := func(bins []report.Binary) map[string][]string {
+		m := map[string][]string{}
+		for _, x := range bins {
+			name := filepath.Base(x.Path)
+			if x.BuildID != "" && !slices.Contains(m[name], x.BuildID) {
+				m[name] = append(m[name], x.BuildID)
+			}
+		}
+		return m
+	}
+	bIDs, cIDs := ids(b.Binaries), ids(c.Binaries)
+	names := make([]string, 0, len(bIDs))
+	for name := range bIDs {
+		if _, ok := cIDs[name]; ok {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		bi, ci := bIDs[name], cIDs[name]
+		switch {
+		case len(bi) > 1 || len(ci) > 1:
+			note("%s: several builds merged (baseline %s, current %s)", name, shortIDs(bi), shortIDs(ci))
+		case bi[0] == ci[0]:
+			msg := fmt.Sprintf("%s: the same build on both sides (build ID %s): any difference comes from the machine or the input, not the code", name, shortID(bi[0]))
+			if res.Verdict == Regressed {
+				warn("%s", msg)
+			} else {
+				note("%s", msg)
+			}
+		default:
+			note("%s: different builds (build ID %s, then %s)", name, shortID(bi[0]), shortID(ci[0]))
+		}
+	}
+
+	// The probes' own cost is measured at every start and subtracted; when
+	// it differs much, the hosts differ.
+	overheads := func(r *report.Report) map[string]uint64 {
+		m := map[string]uint64{}
+		for _, f := range r.Functions {
+			if f.ProbeOverheadNs != 0 {
+				m[f.ProbeKind] = f.ProbeOverheadNs
+			}
+		}
+		return m
+	}
+	bo, co := overheads(base), overheads(cur)
+	var kinds []string
+	for k := range bo {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		x, y := float64(bo[k]), float64(co[k])
+		if y != 0 && math.Abs(y/x-1) > 0.25 {
+			what := "subtracted from every duration"
+			if !b.OverheadCorrected {
+				what = "included in every duration"
+			}
+			note("the probes' own cost differs (%s: %s, then %s; %s): the hosts or kernels differ",
+				k, report.FormatDuration(bo[k]), report.FormatDuration(co[k]), what)
+		}
+	}
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func shortIDs(ids []string) string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = shortID(id)
+	}
+	return strings.Join(out, ", ")
+}
