@@ -27,6 +27,9 @@ const volatile __u32 target_tgid = 0;		/* 0: every process */
 /* Only processes in `followed`, which the fork tracepoint extends to their
  * children (ulat run --follow-forks). */
 const volatile bool follow_forks = false;
+/* Count completed calls in per-CPU histograms (`hists`) instead of
+ * streaming each through the ring buffer. */
+const volatile bool aggregate = false;
 const volatile __u64 wakeup_threshold = 1 << 19; /* bytes pending before we wake the reader */
 /* Never read: puts struct ulat_event into the object's BTF so that a Go test
  * can check its mirror of the layout. */
@@ -45,6 +48,15 @@ struct {
 	__type(key, struct ulat_call_key);
 	__type(value, __u64);
 } starts SEC(".maps");
+
+/* One histogram per function and CPU, indexed by function; sized to the
+ * number of functions before load when aggregating. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ulat_hist);
+} hists SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -100,7 +112,7 @@ static __always_inline __u64 frame_pos(struct pt_regs *ctx, bool go, bool after_
 }
 
 /* Fills the call key; returns false when this process is filtered out. */
-static __always_inline bool call_key(struct pt_regs *ctx, struct ulat_call_key *k, __u64 *pid_tgid, bool after_ret)
+static __always_inline bool call_key(struct pt_regs *ctx, struct ulat_call_key *k, __u64 *pid_tgid, __u64 *cookie_out, bool after_ret)
 {
 	*pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = *pid_tgid >> 32;
@@ -109,6 +121,7 @@ static __always_inline bool call_key(struct pt_regs *ctx, struct ulat_call_key *
 	if (follow_forks && !bpf_map_lookup_elem(&followed, &tgid))
 		return false;
 	__u64 cookie = bpf_get_attach_cookie(ctx);
+	*cookie_out = cookie;
 	bool go = cookie & ULAT_COOKIE_GO;
 	k->tgid = tgid;
 	k->fn = cookie & ULAT_COOKIE_FN_MASK;
@@ -137,12 +150,60 @@ static __always_inline void submit(struct ulat_call_key *key, __u32 tid, __u32 k
 	bpf_ringbuf_submit(e, flags);
 }
 
+static __always_inline __u32 log2_u64(__u64 v)
+{
+	__u32 r = 0;
+
+	/* BPF has no count-leading-zeros instruction. */
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	if (v >> 1) { r += 1; }
+	return r;
+}
+
+/* The log-linear bucket of d (see ULAT_HIST_SLOTS). */
+static __always_inline __u32 hist_slot(__u64 d)
+{
+	const __u32 sub = 1 << ULAT_HIST_SUB_BITS;
+
+	if (d < sub)
+		return d;
+	__u32 e = log2_u64(d);
+	if (e >= ULAT_HIST_MAX_EXP)
+		return ULAT_HIST_SLOTS - 1;
+	return sub + (e - ULAT_HIST_SUB_BITS) * sub + ((d >> (e - ULAT_HIST_SUB_BITS)) & (sub - 1));
+}
+
+/* Counts a completed call in its function's histogram on this CPU. The
+ * program can be preempted by another task's run of it on the same CPU,
+ * so the counts are added atomically (uncontended: cheap); min and max
+ * could in theory miss a value in that window. */
+static __always_inline void record(__u32 fn, __u64 d, __u64 bias)
+{
+	struct ulat_hist *h = bpf_map_lookup_elem(&hists, &fn);
+	if (!h)
+		return;
+	d = d > bias ? d - bias : 0;
+	__sync_fetch_and_add(&h->count, 1);
+	__sync_fetch_and_add(&h->sum, d);
+	if (h->min_plus1 == 0 || d + 1 < h->min_plus1)
+		h->min_plus1 = d + 1;
+	if (d > h->max)
+		h->max = d;
+	__u32 s = hist_slot(d);
+	if (s < ULAT_HIST_SLOTS)
+		__sync_fetch_and_add(&h->slots[s], 1);
+}
+
 static __always_inline int on_entry(struct pt_regs *ctx)
 {
 	struct ulat_call_key key = {};
-	__u64 pid_tgid;
+	__u64 pid_tgid, cookie;
 
-	if (!call_key(ctx, &key, &pid_tgid, false))
+	if (!call_key(ctx, &key, &pid_tgid, &cookie, false))
 		return 0;
 	count(ULAT_CNT_ENTRIES);
 
@@ -169,9 +230,9 @@ static __always_inline int on_exit(struct pt_regs *ctx, bool after_ret)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct ulat_call_key key = {};
-	__u64 pid_tgid;
+	__u64 pid_tgid, cookie;
 
-	if (!call_key(ctx, &key, &pid_tgid, after_ret))
+	if (!call_key(ctx, &key, &pid_tgid, &cookie, after_ret))
 		return 0;
 	__u64 *start = bpf_map_lookup_elem(&starts, &key);
 	if (!start) {
@@ -180,7 +241,10 @@ static __always_inline int on_exit(struct pt_regs *ctx, bool after_ret)
 	}
 	__u64 begin = *start;
 	bpf_map_delete_elem(&starts, &key);
-	submit(&key, (__u32)pid_tgid, ULAT_EV_CALL, begin, now - begin);
+	if (aggregate)
+		record(key.fn, now - begin, cookie >> ULAT_COOKIE_BIAS_SHIFT);
+	else
+		submit(&key, (__u32)pid_tgid, ULAT_EV_CALL, begin, now - begin);
 	return 0;
 }
 

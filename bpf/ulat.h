@@ -9,6 +9,9 @@
 /* Pair calls by goroutine (the g pointer register) instead of by thread:
  * goroutines move between threads while a call is in flight. */
 #define ULAT_COOKIE_GO (1ULL << 32)
+/* With in-kernel histograms, the probe pair's own cost in ns, subtracted
+ * from each duration before it is counted. */
+#define ULAT_COOKIE_BIAS_SHIFT 40
 
 /* Indexes into the per-CPU `counters` array. */
 enum ulat_counter {
@@ -34,6 +37,23 @@ struct ulat_call_key {
 enum ulat_event_kind {
 	ULAT_EV_CALL = 0,      /* a completed call */
 	ULAT_EV_NO_RETURN = 1, /* a call whose frame was reused before it returned */
+};
+
+/* In-kernel histograms: log-linear buckets. Durations below 16 ns have a
+ * bucket each; above, each power of two [2^e, 2^(e+1)) is split into 16
+ * equal sub-buckets, so a bucket's midpoint is within 1/32 (3%) of every
+ * value in it. One last bucket holds everything from 2^40 ns (18 minutes). */
+#define ULAT_HIST_SUB_BITS 4
+#define ULAT_HIST_MAX_EXP 40
+#define ULAT_HIST_SLOTS ((1 << ULAT_HIST_SUB_BITS) + (ULAT_HIST_MAX_EXP - ULAT_HIST_SUB_BITS) * (1 << ULAT_HIST_SUB_BITS) + 1)
+
+/* One function's histogram on one CPU. */
+struct ulat_hist {
+	__u64 count;
+	__u64 sum;
+	__u64 min_plus1; /* 0: no call yet */
+	__u64 max;
+	__u64 slots[ULAT_HIST_SLOTS];
 };
 
 /* Streamed through the ring buffer. */

@@ -78,3 +78,33 @@ func TestPlan(t *testing.T) {
 		t.Errorf("plan:\n got %+v\nwant %+v", got, want)
 	}
 }
+
+// The in-kernel histogram's layout and bucket bounds agree with the
+// object: struct ulat_hist member by member, and every value falls in the
+// bucket whose bounds hold it, each bucket within 1/16 of its low edge.
+func TestHistLayout(t *testing.T) {
+	spec, err := btf.LoadSpecFromReader(bytes.NewReader(ulatbpf.Object))
+	if err != nil {
+		t.Fatalf("read BTF of the bpf object: %v", err)
+	}
+	checkLayout(t, spec, "ulat_hist", reflect.TypeOf(kernelHist{}))
+	prevHi := uint64(0)
+	for i := 0; i < HistSlots; i++ {
+		lo, hi := SlotBounds(i)
+		if lo != prevHi {
+			t.Fatalf("bucket %d starts at %d, the previous ended at %d", i, lo, prevHi)
+		}
+		if i >= 16 && i < HistSlots-1 && (hi-lo)*16 > lo {
+			t.Errorf("bucket %d [%d, %d) is wider than 1/16 of its low edge", i, lo, hi)
+		}
+		for _, v := range []uint64{lo, lo + (hi-lo)/2, hi - 1} {
+			if got := slotOf(v); got != i {
+				t.Fatalf("value %d is in bucket %d, want %d [%d, %d)", v, got, i, lo, hi)
+			}
+		}
+		prevHi = hi
+	}
+	if prevHi != ^uint64(0) {
+		t.Errorf("the last bucket ends at %d", prevHi)
+	}
+}

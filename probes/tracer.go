@@ -7,7 +7,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -34,6 +36,9 @@ type Function struct {
 	Entry  uint64   // file offset of the entry probe
 	Exits  []uint64 // file offsets of RET instructions; empty means use a uretprobe
 	Go     bool     // pair calls by goroutine rather than by thread
+	// BiasNs is subtracted from every duration before it is counted in an
+	// in-kernel histogram (Options.Aggregate); events carry raw durations.
+	BiasNs uint64
 }
 
 // AttachMode chooses how probes are attached.
@@ -64,6 +69,26 @@ type Options struct {
 	// multiple of the page size (0: the object's 4 MiB). Calls that
 	// complete while it is full are dropped, and counted.
 	RingBuffer int
+	// Aggregate counts completed calls in per-CPU histograms in the
+	// kernel (read with Histograms) instead of streaming each through the
+	// ring buffer, which then carries only calls that never returned.
+	// Functions is how many functions Attach will be given.
+	Aggregate bool
+	Functions int
+}
+
+// HistogramBytes is the kernel memory in-kernel histograms take for n
+// functions on this machine's CPUs.
+func HistogramBytes(n int) int {
+	return n * int(unsafe.Sizeof(kernelHist{})) * possibleCPUs()
+}
+
+func possibleCPUs() int {
+	n, err := bpf.NumPossibleCPUs()
+	if err != nil || n < 1 {
+		return runtime.NumCPU()
+	}
+	return n
 }
 
 // ErrRingBufferSize is returned for a ring buffer size the kernel refuses.
@@ -89,6 +114,8 @@ type Tracer struct {
 	counter   *bpf.BPFMap
 	pid       int
 	follow    bool
+	hists     *bpf.BPFMap // with Options.Aggregate
+	nfns      int
 	forkLink  *bpf.BPFLink
 }
 
@@ -220,6 +247,24 @@ func Open(opts Options) (*Tracer, error) {
 		t.Close()
 		return nil, fmt.Errorf("configure fork following: %w", err)
 	}
+	if opts.Aggregate {
+		if opts.Functions < 1 {
+			t.Close()
+			return nil, errors.New("in-kernel histograms need the number of functions")
+		}
+		hists, err := mod.GetMap("hists")
+		if err == nil {
+			err = hists.SetMaxEntries(uint32(opts.Functions))
+		}
+		if err == nil {
+			err = mod.InitGlobalVariable("aggregate", true)
+		}
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("configure in-kernel histograms: %w", err)
+		}
+		t.nfns = opts.Functions
+	}
 	if err := mod.BPFLoadObject(); err != nil {
 		t.Close()
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
@@ -241,6 +286,12 @@ func Open(opts Options) (*Tracer, error) {
 	if err != nil {
 		t.Close()
 		return nil, fmt.Errorf("find counters map: %w", err)
+	}
+	if opts.Aggregate {
+		if t.hists, err = mod.GetMap("hists"); err != nil {
+			t.Close()
+			return nil, fmt.Errorf("find hists map: %w", err)
+		}
 	}
 	if t.follow {
 		if err := t.startFollowing(); err != nil {
@@ -298,7 +349,7 @@ func plan(fns []Function) []*probeSet {
 		s.names = append(s.names, name)
 	}
 	for i, fn := range fns {
-		cookie := uint64(i)
+		cookie := uint64(i) | min(fn.BiasNs, maxCookieBias)<<cookieBiasShift
 		if fn.Go {
 			cookie |= cookieGo
 		}
@@ -332,6 +383,9 @@ func plan(fns []Function) []*probeSet {
 // fns is the Fn of its events. All or nothing: when one attach fails, the
 // ones already made are undone and the error names what failed.
 func (t *Tracer) Attach(fns []Function) error {
+	if t.hists != nil && len(fns) > t.nfns {
+		return fmt.Errorf("attach %d functions: the in-kernel histograms were sized for %d", len(fns), t.nfns)
+	}
 	pid := -1
 	if t.pid > 0 && !t.follow {
 		pid = t.pid
@@ -437,6 +491,50 @@ func (t *Tracer) Lost() (Lost, error) {
 		}
 	}
 	return l, nil
+}
+
+// Histogram is one function's in-kernel histogram, summed over CPUs.
+type Histogram struct {
+	Count        uint64
+	SumHi, SumLo uint64 // the 128-bit sum of the durations
+	Min, Max     uint64
+	Slots        [HistSlots]uint64 // counts of the buckets SlotBounds describes
+}
+
+// Histograms reads every function's in-kernel histogram, in the order of
+// the functions given to Attach. Only with Options.Aggregate.
+func (t *Tracer) Histograms() ([]Histogram, error) {
+	if t.hists == nil {
+		return nil, errors.New("read histograms: not aggregating in the kernel")
+	}
+	out := make([]Histogram, t.nfns)
+	size := int(unsafe.Sizeof(kernelHist{}))
+	for fn := 0; fn < t.nfns; fn++ {
+		key := uint32(fn)
+		raw, err := t.hists.GetValue(unsafe.Pointer(&key))
+		if err != nil {
+			return nil, fmt.Errorf("read histogram %d: %w", fn, err)
+		}
+		h := &out[fn]
+		for off := 0; off+size <= len(raw); off += size {
+			k := (*kernelHist)(unsafe.Pointer(&raw[off]))
+			if k.Count == 0 || k.MinPlus1 == 0 {
+				continue
+			}
+			if h.Count == 0 || k.MinPlus1-1 < h.Min {
+				h.Min = k.MinPlus1 - 1
+			}
+			h.Max = max(h.Max, k.Max)
+			h.Count += k.Count
+			var carry uint64
+			h.SumLo, carry = bits.Add64(h.SumLo, k.Sum, 0)
+			h.SumHi += carry
+			for i, c := range k.Slots {
+				h.Slots[i] += c
+			}
+		}
+	}
+	return out, nil
 }
 
 // Leftovers are the calls whose entry is still recorded when tracing ends.

@@ -255,3 +255,25 @@ func HistogramFromParts(count, minNs, maxNs, sumHi, sumLo uint64, buckets []Buck
 	h.count, h.min, h.max, h.sumHi, h.sumLo = count, minNs, maxNs, sumHi, sumLo
 	return h, nil
 }
+
+// HistogramFromCounts builds a histogram from counts of calls in ranges,
+// such as an in-kernel histogram's buckets, and the calls' exact min, max
+// and sum. Each range's calls are recorded at its midpoint (clamped to
+// [minNs, maxNs]), so percentiles are within half a range's width.
+func HistogramFromCounts(ranges []Bucket, minNs, maxNs, sumHi, sumLo uint64) *Histogram {
+	h := NewHistogram()
+	for _, r := range ranges {
+		if r.Count == 0 {
+			continue
+		}
+		h.ensure()
+		v := min(max(r.LoNs+(r.HiNs-r.LoNs)/2, minNs), maxNs)
+		_ = h.data.hdr.RecordValues(int64(min(v, hdrHighest)), int64(r.Count))
+		h.data.log2[bits.Len64(v)] += r.Count
+		h.count += r.Count
+	}
+	if h.count > 0 {
+		h.min, h.max, h.sumHi, h.sumLo = minNs, maxNs, sumHi, sumLo
+	}
+	return h
+}

@@ -227,3 +227,24 @@ func TestReset(t *testing.T) {
 	fresh.Record(700)
 	sameHist(t, h, fresh)
 }
+
+func TestHistogramFromCounts(t *testing.T) {
+	h := HistogramFromCounts([]Bucket{{LoNs: 96, HiNs: 104, Count: 3}, {LoNs: 1000, HiNs: 1064, Count: 1}, {LoNs: 5000, HiNs: 6000}},
+		97, 1010, 0, 97+100+101+1010)
+	if h.Count() != 4 || h.Min() != 97 || h.Max() != 1010 || h.Mean() != (97+100+101+1010)/4 {
+		t.Errorf("count/min/max/mean = %d/%d/%d/%d", h.Count(), h.Min(), h.Max(), h.Mean())
+	}
+	// Midpoints: 100 for the first range; 1032 for the second, clamped to the max.
+	if p := h.Percentile(50); p != 100 {
+		t.Errorf("p50 = %d, want the first range's midpoint 100", p)
+	}
+	if p := h.Percentile(100); p != 1010 {
+		t.Errorf("p100 = %d, want the max 1010", p)
+	}
+	if b := h.Buckets(); len(b) != 4 || b[0].Count != 3 || b[3].Count != 1 {
+		t.Errorf("buckets %+v: want 3 in [64,128) and 1 in [512,1024)", b)
+	}
+	if HistogramFromCounts(nil, 0, 0, 0, 0).Count() != 0 {
+		t.Error("no ranges: not empty")
+	}
+}

@@ -86,7 +86,7 @@ func runRun(c *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "ulat: run: %v\n", err)
 		return exitStatus{exitCannotExecute}
 	}
-	tracer, err := startTracing(proc, p, cfg, c.Bool("follow-forks"))
+	tracer, err := p.open(cfg, probes.Options{Pid: proc.Pid, FollowForks: c.Bool("follow-forks")})
 	if err != nil {
 		proc.Kill()
 		return err
@@ -139,18 +139,4 @@ func runRun(c *cli.Context) error {
 		return err
 	}
 	return exitStatus{end.code}
-}
-
-// startTracing loads the probes and attaches them to the stopped process
-// (and, following forks, to the processes it will start).
-func startTracing(proc *launch.Process, p *prepared, cfg traceConfig, follow bool) (*probes.Tracer, error) {
-	tracer, err := probes.Open(probes.Options{Pid: proc.Pid, FollowForks: follow, Verbose: cfg.verbose, Attach: cfg.attach, RingBuffer: cfg.buffer})
-	if err != nil {
-		return nil, err
-	}
-	if err := tracer.Attach(p.functions()); err != nil {
-		tracer.Close()
-		return nil, err
-	}
-	return tracer, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strings"
@@ -263,11 +264,15 @@ type aggregate struct {
 	hists    []*report.Histogram
 	noReturn []uint64
 	bias     []uint64 // per target; nil when not measured
-	correct  bool
+	correct  bool     // subtract bias from each event's duration
+	// inKernel: completed calls are counted in the kernel, which
+	// subtracts the bias itself; events are only calls that never returned.
+	inKernel bool
 }
 
-func newAggregate(targets []target, bias probes.Bias, correct bool) *aggregate {
-	a := &aggregate{targets: targets, hists: make([]*report.Histogram, len(targets)), noReturn: make([]uint64, len(targets)), correct: correct && bias != nil}
+func newAggregate(targets []target, bias probes.Bias, correct, inKernel bool) *aggregate {
+	a := &aggregate{targets: targets, hists: make([]*report.Histogram, len(targets)), noReturn: make([]uint64, len(targets)),
+		correct: correct && bias != nil, inKernel: inKernel}
 	for i := range a.hists {
 		a.hists[i] = report.NewHistogram()
 	}
@@ -293,6 +298,45 @@ func (a *aggregate) record(e *probes.Event) {
 		d -= min(d, a.bias[e.Fn])
 	}
 	a.hists[e.Fn].Record(d)
+}
+
+// setKernel takes the functions' histograms from in-kernel ones: hs as read
+// now, minus prev as read at the start of the window (nil: since
+// attaching). Over a window the exact min and max are not known; the edges
+// of the first and last non-empty buckets stand in for them.
+func (a *aggregate) setKernel(hs, prev []probes.Histogram) {
+	for i := range a.hists {
+		if i >= len(hs) {
+			break
+		}
+		h := hs[i]
+		var ranges []report.Bucket
+		first, last := -1, -1
+		for s, c := range h.Slots {
+			if prev != nil {
+				c -= prev[i].Slots[s]
+			}
+			if c == 0 {
+				continue
+			}
+			lo, hi := probes.SlotBounds(s)
+			ranges = append(ranges, report.Bucket{LoNs: lo, HiNs: hi, Count: c})
+			if first < 0 {
+				first = s
+			}
+			last = s
+		}
+		minNs, maxNs, sumHi, sumLo := h.Min, h.Max, h.SumHi, h.SumLo
+		if prev != nil && first >= 0 {
+			minNs, _ = probes.SlotBounds(first)
+			_, hi := probes.SlotBounds(last)
+			maxNs = min(hi-1, h.Max)
+			var borrow uint64
+			sumLo, borrow = bits.Sub64(h.SumLo, prev[i].SumLo, 0)
+			sumHi, _ = bits.Sub64(h.SumHi, prev[i].SumHi, borrow)
+		}
+		a.hists[i] = report.HistogramFromCounts(ranges, minNs, maxNs, sumHi, sumLo)
+	}
 }
 
 func (a *aggregate) reset() {

@@ -49,6 +49,7 @@ func tracingFlags(reportsTo string) []cli.Flag {
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show libbpf's log"},
 		&cli.BoolFlag{Name: "raw", Usage: "report durations as measured, without subtracting the probes' own cost"},
 		&cli.IntFlag{Name: "buffer", Value: 4096, Usage: "ring buffer size in KiB (a power of two); raise it if the report says events were dropped"},
+		&cli.StringFlag{Name: "aggregate", Value: "auto", EnvVars: []string{"ULAT_AGGREGATE"}, Usage: "where calls are counted: kernel (per-CPU histograms in the kernel, 3% buckets, nothing to drop), user (each call streamed to ulat through the ring buffer, 1% precision), or auto (kernel unless the histograms would take more than 64 MiB of kernel memory)"},
 		&cli.StringFlag{Name: "attach", Value: "auto", EnvVars: []string{"ULAT_ATTACH"}, Usage: "how probes are attached: auto, multi (one uprobe_multi link per file, Linux >= 6.6) or perf (one perf-event link per probe, for older kernels)"},
 	}
 }
@@ -63,6 +64,8 @@ type traceConfig struct {
 	attach   probes.AttachMode
 	raw      bool
 	buffer   int // bytes
+	// aggregate is auto, kernel or user: see tracingFlags.
+	aggregate string
 	binary   string
 	patterns []string
 }
@@ -75,6 +78,12 @@ func parseTracingFlags(c *cli.Context, cfg *traceConfig) error {
 	cfg.attach = probes.AttachMode(c.String("attach"))
 	cfg.raw = c.Bool("raw")
 	cfg.buffer = c.Int("buffer") * 1024
+	cfg.aggregate = c.String("aggregate")
+	switch cfg.aggregate {
+	case "auto", "kernel", "user":
+	default:
+		return usagef("--aggregate %q: must be auto, kernel or user", cfg.aggregate)
+	}
 	if kib := c.Int("buffer"); kib < 4 || kib > 1<<20 || kib&(kib-1) != 0 {
 		return usagef("--buffer %d: must be a power of two from 4 to 1048576 (KiB)", kib)
 	}
@@ -175,14 +184,11 @@ func runTrace(c *cli.Context) error {
 	}
 	defer closeOut()
 
-	tracer, err := probes.Open(probes.Options{Pid: cfg.pid, Verbose: cfg.verbose, Attach: cfg.attach, RingBuffer: cfg.buffer})
+	tracer, err := p.open(cfg, probes.Options{Pid: cfg.pid})
 	if err != nil {
 		return err
 	}
 	defer tracer.Close()
-	if err := tracer.Attach(p.functions()); err != nil {
-		return err
-	}
 	select {
 	case <-exited:
 		return fmt.Errorf("--pid %d exited while ulat was attaching: nothing was traced", cfg.pid)
@@ -225,14 +231,45 @@ type prepared struct {
 	groups   []*group
 	warnings []string
 	bias     probes.Bias
+	// inKernel: calls are counted in in-kernel histograms, which subtract
+	// the probes' cost themselves.
+	inKernel bool
 }
 
-func (p *prepared) functions() []probes.Function {
+// kernelHistogramBudget is the most kernel memory --aggregate auto lets
+// in-kernel histograms take; past it (thousands of functions, or many
+// CPUs), calls are streamed to user space instead.
+const kernelHistogramBudget = 64 << 20
+
+// open loads the tracer with the session's options on top of opts, and
+// attaches the prepared functions. All or nothing.
+func (p *prepared) open(cfg traceConfig, opts probes.Options) (*probes.Tracer, error) {
+	switch cfg.aggregate {
+	case "kernel":
+		p.inKernel = true
+	case "user":
+		p.inKernel = false
+	default:
+		p.inKernel = probes.HistogramBytes(len(p.targets)) <= kernelHistogramBudget
+	}
+	opts.Verbose, opts.Attach, opts.RingBuffer = cfg.verbose, cfg.attach, cfg.buffer
+	opts.Aggregate, opts.Functions = p.inKernel, len(p.targets)
+	tracer, err := probes.Open(opts)
+	if err != nil {
+		return nil, err
+	}
 	fns := make([]probes.Function, len(p.targets))
 	for i, t := range p.targets {
 		fns[i] = t.probe
+		if p.inKernel && !cfg.raw && p.bias != nil {
+			fns[i].BiasNs = p.bias[t.overhead]
+		}
 	}
-	return fns
+	if err := tracer.Attach(fns); err != nil {
+		tracer.Close()
+		return nil, err
+	}
+	return tracer, nil
 }
 
 // prepare resolves the patterns to functions, and meanwhile measures the
@@ -300,8 +337,9 @@ func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan st
 		tick = t.C
 	}
 	warnings := p.warnings
-	total := newAggregate(p.targets, p.bias, !cfg.raw)
-	window := newAggregate(p.targets, p.bias, !cfg.raw)
+	total := newAggregate(p.targets, p.bias, !cfg.raw, p.inKernel)
+	window := newAggregate(p.targets, p.bias, !cfg.raw, p.inKernel)
+	var lastHists []probes.Histogram // in-kernel histograms at the last interval
 	record := func(e *probes.Event) {
 		total.record(e)
 		if tick != nil {
@@ -330,6 +368,14 @@ func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan st
 			if err != nil {
 				return nil, err
 			}
+			if p.inKernel {
+				hs, err := tracer.Histograms()
+				if err != nil {
+					return nil, err
+				}
+				window.setKernel(hs, lastHists)
+				lastHists = hs
+			}
 			if err := writeReport(out, cfg.format, window.report(now.Sub(windowStart), lost.Minus(lostBefore), nil, warnings)); err != nil {
 				return nil, err
 			}
@@ -356,6 +402,13 @@ func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan st
 	left, err := tracer.Leftovers()
 	if err != nil {
 		return nil, err
+	}
+	if p.inKernel {
+		hs, err := tracer.Histograms()
+		if err != nil {
+			return nil, err
+		}
+		total.setKernel(hs, nil)
 	}
 	if cfg.interval > 0 && cfg.format == "table" {
 		fmt.Fprintf(out, "\nTotal over %s:\n", elapsed.Round(time.Millisecond))
