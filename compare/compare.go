@@ -227,8 +227,8 @@ func Compare(base, cur *report.Report, opts Options) (*Result, error) {
 		}
 	}
 	if len(jobs) == 0 {
-		return nil, fmt.Errorf("baseline has %d functions, current %d, none the same (functions pair by file base name and function name): %w",
-			len(base.Functions), len(cur.Functions), ErrNoCommonFunctions)
+		return nil, fmt.Errorf("%w (they pair by file name and function name): baseline has %s, current %s",
+			ErrNoCommonFunctions, someKeys(base), someKeys(cur))
 	}
 
 	// Functions are independent: judge them on every CPU.
@@ -319,7 +319,7 @@ func judge(f *Function, bh, ch *report.Histogram, thresholds []Threshold, opts O
 				q = meanRatioQuantiles(&bs, &cs, opts.Resamples, seedOf(t.Metric, &bs, &cs), alpha/2, 1-alpha/2)
 			}
 			m.Low, m.High = q[0]-1, q[1]-1
-			ci := fmt.Sprintf("%s CI %s..%s", formatConfidence(opts.Confidence), FormatChange(m.Low), FormatChange(m.High))
+			ci := formatConfidence(opts.Confidence) + " CI " + formatInterval(m.Low, m.High)
 			switch {
 			case m.Change > t.Limit && m.Low > 0:
 				m.Verdict = Regressed
@@ -462,4 +462,24 @@ func shortIDs(ids []string) string {
 		out[i] = shortID(id)
 	}
 	return strings.Join(out, ", ")
+}
+
+// someKeys names a report's first few functions, for an error message.
+func someKeys(r *report.Report) string {
+	const shown = 3
+	var keys []string
+	for i, f := range r.Functions {
+		if i == shown {
+			keys = append(keys, fmt.Sprintf("and %d more", len(r.Functions)-shown))
+			break
+		}
+		keys = append(keys, report.FunctionKey(f.Function, f.Binary))
+	}
+	switch len(r.Functions) {
+	case 0:
+		return "no functions"
+	case 1:
+		return "1 function, " + keys[0]
+	}
+	return fmt.Sprintf("%d functions, %s", len(r.Functions), strings.Join(keys, ", "))
 }

@@ -39,6 +39,26 @@ func formatPercent(x float64) string {
 	return s + "%"
 }
 
+// formatInterval renders "+28%..+41%", with a decimal more when the
+// bounds would otherwise read the same ("-14.3%..-13.6%").
+func formatInterval(lo, hi float64) string {
+	l, h := FormatChange(lo), FormatChange(hi)
+	if l == h && !math.IsNaN(lo) {
+		l, h = strconv.FormatFloat(lo*100, 'f', 1, 64), strconv.FormatFloat(hi*100, 'f', 1, 64)
+		if lo >= 0 {
+			l = "+" + l
+		}
+		if hi >= 0 {
+			h = "+" + h
+		}
+		if l == h {
+			return l + "%"
+		}
+		return l + "%.." + h + "%"
+	}
+	return l + ".." + h
+}
+
 // formatConfidence renders 0.99 as "99%" and 0.995 as "99.5%".
 func formatConfidence(c float64) string {
 	return strconv.FormatFloat(c*100, 'f', -1, 64) + "%"
