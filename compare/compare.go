@@ -197,6 +197,7 @@ func Compare(base, cur *report.Report, opts Options) (*Result, error) {
 		thresholds []Threshold
 	}
 	var jobs []job
+	var dominated []string
 	// Merged reports hold each key once; a hand-made one may not, and then
 	// the first one counts.
 	baseKeys := map[string]bool{}
@@ -216,6 +217,9 @@ func Compare(base, cur *report.Report, opts Options) (*Result, error) {
 		}
 		c := &cur.Functions[j]
 		fn.Current = statsOf(c.Hist)
+		if b.ProbeDominated(base.OverheadCorrected) || c.ProbeDominated(cur.OverheadCorrected) {
+			dominated = append(dominated, b.Function)
+		}
 		jobs = append(jobs, job{out: len(res.Functions), b: b.Hist, c: c.Hist, thresholds: ts.forFunction(b.Function, key)})
 		res.Functions = append(res.Functions, fn)
 	}
@@ -253,6 +257,14 @@ func Compare(base, cur *report.Report, opts Options) (*Result, error) {
 		if !used {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("threshold %s names no function in both reports", ts.perFunc[i]))
 		}
+	}
+	if len(dominated) > 0 {
+		const shown = 10
+		list := strings.Join(dominated[:min(len(dominated), shown)], ", ")
+		if len(dominated) > shown {
+			list += fmt.Sprintf(" and %d more", len(dominated)-shown)
+		}
+		res.Notes = append(res.Notes, "probe-dominated (median within 2x of the probes' own cost, so changes may be the probes' jitter, not the code's): "+list)
 	}
 	rank := func(v Verdict) int { return slices.Index(verdictOrder, v) }
 	sort.SliceStable(res.Functions, func(i, j int) bool { return rank(res.Functions[i].Verdict) < rank(res.Functions[j].Verdict) })

@@ -360,6 +360,11 @@ func TestNotes(t *testing.T) {
 			t.Errorf("notes and warnings do not say %q:\n%s", want, text)
 		}
 	}
+	cur.Functions[0].ProbeOverheadNs = 150_000 // median 200µs < 2 × 150µs
+	res = mustCompare(t, base, cur, Options{})
+	if text := strings.Join(res.Notes, "\n"); !strings.Contains(text, "probe-dominated (median within 2x of the probes' own cost, so changes may be the probes' jitter, not the code's): f") {
+		t.Errorf("notes: %s", text)
+	}
 	cur.Run.Binaries = []report.Binary{{Path: "/other/checkout/app", BuildID: "bbbb"}}
 	res = mustCompare(t, base, cur, Options{})
 	if text := strings.Join(res.Notes, "\n"); !strings.Contains(text, "app: different builds (build ID aaaa, then bbbb)") {
