@@ -109,3 +109,51 @@ func noPanic(t *testing.T, stderr string) {
 		t.Errorf("want a one-line error, got %d lines: %s", n+1, stderr)
 	}
 }
+
+// A kernel without BTF, or without uprobes, cannot be booted here; a mount
+// namespace that hides what ulat (and libbpf) look for stands in for one:
+// an empty /sys/kernel/btf (no vmlinux BTF; this machine has none in /boot
+// or /lib/modules either), an empty /sys/bus/event_source/devices (no
+// uprobe PMU for the perf-event path).
+func TestKernelWithoutBTFOrUprobes(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("SKIPPED: unshare (util-linux) is not installed")
+	}
+	bin := cTarget(t, true)
+	for _, tc := range []struct {
+		name, hide string
+		args       []string
+		msg        string
+	}{
+		{"no BTF", "/sys/kernel/btf", []string{"trace", "-d", "1s", bin, "work"},
+			"this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): ulat's BPF program needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"},
+		{"no uprobes", "/sys/bus/event_source/devices", []string{"trace", "--attach", "perf", "-d", "1s", bin, "work"},
+			"this kernel has no uprobe support (CONFIG_UPROBES and CONFIG_UPROBE_EVENTS are needed)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.hide == "/sys/kernel/btf" {
+				rel := kernelRelease(t)
+				for _, p := range []string{"/boot/vmlinux-" + rel, "/lib/modules/" + rel + "/vmlinux-" + rel, "/usr/lib/debug/boot/vmlinux-" + rel} {
+					if _, err := os.Stat(p); err == nil {
+						t.Skipf("SKIPPED: libbpf would find the kernel's BTF in %s", p)
+					}
+				}
+			}
+			script := "mount -t tmpfs none " + tc.hide + ` && exec "$@"`
+			code, stderr := ulatStatus(t, []string{"unshare", "-m", "sh", "-c", script, "sh"}, tc.args...)
+			if code != 1 || !strings.Contains(stderr, tc.msg) {
+				t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, tc.msg)
+			}
+			noPanic(t, stderr)
+		})
+	}
+}
+
+func kernelRelease(t *testing.T) string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}

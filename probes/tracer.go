@@ -26,6 +26,10 @@ import (
 var (
 	ErrPermission = errors.New("permission denied: ulat needs root, or the capabilities CAP_BPF and CAP_PERFMON (and CAP_SYS_ADMIN for --attach perf on recent kernels; try sudo)")
 	ErrAttach     = errors.New("attach failed")
+	// ErrNoBTF: libbpf found no kernel BTF for the CO-RE program.
+	ErrNoBTF = errors.New("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): ulat's BPF program needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (the stock kernels of Debian 11+, Ubuntu 20.10+, Fedora 31+ and RHEL 8.2+ are); `ulat doctor` checks this")
+	// ErrNoUprobes: the kernel cannot attach uprobes.
+	ErrNoUprobes = errors.New("this kernel has no uprobe support (CONFIG_UPROBES and CONFIG_UPROBE_EVENTS are needed); `ulat doctor` checks this")
 )
 
 // Function is one function to time: where its entry is, and how its exits
@@ -269,6 +273,11 @@ func Open(opts Options) (*Tracer, error) {
 		t.Close()
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
 			return nil, fmt.Errorf("load bpf object: %w", ErrPermission)
+		}
+		// libbpf also looks for BTF in /boot and /lib/modules, so the
+		// missing file alone does not mean it found none.
+		if _, statErr := os.Stat("/sys/kernel/btf/vmlinux"); statErr != nil && errors.Is(err, syscall.ESRCH) {
+			return nil, fmt.Errorf("load bpf object: %w", ErrNoBTF)
 		}
 		return nil, fmt.Errorf("load bpf object: %w", err)
 	}

@@ -307,8 +307,8 @@ func prepare(cfg traceConfig, binary string, pid int, patterns []string) (*prepa
 	// Waited for before attaching: once ulat attaches, nothing else of
 	// ulat's is probing.
 	cal := <-calibrated
-	// Without privileges, opening the tracer says so.
-	if cal.err != nil && !errors.Is(cal.err, probes.ErrPermission) {
+	// Without privileges, BTF or uprobes, opening the tracer says so.
+	if cal.err != nil && !errors.Is(cal.err, probes.ErrPermission) && !errors.Is(cal.err, probes.ErrNoBTF) && !errors.Is(cal.err, probes.ErrNoUprobes) {
 		fmt.Fprintf(os.Stderr, "warning: probe overhead not measured, durations include it: %v\n", cal.err)
 	}
 	return &prepared{targets: targets, groups: groups, warnings: warnings, bias: cal.bias}, nil
