@@ -232,3 +232,53 @@ func TestRunErrors(t *testing.T) {
 		})
 	}
 }
+
+// The CI loop: record a baseline with ulat run, then compare. A 40%
+// slower parseRecord is caught (exit 1) and named; identical runs are not
+// flagged; renderRecord, unchanged, is never flagged.
+func TestRunCompareCatchesARegression(t *testing.T) {
+	requireRoot(t)
+	demo := build(t, "ulat-demo", "go", "build", "-o", "$OUT", "../cmd/ulat-demo")
+	dir := t.TempDir()
+	record := func(name string, args ...string) string {
+		out := filepath.Join(dir, name+".json")
+		argv := append([]string{"run", "-f", "json", "-o", out, "--func", "main.*Record", "--", demo, "work", "-n", "2000"}, args...)
+		if code, stderr := ulatStatus(t, nil, argv...); code != 0 {
+			t.Fatalf("ulat %v: exit %d\n%s", argv, code, stderr)
+		}
+		return out
+	}
+	compare := func(files ...string) (int, string) {
+		c := exec.Command(ulatBin, append([]string{"compare"}, files...)...)
+		out, err := c.CombinedOutput()
+		return exitCode(t, err), string(out)
+	}
+	base1, base2, same := record("base1"), record("base2"), record("same")
+	slower := record("slower", "-slower", "40")
+
+	if code, out := compare(base1, same); code != 0 {
+		t.Errorf("identical runs: exit %d, want 0 (not flagged)\n%s", code, out)
+	}
+	if code, out := compare(base1, base2, "--", same); code != 0 {
+		t.Errorf("identical runs against a merged baseline: exit %d, want 0\n%s", code, out)
+	}
+	code, out := compare(base1, base2, "--", slower)
+	if code != 1 {
+		t.Fatalf("40%% slower parseRecord: exit %d, want 1\n%s", code, out)
+	}
+	var parse, render string
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.Contains(line, "main.parseRecord"):
+			parse = line
+		case strings.Contains(line, "main.renderRecord"):
+			render = line
+		}
+	}
+	if !strings.Contains(parse, "regressed") {
+		t.Errorf("parseRecord not reported as regressed: %q\n%s", parse, out)
+	}
+	if render == "" || strings.Contains(render, "regressed") {
+		t.Errorf("renderRecord (unchanged) line: %q\n%s", render, out)
+	}
+}
