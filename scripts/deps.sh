@@ -19,26 +19,6 @@ case "${1:-}" in
 	;;
 esac
 
-if [ "$(id -u)" -ne 0 ]; then
-	if command -v sudo >/dev/null 2>&1; then
-		exec sudo -E "$0" "$@"
-	fi
-	echo "deps: must run as root (or with sudo) to install packages" >&2
-	exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-
-# Debian 12 ships libbpf 1.1 (too old for uprobe_multi and libbpfgo 0.10);
-# bookworm-backports has 1.4.x with a static libbpf.a, newer BPF uapi headers
-# (linux-libc-dev 6.12) and bpftool 7.5.
-backports=/etc/apt/sources.list.d/ulat-bookworm-backports.list
-if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-	echo "deb http://deb.debian.org/debian bookworm-backports main" >"$backports"
-	rm -f /var/lib/apt/lists/lock
-	need_update=1
-fi
-
 # curl: the Vagrant lab's provisioning (vagrant/provision.sh) downloads Go.
 base_pkgs=(make gcc g++ binutils libc6-dev clang llvm libelf-dev zlib1g-dev pkg-config git ca-certificates curl util-linux bpftrace)
 bp_pkgs=(libbpf-dev linux-libc-dev bpftool)
@@ -66,6 +46,27 @@ fi
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "deps: all packages present"
 	exit 0
+fi
+
+# Only installing needs root: a user's `make build` on a ready machine does not.
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		exec sudo -E "$0" "$@"
+	fi
+	echo "deps: must run as root (or with sudo) to install ${missing[*]}" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+# Debian 12 ships libbpf 1.1 (too old for uprobe_multi and libbpfgo 0.10);
+# bookworm-backports has 1.4.x with a static libbpf.a, newer BPF uapi headers
+# (linux-libc-dev 6.12) and bpftool 7.5.
+backports=/etc/apt/sources.list.d/ulat-bookworm-backports.list
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+	echo "deb http://deb.debian.org/debian bookworm-backports main" >"$backports"
+	rm -f /var/lib/apt/lists/lock
+	need_update=1
 fi
 
 echo "deps: installing ${missing[*]}"
