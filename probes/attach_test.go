@@ -186,3 +186,60 @@ func TestRingBufferFullCountsDrops(t *testing.T) {
 		t.Errorf("after draining, read %d events of 50 calls", got)
 	}
 }
+
+// In-kernel histograms count every call, even with a one-page ring buffer
+// that nobody drains, and subtract the bias carried in the cookie.
+func TestAggregateCountsEveryCall(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs root to load BPF programs")
+	}
+	const python = "/usr/bin/python3"
+	if _, err := os.Stat(python); err != nil {
+		t.Skipf("SKIPPED: %s is not installed", python)
+	}
+	p := libzProbes(t, "crc32")
+	run := func(bias uint64) Histogram {
+		t.Helper()
+		tr, err := Open(Options{RingBuffer: 4096, Aggregate: true, Functions: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		// Sized for two functions, given one: the second histogram stays empty.
+		if err := tr.Attach([]Function{{Name: "crc32", Binary: lib, Entry: p.Entry, BiasNs: bias}}); err != nil {
+			t.Fatal(err)
+		}
+		script := "import zlib\nfor i in range(3000): zlib.crc32(b'x')"
+		if out, err := exec.Command(python, "-c", script).CombinedOutput(); err != nil {
+			t.Fatalf("python: %v\n%s", err, out)
+		}
+		if err := tr.Detach(); err != nil {
+			t.Fatal(err)
+		}
+		hs, err := tr.Histograms()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lost, _ := tr.Lost()
+		if got := tr.Drain(func(*Event) {}); got != 0 || lost.Dropped != 0 {
+			t.Errorf("%d events streamed and %d dropped: completed calls should only be counted in the kernel", got, lost.Dropped)
+		}
+		if len(hs) != 2 || hs[1].Count != 0 {
+			t.Errorf("histograms: %d, the unused one counts %d", len(hs), hs[1].Count)
+		}
+		return hs[0]
+	}
+	raw := run(0)
+	var inSlots uint64
+	for _, c := range raw.Slots {
+		inSlots += c
+	}
+	if raw.Count != 3000 || inSlots != raw.Count || raw.Min > raw.Max || raw.SumLo < raw.Min*raw.Count {
+		t.Errorf("histogram: count %d (buckets %d), min %d, max %d, sum %d", raw.Count, inSlots, raw.Min, raw.Max, raw.SumLo)
+	}
+	// A bias larger than any duration takes every call to 0.
+	biased := run(maxCookieBias)
+	if biased.Count != 3000 || biased.Max != 0 || biased.Slots[0] != biased.Count {
+		t.Errorf("with a bias above every duration: count %d, max %d, in bucket 0: %d", biased.Count, biased.Max, biased.Slots[0])
+	}
+}
