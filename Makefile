@@ -20,7 +20,7 @@ GOFLAGS_BUILD := -tags netgo,osusergo -trimpath \
 BPF_OBJ := bpf/ulat.bpf.o
 BPF_SRC := bpf/ulat.bpf.c bpf/ulat.h bpf/vmlinux.h
 GO_SRC  := $(shell find . -name '*.go' -not -path './e2e/*' -not -path './bench/*' -not -name '*_test.go') go.mod go.sum
-UNIT_PKGS := ./bpf/... ./symbols/... ./probes/... ./report/... ./cmd/... ./doctor/...
+UNIT_PKGS := ./bpf/... ./symbols/... ./probes/... ./report/... ./cmd/... ./doctor/... ./launch/... ./compare/...
 
 .PHONY: all deps build test unit e2e demo bench bpf bpf-arm64 vmlinux fuzz clean
 
@@ -65,6 +65,13 @@ test: lint bin/ulat $(BPF_OBJ_ARM64)
 	ULAT_BPF_ARM64=$(CURDIR)/$(BPF_OBJ_ARM64) $(GO) test -count=1 $(UNIT_PKGS)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(CI_FUZZTIME) FUZZ_TARGETS="$(CI_FUZZ_TARGETS)"
 	$(GO) test -count=1 -v -timeout 20m ./e2e/...
+	@echo "== again with every call streamed to user space (--aggregate user): $(E2E_USER_TESTS)"
+	ULAT_AGGREGATE=user $(GO) test -count=1 -v -timeout 10m -run '$(E2E_USER_TESTS)' ./e2e/...
+
+# The tests that run a second time with --aggregate user, so that both
+# aggregation paths are tested end to end (the default, auto, counts in the
+# kernel): counts, durations, accuracy, did-not-return, run and compare.
+E2E_USER_TESTS := ^(TestTrace|TestAccuracy|TestUnwind|TestRun|TestMoreCallsInFlight|TestForkAndExec|TestSIGTERMReports)
 
 # Fuzzes each target for FUZZTIME (go test -fuzz takes one target at a
 # time); `make test` runs the seeds as ordinary tests and fuzzes ulat's own
