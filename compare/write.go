@@ -40,7 +40,8 @@ func formatPercent(x float64) string {
 }
 
 // formatInterval renders "+28%..+41%", with a decimal more when the
-// bounds would otherwise read the same ("-14.3%..-13.6%").
+// bounds would otherwise read the same ("-14.3%..-13.6%"; "+38.1%..+38.1%"
+// when all of both sides' resampled percentiles fall in one bin each).
 func formatInterval(lo, hi float64) string {
 	l, h := FormatChange(lo), FormatChange(hi)
 	if l == h && !math.IsNaN(lo) {
@@ -50,9 +51,6 @@ func formatInterval(lo, hi float64) string {
 		}
 		if hi >= 0 {
 			h = "+" + h
-		}
-		if l == h {
-			return l + "%"
 		}
 		return l + "%.." + h + "%"
 	}

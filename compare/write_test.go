@@ -152,7 +152,7 @@ func TestFormatInterval(t *testing.T) {
 	for _, c := range []struct {
 		lo, hi float64
 		want   string
-	}{{0.28, 0.41, "+28%..+41%"}, {-0.143, -0.136, "-14.3%..-13.6%"}, {0.3401, 0.3402, "+34.0%"}, {-0.05, 0.02, "-5%..+2%"}} {
+	}{{0.28, 0.41, "+28%..+41%"}, {-0.143, -0.136, "-14.3%..-13.6%"}, {0.3401, 0.3402, "+34.0%..+34.0%"}, {-0.05, 0.02, "-5%..+2%"}} {
 		if got := formatInterval(c.lo, c.hi); got != c.want {
 			t.Errorf("formatInterval(%v, %v) = %q, want %q", c.lo, c.hi, got, c.want)
 		}
