@@ -48,8 +48,7 @@ import (
 //     must not be 0 (counts that should be non-zero, "(0 failed)").
 //     Everything else is literal: function names, messages, headers.
 //   - A line "<!-- check: EXPR OP EXPR [OP EXPR...] -->" after a block
-//     compares values from the last table that the block's last command
-//     printed. EXPR is FUNCTION.COLUMN (a column of ulat's table: COUNT,
+//     compares values from the last ulat table that the block printed. EXPR is FUNCTION.COLUMN (a column of ulat's table: COUNT,
 //     MEAN, MIN, P50, P90, P99, MAX), optionally "N * " before it, or a
 //     number with an optional unit (10ms); OP is <, <=, > or >=. Example:
 //     <!-- check: main.(*Server).handleReport.P50 > 10 * main.(*Server).handleLookup.P50 -->
