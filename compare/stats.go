@@ -311,7 +311,10 @@ func meanRatioQuantiles(base, cur *sample, draws int, seed uint64, levels ...flo
 	bm, bd := meanDist(base, draws, rng)
 	cm, cd := meanDist(cur, draws, rng)
 	q := ratioQuantiles(bd, cd, levels...)
-	scale := (cur.mean / base.mean) / (cm / bm)
+	scale := 1.0
+	if cm > 0 && bm > 0 && base.mean > 0 {
+		scale = (cur.mean / base.mean) / (cm / bm)
+	}
 	for i := range q {
 		q[i] *= scale
 	}
