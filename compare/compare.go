@@ -19,7 +19,7 @@ import (
 const (
 	DefaultMinCount   = 100
 	DefaultConfidence = 0.99
-	DefaultResamples  = 1000
+	DefaultResamples  = 500
 )
 
 // Sentinel errors, wrapped with the details.

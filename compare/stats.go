@@ -286,9 +286,9 @@ func (r *meanResampler) draw(rng *rand.Rand) float64 {
 
 // meanDist returns the distribution of the means of draws Poisson-bootstrap
 // resamples of s. The two sides are resampled independently, so the
-// ratio's distribution is that of every pair of their means: a million
-// pairs from a thousand draws a side, evaluated exactly by ratioQuantiles,
-// smoother than a thousand paired ratios for the same cost.
+// ratio's distribution is that of every pair of their means: 250,000 pairs
+// from 500 draws a side, evaluated exactly by ratioQuantiles, smoother than
+// 500 paired ratios for the same cost.
 func meanDist(s *sample, draws int, rng *rand.Rand) (binnedMean float64, d dist) {
 	r := newMeanResampler(s)
 	d.values = make([]float64, draws)
