@@ -384,8 +384,7 @@ func addNotes(res *Result, base, cur *report.Report) {
 			note("%s: its %d runs were recorded on different kernels", s.name, s.run.Runs)
 		}
 	}
-	switch {
-	case b.Kernel != "" && c.Kernel != "" && b.Kernel != c.Kernel:
+	if b.Kernel != "" && c.Kernel != "" && b.Kernel != c.Kernel {
 		warn("kernels differ (baseline %s, current %s): probe costs and scheduling differ too, so durations may change without the code changing", b.Kernel, c.Kernel)
 	}
 	if len(b.Command) > 0 && len(c.Command) > 0 && !slices.Equal(b.Command, c.Command) {
