@@ -114,6 +114,7 @@ type Run struct {
 	Lost              report.Lost
 	Elapsed           time.Duration
 	OverheadCorrected bool
+	Aggregation       string // "kernel", "user", or "" when unknown or mixed
 }
 
 // Result is a whole comparison.
@@ -290,6 +291,7 @@ func runOf(r *report.Report) Run {
 	return Run{
 		Runs: max(r.Run.Runs, 1), UlatVersion: r.Run.UlatVersion, Kernel: r.Run.Kernel, Command: r.Run.Command,
 		Binaries: r.Run.Binaries, Lost: r.Lost, Elapsed: r.Elapsed, OverheadCorrected: r.OverheadCorrected,
+		Aggregation: r.Run.Aggregation,
 	}
 }
 
@@ -386,6 +388,10 @@ func addNotes(res *Result, base, cur *report.Report) {
 	}
 	if b.Kernel != "" && c.Kernel != "" && b.Kernel != c.Kernel {
 		warn("kernels differ (baseline %s, current %s): probe costs and scheduling differ too, so durations may change without the code changing", b.Kernel, c.Kernel)
+	}
+	if b.Aggregation != "" && c.Aggregation != "" && b.Aggregation != c.Aggregation {
+		warn("aggregation differs (baseline --aggregate %s, current --aggregate %s): in-kernel histograms round durations to ~3%% buckets, streamed calls to 1%%, so small changes can come from that alone; record both sides the same way",
+			b.Aggregation, c.Aggregation)
 	}
 	if len(b.Command) > 0 && len(c.Command) > 0 && !slices.Equal(b.Command, c.Command) {
 		note("commands differ (baseline %q, current %q)", strings.Join(b.Command, " "), strings.Join(c.Command, " "))

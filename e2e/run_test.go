@@ -281,4 +281,13 @@ func TestRunCompareCatchesARegression(t *testing.T) {
 	if render == "" || strings.Contains(render, "regressed") {
 		t.Errorf("renderRecord (unchanged) line: %q\n%s", render, out)
 	}
+
+	// Runs recorded with different aggregation are compared, with a warning.
+	streamed := filepath.Join(dir, "streamed.json")
+	if code, stderr := ulatStatus(t, nil, "run", "--aggregate", "user", "-f", "json", "-o", streamed, "--func", "main.*Record", "--", demo, "work", "-n", "2000"); code != 0 {
+		t.Fatalf("ulat run --aggregate user: exit %d\n%s", code, stderr)
+	}
+	if _, out := compare(base1, streamed); !strings.Contains(out, "warning: aggregation differs (baseline --aggregate kernel, current --aggregate user)") {
+		t.Errorf("no warning that the aggregation differs:\n%s", out)
+	}
 }

@@ -230,7 +230,8 @@ func HistogramFromParts(count, minNs, maxNs, sumHi, sumLo uint64, buckets []Buck
 	h.ensure()
 	var nBins, nBuckets uint64
 	for _, b := range bins {
-		if b.ValueNs < hdrLowest || b.ValueNs > hdrHighest {
+		// 0 is a bin (a call the overhead correction took to 0 ns).
+		if b.ValueNs > hdrHighest {
 			return nil, fmt.Errorf("bin value %d ns out of range: %w", b.ValueNs, ErrInconsistent)
 		}
 		if err := h.data.hdr.RecordValues(int64(b.ValueNs), int64(b.Count)); err != nil {

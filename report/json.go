@@ -35,6 +35,7 @@ type JSONReport struct {
 	ExitStatus  *int         `json:"exit_status,omitempty"`
 	Binaries    []JSONBinary `json:"binaries"`
 	Runs        int          `json:"runs"`
+	Aggregation string       `json:"aggregation,omitempty"`
 	// HDRSignificantFigures is the precision of every function's
 	// hdr_bins: bins are this many decimal digits wide.
 	HDRSignificantFigures int `json:"hdr_significant_figures"`
@@ -109,6 +110,7 @@ func (r *Report) JSON() *JSONReport {
 		ExitStatus:            r.Run.ExitStatus,
 		Binaries:              []JSONBinary{},
 		Runs:                  max(r.Run.Runs, 1),
+		Aggregation:           r.Run.Aggregation,
 		HDRSignificantFigures: hdrSigFigs,
 	}
 	for _, b := range r.Run.Binaries {

@@ -213,7 +213,7 @@ func TestJSONHistogramErrors(t *testing.T) {
 		"bins short of count":    func(f *JSONFunction) { f.HDRBins = [][2]uint64{{100, 1}} },
 		"buckets short of count": func(f *JSONFunction) { f.Buckets = f.Buckets[:1] },
 		"bucket not power of 2":  func(f *JSONFunction) { f.Buckets = []JSONBucket{{60, 128, 1}, {128, 256, 1}} },
-		"bin out of range":       func(f *JSONFunction) { f.HDRBins = [][2]uint64{{0, 1}, {200, 1}} },
+		"bin out of range":       func(f *JSONFunction) { f.HDRBins = [][2]uint64{{100, 1}, {hdrHighest + 1, 1}} },
 		"negative sum":           func(f *JSONFunction) { f.SumNs = big.NewInt(-1) },
 		"min above max":          func(f *JSONFunction) { f.MinNs = 300 },
 	} {
@@ -222,5 +222,22 @@ func TestJSONHistogramErrors(t *testing.T) {
 		if _, err := f.Histogram(); !errors.Is(err, ErrInconsistent) {
 			t.Errorf("%s: error %v, want ErrInconsistent", name, err)
 		}
+	}
+}
+
+// A call of 0 ns (the overhead correction can take a short one there) is a
+// bin of its own and survives the round trip.
+func TestJSONZeroDuration(t *testing.T) {
+	h := NewHistogram()
+	h.Record(0)
+	h.Record(0)
+	h.Record(500)
+	doc := jsonOf(t, &Report{Functions: []FunctionStats{{Function: "tiny", Hist: h}}})
+	got, err := doc.Functions[0].Histogram()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Count() != 3 || got.Min() != 0 || got.Percentile(50) != 0 || got.Max() != 500 {
+		t.Errorf("count/min/p50/max = %d/%d/%d/%d, want 3/0/0/500", got.Count(), got.Min(), got.Percentile(50), got.Max())
 	}
 }

@@ -78,7 +78,11 @@ func Merge(docs []*JSONReport) (*Report, error) {
 	// made up.
 	first := docs[0]
 	out.Run.UlatVersion, out.Run.Kernel, out.Run.Command = first.UlatVersion, first.Kernel, first.Command
+	out.Run.Aggregation = first.Aggregation
 	for _, d := range docs[1:] {
+		if d.Aggregation != out.Run.Aggregation {
+			out.Run.Aggregation = ""
+		}
 		if d.UlatVersion != out.Run.UlatVersion {
 			out.Run.UlatVersion = ""
 		}

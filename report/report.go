@@ -62,6 +62,10 @@ type Run struct {
 	ExitStatus  *int     // the command's exit status (128+N for signal N); nil for `ulat trace`
 	Binaries    []Binary // the traced files
 	Runs        int      // how many runs were merged into this report (0 means 1)
+	// Aggregation is where calls were counted: "kernel" (in-kernel
+	// histograms, ~3% buckets) or "user" (every call streamed, 1%); ""
+	// when unknown or when merged runs differ.
+	Aggregation string
 }
 
 // Binary is a traced file and its build ID ("" when it has none).

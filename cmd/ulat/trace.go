@@ -66,8 +66,8 @@ type traceConfig struct {
 	buffer   int // bytes
 	// aggregate is auto, kernel or user: see tracingFlags.
 	aggregate string
-	binary   string
-	patterns []string
+	binary    string
+	patterns  []string
 }
 
 // parseTracingFlags reads tracingFlags into cfg.
@@ -415,6 +415,10 @@ func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan st
 	}
 	r := total.report(elapsed, lost, &left, warnings)
 	r.Run = runFacts(p.groups)
+	r.Run.Aggregation = "user"
+	if p.inKernel {
+		r.Run.Aggregation = "kernel"
+	}
 	return r, nil
 }
 
