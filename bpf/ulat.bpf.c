@@ -72,6 +72,24 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* control[0] is set by user space before it detaches: probes go one at a
+ * time (on the perf-event path ~80 ms each), and exits that lose their
+ * entry probe first are an artifact of stopping, not calls that began
+ * before tracing did. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} control SEC(".maps");
+
+static __always_inline bool stopping(void)
+{
+	__u32 zero = 0;
+	__u32 *v = bpf_map_lookup_elem(&control, &zero);
+	return v && *v;
+}
+
 static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
@@ -236,7 +254,8 @@ static __always_inline int on_exit(struct pt_regs *ctx, bool after_ret)
 		return 0;
 	__u64 *start = bpf_map_lookup_elem(&starts, &key);
 	if (!start) {
-		count(ULAT_CNT_UNPAIRED);
+		if (!stopping())
+			count(ULAT_CNT_UNPAIRED);
 		return 0;
 	}
 	__u64 begin = *start;

@@ -596,8 +596,17 @@ func (l Lost) Minus(earlier Lost) Lost {
 }
 
 // Detach removes every probe; events already submitted can still be
-// drained and counters read until Close.
-func (t *Tracer) Detach() error { return t.detach() }
+// drained and counters read until Close. Exits whose entry probe is
+// already gone meanwhile are not counted as unpaired.
+func (t *Tracer) Detach() error {
+	if t.mod != nil {
+		if control, err := t.mod.GetMap("control"); err == nil {
+			key, one := uint32(0), uint32(1)
+			_ = control.Update(unsafe.Pointer(&key), unsafe.Pointer(&one))
+		}
+	}
+	return t.detach()
+}
 
 func (t *Tracer) detach() error {
 	var errs []error
