@@ -44,25 +44,27 @@ func (b *bench) bpfSection(ctx context.Context, c, g *target) error {
 	var rows []row
 
 	for _, t := range []*target{c, g} {
-		progress("bpf_stats: %s %s under ulat", t.lang, t.fn("empty"))
-		p, err := b.startUlatOn(ctx, t, "empty")
-		if err != nil {
-			return err
-		}
-		r := row{t: t, tracer: "ulat", goal: true}
-		err = b.statsWhileRunning(ctx, p, t, func(progs []progEntry, _ map[int]string) {
-			for _, pr := range progs {
-				if strings.Contains(pr.Name, "entry") {
-					r.entry.add(pr)
-				} else {
-					r.exit.add(pr)
-				}
+		for _, mode := range aggregations {
+			progress("bpf_stats: %s %s under ulat --aggregate %s", t.lang, t.fn("empty"), mode)
+			p, err := b.startUlatOn(mode)(ctx, t, "empty")
+			if err != nil {
+				return err
 			}
-		})
-		if err != nil {
-			return err
+			r := row{t: t, tracer: "ulat --aggregate " + mode, goal: true}
+			err = b.statsWhileRunning(ctx, p, t, func(progs []progEntry, _ map[int]string) {
+				for _, pr := range progs {
+					if strings.Contains(pr.Name, "entry") {
+						r.entry.add(pr)
+					} else {
+						r.exit.add(pr)
+					}
+				}
+			})
+			if err != nil {
+				return err
+			}
+			rows = append(rows, r)
 		}
-		rows = append(rows, r)
 	}
 
 	progress("bpf_stats: C empty under the bpftrace hist script")
@@ -117,7 +119,7 @@ func (b *bench) bpfSection(ctx context.Context, c, g *target) error {
 		goal, v := "-", ""
 		if r.goal {
 			goal = "≤ 100 ns"
-			v = b.addGoal(fmt.Sprintf("BPF run time per call, %s (entry + exit program)", r.t.lang), fmtNs(pair), goal, pair <= 100)
+			v = b.addGoal(fmt.Sprintf("BPF run time per call, %s, %s (entry + exit)", r.t.lang, r.tracer), fmtNs(pair), goal, pair <= 100)
 		}
 		names := strings.Join(append(append([]string(nil), r.entry.names...), r.exit.names...), " + ")
 		tw.row(r.t.lang, r.tracer, names, fmt.Sprintf("%d/%d", r.entry.runs, r.exit.runs),

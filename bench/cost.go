@@ -17,10 +17,15 @@ type tracer struct {
 	check func(p *proc, t *target, fn string, calls int) string          // a note when the tracer's own count is off
 }
 
+// aggregations are ulat's two ways of counting calls (--aggregate), both
+// measured by every section: in the kernel's per-CPU histograms, or
+// streamed to ulat through the ring buffer.
+var aggregations = []string{"kernel", "user"}
+
 func (b *bench) tracersFor(t *target) []tracer {
-	trs := []tracer{
-		{key: "bare", label: "none (bare)"},
-		{key: "ulat", label: ulatLabel(t), start: b.startUlatOn, check: checkUlatCount},
+	trs := []tracer{{key: "bare", label: "none (bare)"}}
+	for _, mode := range aggregations {
+		trs = append(trs, tracer{key: mode, label: "ulat --aggregate " + mode, start: b.startUlatOn(mode), check: checkUlatCount})
 	}
 	if t.lang == "C" {
 		trs = append(trs, tracer{key: "bpftrace", label: "bpftrace hist script", start: b.startBpftraceHist, check: checkHistCount})
@@ -29,13 +34,6 @@ func (b *bench) tracersFor(t *target) []tracer {
 		trs = append(trs, tracer{key: "floor", label: "bpftrace, 2 empty uprobes", start: b.startFloor})
 	}
 	return trs
-}
-
-func ulatLabel(t *target) string {
-	if t.lang == "C" {
-		return "ulat (uprobe + uretprobe)"
-	}
-	return "ulat (uprobe at entry and RET)"
 }
 
 // startUlat starts `ulat trace args...` and waits for its "Tracing" line
@@ -52,8 +50,11 @@ func (b *bench) startUlat(ctx context.Context, args ...string) (*proc, error) {
 	return p, nil
 }
 
-func (b *bench) startUlatOn(ctx context.Context, t *target, fn string) (*proc, error) {
-	return b.startUlat(ctx, t.bin, t.fn(fn))
+// startUlatOn returns a tracer start function: ulat with --aggregate mode.
+func (b *bench) startUlatOn(mode string) func(ctx context.Context, t *target, fn string) (*proc, error) {
+	return func(ctx context.Context, t *target, fn string) (*proc, error) {
+		return b.startUlat(ctx, "--aggregate", mode, t.bin, t.fn(fn))
+	}
 }
 
 // startBpftrace runs a bpftrace script and waits until its probes are
@@ -160,7 +161,7 @@ func (b *bench) costSection(ctx context.Context, c, g *target) error {
 		for _, fn := range []string{"empty", "spin"} {
 			trs := b.tracersFor(t)
 			for rep := 0; rep < b.reps; rep++ {
-				progress("cost: %s %s, round %d of %d (bare, ulat, bpftrace)", t.lang, t.fn(fn), rep+1, b.reps)
+				progress("cost: %s %s, round %d of %d (bare, ulat kernel and user, bpftrace)", t.lang, t.fn(fn), rep+1, b.reps)
 				// Interleaved, so that drift on the machine hits all alike.
 				for _, tr := range trs {
 					ns, note, err := b.measure(ctx, tr, t, fn)
@@ -171,7 +172,7 @@ func (b *bench) costSection(ctx context.Context, c, g *target) error {
 					samples[k] = append(samples[k], ns)
 					if note != "" && !seen[note] {
 						seen[note] = true
-						notes = append(notes, note)
+						notes = append(notes, tr.label+": "+note)
 					}
 				}
 			}
@@ -179,35 +180,57 @@ func (b *bench) costSection(ctx context.Context, c, g *target) error {
 	}
 
 	fmt.Printf("\n== 1. Cost per traced call ==\n\n")
-	fmt.Printf("Each target times %d calls in a tight loop and prints ns per call; median of %d runs.\n", b.calls, b.reps)
+	clock := "by the CPU time of its thread (-clock cpu: the uprobes'\nwork is charged to it, time spent waiting for a CPU on a busy machine is not)"
+	if b.clock == "wall" {
+		clock = "by wall time\n(-clock wall)"
+	}
+	fmt.Printf("Each target times %d calls in a tight loop and prints ns per call, %s;\nmedian of %d runs, interleaved.\n", b.calls, clock, b.reps)
 	fmt.Printf("empty: an empty noinline function; spin: a busy loop of ~1 µs (%d iterations in C, %d in Go).\n", c.spinIters, g.spinIters)
-	fmt.Printf("ADDED = traced minus bare. ULAT ÷ THIS compares what ulat adds with what that tracer adds.\n")
-	fmt.Printf("bpftrace cannot use uretprobes on Go, so for Go it gives the floor only: empty programs on\n")
-	fmt.Printf("uprobes at exactly ulat's probe sites (entry and each RET).\n\n")
+	fmt.Printf("KERNEL, USER: ulat --aggregate kernel (in-kernel histograms) and --aggregate user (ring buffer).\n")
+	fmt.Printf("BPFTRACE: the uprobe/uretprobe hist() one-liner keyed by tid (C only: bpftrace has no uretprobes for Go).\n")
+	fmt.Printf("EMPTY: empty bpftrace programs where ulat probes (C: uprobe + uretprobe; Go: the entry and each RET).\n")
+	fmt.Printf("Columns after BARE: ns each tracer adds per call (traced − bare). RATIO: ulat's added ÷ bpftrace's\n")
+	fmt.Printf("for C, ÷ the empty programs' for Go. SPREAD: the widest (max − min) ÷ median of the row's traced runs.\n\n")
 	tw := newTable()
-	tw.row("TARGET", "FUNCTION", "TRACER", "NS/CALL", "RUNS (MIN–MAX)", "ADDED/CALL", "ULAT ÷ THIS")
+	tw.row("TARGET", "FUNCTION", "BARE", "KERNEL", "USER", "BPFTRACE", "EMPTY", "RATIO KERNEL", "RATIO USER", "SPREAD")
 	for _, t := range []*target{c, g} {
 		for _, fn := range []string{"empty", "spin"} {
 			bare := median(samples[key{t, fn, "bare"}])
-			ulatAdded := median(samples[key{t, fn, "ulat"}]) - bare
+			added := map[string]float64{}
+			spread := 0.0
 			for _, tr := range b.tracersFor(t) {
 				s := samples[key{t, fn, tr.key}]
 				med := median(s)
-				lo, hi := minMax(s)
-				added, ratio := "-", ""
-				if tr.key != "bare" {
-					added = fmtNs(med - bare)
+				added[tr.key] = med - bare
+				if lo, hi := minMax(s); tr.key != "bare" && med > 0 {
+					spread = max(spread, (hi-lo)/med)
 				}
-				if tr.key == "bpftrace" || tr.key == "floor" {
-					ratio = fmt.Sprintf("%.2f", ulatAdded/(med-bare))
-				}
-				tw.row(t.lang, t.fn(fn), tr.label, fmtNs(med), fmtNs(lo)+" – "+fmtNs(hi), added, ratio)
 			}
+			ref := "floor"
+			bt := "-"
+			if t.lang == "C" {
+				ref = "bpftrace"
+				bt = fmtNs(added["bpftrace"])
+			}
+			tw.row(t.lang, t.fn(fn), fmtNs(bare), fmtNs(added["kernel"]), fmtNs(added["user"]), bt, fmtNs(added["floor"]),
+				fmt.Sprintf("%.2f", added["kernel"]/added[ref]), fmt.Sprintf("%.2f", added["user"]/added[ref]),
+				fmt.Sprintf("%.0f%%", 100*spread))
 		}
 	}
 	tw.flush()
 	for _, n := range notes {
 		fmt.Printf("note: %s\n", n)
+	}
+	for _, mode := range aggregations {
+		var rs []string
+		pass := true
+		for _, fn := range []string{"empty", "spin"} {
+			bare := median(samples[key{c, fn, "bare"}])
+			r := (median(samples[key{c, fn, mode}]) - bare) / (median(samples[key{c, fn, "bpftrace"}]) - bare)
+			rs = append(rs, fmt.Sprintf("%.2f", r))
+			pass = pass && r <= 1
+		}
+		b.addGoal("C: ulat --aggregate "+mode+" ÷ bpftrace, added per call (empty, spin)", strings.Join(rs, ", "), "≤ 1.0", pass)
 	}
 	return nil
 }

@@ -1,19 +1,30 @@
 // Command bench is ulat's benchmark harness (`make bench`). It measures, in
 // one run and on targets it builds itself:
 //
-//  1. the cost per traced call of ulat, of bpftrace and of bare uprobes, as
+//  1. the cost per traced call of ulat in both aggregation modes
+//     (--aggregate kernel and user), of bpftrace and of bare uprobes, as
 //     seen by a target timing a tight loop of calls of a function of known
 //     cost (C and Go; an empty function and a ~1 µs busy loop);
-//  2. the run time of ulat's BPF programs per call, from the kernel's
-//     bpf_stats;
+//  2. the run time of ulat's BPF programs per call in both modes, and of
+//     bpftrace's, from the kernel's bpf_stats;
 //  3. how long ulat takes to attach to and detach from 1,000 and 10,000
 //     functions, and to a typical Go binary, and its peak memory;
+//  4. the highest call rate uprobes deliver (a C target calling a cheap
+//     function from one thread per CPU for a fixed time), bare, under ulat
+//     in both modes and under empty bpftrace probes, whether ulat counts
+//     exactly the target's own number of calls and drops none, and that
+//     with a 4 KiB ring buffer every call is counted or counted as dropped;
+//  5. ulat compare's false-positive rate over identical `ulat run`s of the
+//     demo's batch job (every pair, and against three runs merged), and how
+//     often it detects a function made 30% and 40% slower;
 //
 // and prints them as tables, with the project's goals beside the figures.
 // It is informational: a missed goal does not make it fail. It needs root.
 // Run it from the repository root after `make build`:
 //
-//	go run ./bench [-calls 50000] [-reps 3] [-only cost,bpf,scale] [-v] [-keep]
+//	go run ./bench [-calls 50000] [-reps 3] [-clock cpu] [-only cost,bpf,scale,rate,compare]
+//	               [-rate-time 2s] [-compare-runs 10] [-compare-slower-runs 5]
+//	               [-compare-records 2000] [-compare-aggregate auto] [-v] [-keep]
 package main
 
 import (
@@ -40,6 +51,15 @@ type bench struct {
 	goCmd   string
 	calls   int
 	reps    int
+	clock   string // cost: "cpu" or "wall"
+
+	rateTime time.Duration // section 4: how long the rate target calls
+
+	cmpRuns      int // section 5: identical baseline runs
+	cmpSlow      int // runs with each -slower setting
+	cmpRecords   int // ulat-demo work -n
+	cmpAggregate string
+
 	verbose bool
 	dir     string // temporary directory for targets and copies
 
@@ -83,11 +103,17 @@ func run() int {
 	flag.StringVar(&b.compile, "big", "", "a large Go binary for the 1,000 and 10,000 function tests, traced through a copy (default: the Go distribution's compile)")
 	flag.IntVar(&b.calls, "calls", 50000, "calls per target run (one traced run should take about a second)")
 	flag.IntVar(&b.reps, "reps", 3, "runs per measurement; the median is shown")
-	flag.StringVar(&only, "only", "cost,bpf,scale", "sections to run: cost, bpf, scale")
+	flag.StringVar(&b.clock, "clock", "cpu", "cost: time the targets' loops by their thread's CPU time (cpu: the uprobes' work is charged to it, waiting for a CPU is not) or by wall time (wall)")
+	flag.StringVar(&only, "only", "cost,bpf,scale,rate,compare", "sections to run: cost, bpf, scale, rate, compare")
+	flag.DurationVar(&b.rateTime, "rate-time", 2*time.Second, "rate: how long the target calls in each run")
+	flag.IntVar(&b.cmpRuns, "compare-runs", 10, "compare: identical baseline runs (every pair is compared)")
+	flag.IntVar(&b.cmpSlow, "compare-slower-runs", 5, "compare: runs with -slower 30, and with -slower 40")
+	flag.IntVar(&b.cmpRecords, "compare-records", 2000, "compare: records per run (ulat-demo work -n)")
+	flag.StringVar(&b.cmpAggregate, "compare-aggregate", "auto", "compare: ulat run --aggregate")
 	flag.BoolVar(&b.verbose, "v", false, "show every command run")
 	flag.BoolVar(&keep, "keep", false, "keep the temporary directory with the targets")
 	flag.Parse()
-	if b.calls < 1 || b.reps < 1 || flag.NArg() > 0 {
+	if b.calls < 1 || b.reps < 1 || b.rateTime < time.Millisecond || b.cmpRuns < 4 || b.cmpSlow < 1 || b.cmpRecords < 1 || (b.clock != "cpu" && b.clock != "wall") || flag.NArg() > 0 {
 		flag.Usage()
 		return 2
 	}
@@ -182,11 +208,11 @@ func (b *bench) runAll(ctx context.Context, only string) error {
 	sections := map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "cost", "bpf", "scale":
+		case "cost", "bpf", "scale", "rate", "compare":
 			sections[s] = true
 		case "":
 		default:
-			return fmt.Errorf("-only: unknown section %q (cost, bpf, scale)", s)
+			return fmt.Errorf("-only: unknown section %q (cost, bpf, scale, rate, compare)", s)
 		}
 	}
 	start := time.Now()
@@ -209,6 +235,16 @@ func (b *bench) runAll(ctx context.Context, only string) error {
 	}
 	if sections["scale"] {
 		if err := b.scaleSection(ctx); err != nil {
+			return err
+		}
+	}
+	if sections["rate"] {
+		if err := b.rateSection(ctx); err != nil {
+			return err
+		}
+	}
+	if sections["compare"] {
+		if err := b.compareSection(ctx); err != nil {
 			return err
 		}
 	}

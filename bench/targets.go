@@ -52,7 +52,7 @@ func (b *bench) buildTargets(ctx context.Context, dir string) (c, g *target, err
 }
 
 // runTarget runs a target to completion and returns the ns per call it
-// measured.
+// measured, by the clock -clock chose: its thread's CPU time, or wall time.
 func (b *bench) runTarget(ctx context.Context, t *target, fn string, calls int) (float64, error) {
 	argv := []string{t.bin, fn, strconv.Itoa(calls)}
 	if fn == "spin" {
@@ -62,7 +62,10 @@ func (b *bench) runTarget(ctx context.Context, t *target, fn string, calls int) 
 	if err != nil {
 		return 0, err
 	}
-	return field(out, "ns_per_call")
+	if b.clock == "wall" {
+		return field(out, "ns_per_call")
+	}
+	return field(out, "cpu_ns_per_call")
 }
 
 // field reads "name value" from a target's output.

@@ -1,6 +1,9 @@
 /* Benchmark target for `make bench` (C side): calls a function of known cost
- * N times in a tight loop and prints the average wall time per call, timed
- * by the target itself around the loop.
+ * N times in a tight loop and prints the average time per call, timed by the
+ * target itself around the loop: wall time (ns_per_call) and the thread's
+ * CPU time (cpu_ns_per_call, CLOCK_THREAD_CPUTIME_ID), which the kernel's
+ * uprobe handling is charged to and which time spent waiting for a CPU on
+ * a busy machine is not.
  *
  *   ctarget calibrate        print how many spin() iterations take ~1 µs
  *   ctarget empty N          call empty() N times
@@ -30,11 +33,21 @@ __attribute__((noinline, noipa)) long spin(long n)
 	return s;
 }
 
-static double now_ns(void)
+static double clock_ns(clockid_t id)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static double now_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+static double cpu_ns(void)
+{
+	return clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
 static int usage(void)
@@ -68,20 +81,22 @@ int main(int argc, char **argv)
 		return usage();
 	long n = atol(argv[2]);
 	long acc = 0;
-	double t0;
+	double t0, c0;
 	if (!strcmp(argv[1], "empty")) {
+		c0 = cpu_ns();
 		t0 = now_ns();
 		for (long i = 0; i < n; i++)
 			acc += empty((int)i);
 	} else if (!strcmp(argv[1], "spin") && argc >= 4) {
 		long iters = atol(argv[3]);
+		c0 = cpu_ns();
 		t0 = now_ns();
 		for (long i = 0; i < n; i++)
 			acc += spin(iters);
 	} else {
 		return usage();
 	}
-	double t = now_ns() - t0;
-	printf("ns_per_call %.3f\ncalls %ld\nchecksum %ld\n", t / n, n, acc);
+	double t = now_ns() - t0, c = cpu_ns() - c0;
+	printf("ns_per_call %.3f\ncpu_ns_per_call %.3f\ncalls %ld\nchecksum %ld\n", t / n, c / n, n, acc);
 	return 0;
 }
