@@ -4,8 +4,8 @@
 // A metric (a percentile such as p99, or the mean) regresses when both
 // hold:
 //
-//   - its observed change exceeds the threshold (p50 +10% and p99 +20% by
-//     default), and
+//   - its observed change exceeds the threshold (p50 +10% by default; tail
+//     percentiles only when asked for), and
 //   - the lower bound of the change's bootstrap confidence interval (99% by
 //     default) is above 0.
 //

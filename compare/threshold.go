@@ -8,21 +8,20 @@ import (
 	"strings"
 )
 
-// The defaults, used for every function when no threshold without a
-// function is given. They are the smallest changes worth failing a build
-// for on a shared machine: run-to-run noise moves a whole run's p50 by a few
-// percent and its p99, which rests on 1% of the calls, by more.
-const (
-	DefaultP50Limit = 0.10
-	DefaultP99Limit = 0.20
-)
+// The default, used for every function when no threshold without a
+// function is given: the median only. On a shared machine run-to-run noise
+// moves a whole run's p50 by a few percent (one identical run in about ten
+// by up to 14% here), but its p99, which rests on 1% of the calls, by
+// 27-69% under a load of 4-6 and by +1500% while a benchmark ran on the
+// other CPU: a default tail threshold would fail builds for nothing. Tail
+// thresholds are for quiet, dedicated runners, asked for with --threshold.
+const DefaultP50Limit = 0.10
 
 // DefaultThresholds returns the thresholds that apply to every function
 // when no threshold without a function is given.
 func DefaultThresholds() []Threshold {
 	return []Threshold{
 		{Metric: "p50", Limit: DefaultP50Limit},
-		{Metric: "p99", Limit: DefaultP99Limit},
 	}
 }
 
