@@ -26,10 +26,18 @@ type cmpResult struct {
 	regressed bool     // exit status 1
 	flagged   []string // "function metric" of each regressed metric
 	changes   map[string]float64
+	// what compare says it judged by
+	thresholds string
+	confidence float64
 }
 
 // The parts of `ulat compare -f json` the bench reads.
 type cmpJSON struct {
+	Confidence float64 `json:"confidence"`
+	Thresholds []struct {
+		Metric string  `json:"metric"`
+		Limit  float64 `json:"limit"`
+	} `json:"thresholds"`
 	Functions []struct {
 		Function string `json:"function"`
 		Verdict  string `json:"verdict"`
@@ -70,6 +78,11 @@ func (b *bench) compareOnce(ctx context.Context, flags, base []string, cur strin
 	if err := json.Unmarshal(out, &rep); err != nil {
 		return res, fmt.Errorf("%s: its JSON: %w", shellQuote(argv), err)
 	}
+	var ths []string
+	for _, t := range rep.Thresholds {
+		ths = append(ths, fmt.Sprintf("%s %+.0f%%", t.Metric, 100*t.Limit))
+	}
+	res.thresholds, res.confidence = strings.Join(ths, ", "), rep.Confidence
 	for _, f := range rep.Functions {
 		for _, m := range f.Metrics {
 			res.changes[f.Function+" "+m.Metric] = m.Change
@@ -173,12 +186,17 @@ func (b *bench) compareSection(ctx context.Context) error {
 		s.r.wall = time.Since(t0)
 	}
 
-	// Every comparison is made with the default thresholds and again
-	// with the p50 one alone (p50only), which says how much the p99 one
-	// costs in false positives.
-	p50only := []string{"--threshold", "p50=+10%"}
-	var p50fp1, p50fp3 cmpTally
-	p50det := map[string]*cmpTally{}
+	// Every comparison is made with compare's default thresholds and
+	// again with the -compare-also ones (also), if any.
+	var also []string
+	for _, t := range strings.Split(b.cmpAlso, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			also = append(also, "--threshold", t)
+		}
+	}
+	var alsoFP1, alsoFP3 cmpTally
+	alsoDet := map[string]*cmpTally{}
+	var defaults cmpResult // what the default thresholds are
 
 	// 1 vs 1, identical: every pair, the earlier run as the baseline.
 	var fp1, fp3 cmpTally
@@ -190,13 +208,22 @@ func (b *bench) compareSection(ctx context.Context) error {
 				return err
 			}
 			fp1.add(r)
+			defaults = r
 			for k, v := range r.changes {
 				changes[k] = append(changes[k], v)
 			}
-			if r, err = b.compareOnce(ctx, p50only, []string{base[i].path}, base[j].path); err != nil {
+			if also == nil {
+				continue
+			}
+			if r, err = b.compareOnce(ctx, also, []string{base[i].path}, base[j].path); err != nil {
 				return err
 			}
-			p50fp1.add(r)
+			alsoFP1.add(r)
+			for k, v := range r.changes {
+				if _, ok := defaults.changes[k]; !ok {
+					changes[k] = append(changes[k], v)
+				}
+			}
 		}
 	}
 	// 3 merged vs 1, identical: for each run, the others in turn, in
@@ -215,39 +242,43 @@ func (b *bench) compareSection(ctx context.Context) error {
 				return err
 			}
 			fp3.add(r)
-			if r, err = b.compareOnce(ctx, p50only, triple(k+1+g), base[k].path); err != nil {
+			if also == nil {
+				continue
+			}
+			if r, err = b.compareOnce(ctx, also, triple(k+1+g), base[k].path); err != nil {
 				return err
 			}
-			p50fp3.add(r)
+			alsoFP3.add(r)
 		}
 	}
 	// Detection: every baseline, alone and in disjoint groups of three,
 	// against every slower run.
 	det := map[string]*cmpTally{}
+	detect := func(baseline []string, s *cmpRun, n int) error {
+		r, err := b.compareOnce(ctx, nil, baseline, s.path)
+		if err != nil {
+			return err
+		}
+		tallyOf(det, fmt.Sprintf("%d %d", n, s.slower)).add(r)
+		if also == nil {
+			return nil
+		}
+		if r, err = b.compareOnce(ctx, also, baseline, s.path); err != nil {
+			return err
+		}
+		tallyOf(alsoDet, fmt.Sprintf("%d %d", n, s.slower)).add(r)
+		return nil
+	}
 	for _, rs := range [][]*cmpRun{slow30, slow40} {
 		for _, s := range rs {
 			for _, bl := range base {
-				for _, v := range []struct {
-					flags []string
-					m     map[string]*cmpTally
-				}{{nil, det}, {p50only, p50det}} {
-					r, err := b.compareOnce(ctx, v.flags, []string{bl.path}, s.path)
-					if err != nil {
-						return err
-					}
-					tallyOf(v.m, fmt.Sprintf("1 %d", s.slower)).add(r)
+				if err := detect([]string{bl.path}, s, 1); err != nil {
+					return err
 				}
 			}
 			for g := 0; g+3 <= len(base); g += 3 {
-				for _, v := range []struct {
-					flags []string
-					m     map[string]*cmpTally
-				}{{nil, det}, {p50only, p50det}} {
-					r, err := b.compareOnce(ctx, v.flags, triple(g), s.path)
-					if err != nil {
-						return err
-					}
-					tallyOf(v.m, fmt.Sprintf("3 %d", s.slower)).add(r)
+				if err := detect(triple(g), s, 3); err != nil {
+					return err
 				}
 			}
 		}
@@ -260,31 +291,45 @@ func (b *bench) compareSection(ctx context.Context) error {
 	fmt.Printf("\n== 5. ulat compare: false positives and detection ==\n\n")
 	fmt.Printf("%d identical runs of `ulat run --aggregate %s -f json --func 'main.*Record' -- ulat-demo work -n %d`\n", len(base), b.cmpAggregate, b.cmpRecords)
 	fmt.Printf("(main.parseRecord ~100 µs of CPU, main.renderRecord ~50 µs, %d calls each), and %d each with\n", b.cmpRecords, b.cmpSlow)
-	fmt.Printf("-slower 30 and -slower 40 (parseRecord 30%% and 40%% slower), interleaved; a run took %s (median).\n", fmtSec(medianDur(walls)))
-	fmt.Printf("`ulat compare BASE... -- NEW` with its default thresholds (p50 +10%%, p99 +20%%, each also needing its\n")
-	fmt.Printf("99%% bootstrap interval above 0). FLAGGED: exit status 1. 3 merged: three other identical runs given\n")
-	fmt.Printf("together as the baseline (disjoint groups of three).\n")
-	fmt.Printf("P50 ONLY: the same comparisons with --threshold p50=+10%% alone. Load average %s at the start.\n\n", strings.Join(load[:min(3, len(load))], " "))
+	fmt.Printf("-slower 30 and -slower 40 (parseRecord 30%% and 40%% slower), interleaved; a run took %s (median);\n", fmtSec(medianDur(walls)))
+	fmt.Printf("load average %s at the start. `ulat compare BASE... -- NEW` with its default thresholds\n", strings.Join(load[:min(3, len(load))], " "))
+	fmt.Printf("(%s, each also needing its %.0f%% bootstrap interval above 0). FLAGGED: exit status 1.\n", defaults.thresholds, 100*defaults.confidence)
+	fmt.Printf("3 merged: three other identical runs given together as the baseline (disjoint groups of three).\n")
+	alsoCol := ""
+	if also != nil {
+		alsoCol = "WITH " + strings.ToUpper(strings.ReplaceAll(b.cmpAlso, ",", ", "))
+		fmt.Printf("%s: the same comparisons judged by --threshold %s instead (-compare-also).\n", alsoCol, strings.Join(strings.Split(b.cmpAlso, ","), " --threshold "))
+	}
+	fmt.Println()
 	tw := newTable()
-	tw.row("BASELINE", "NEW RUN", "COMPARISONS", "FLAGGED", "RATE", "P50 ONLY", "")
-	frac := func(t *cmpTally) string { return fmt.Sprintf("%d (%s)", t.flagged, t.rate()) }
-	tw.row("1 run", "identical", strconv.Itoa(fp1.n), strconv.Itoa(fp1.flagged), fp1.rate(), frac(&p50fp1), "false positives")
-	tw.row("3 merged", "identical", strconv.Itoa(fp3.n), strconv.Itoa(fp3.flagged), fp3.rate(), frac(&p50fp3), "false positives")
+	tw.row("BASELINE", "NEW RUN", "COMPARISONS", "FLAGGED", "RATE", alsoCol, "")
+	frac := func(t *cmpTally) string {
+		if also == nil {
+			return ""
+		}
+		return fmt.Sprintf("%d (%s)", t.flagged, t.rate())
+	}
+	tw.row("1 run", "identical", strconv.Itoa(fp1.n), strconv.Itoa(fp1.flagged), fp1.rate(), frac(&alsoFP1), "false positives")
+	tw.row("3 merged", "identical", strconv.Itoa(fp3.n), strconv.Itoa(fp3.flagged), fp3.rate(), frac(&alsoFP3), "false positives")
 	for _, k := range []string{"1 30", "1 40", "3 30", "3 40"} {
 		t := tallyOf(det, k)
 		bl := "1 run"
 		if k[0] == '3' {
 			bl = "3 merged"
 		}
-		tw.row(bl, "-slower "+k[2:], strconv.Itoa(t.n), strconv.Itoa(t.flagged), t.rate(), frac(tallyOf(p50det, k)), "detected")
+		tw.row(bl, "-slower "+k[2:], strconv.Itoa(t.n), strconv.Itoa(t.flagged), t.rate(), frac(tallyOf(alsoDet, k)), "detected")
 	}
 	tw.flush()
 	fmt.Println()
-	if fp1.flagged > 0 {
-		fmt.Printf("false positives, 1 run, by metric: %s\n", fp1.metrics())
-	}
-	if fp3.flagged > 0 {
-		fmt.Printf("false positives, 3 merged, by metric: %s\n", fp3.metrics())
+	for _, v := range []struct {
+		what string
+		t    *cmpTally
+	}{
+		{"1 run", &fp1}, {"3 merged", &fp3}, {"1 run, " + b.cmpAlso, &alsoFP1}, {"3 merged, " + b.cmpAlso, &alsoFP3},
+	} {
+		if v.t.flagged > 0 {
+			fmt.Printf("false positives (%s), by metric: %s\n", v.what, v.t.metrics())
+		}
 	}
 	for _, k := range []string{"1 30", "1 40", "3 30", "3 40"} {
 		if t := tallyOf(det, k); t.flagged != t.parse {

@@ -16,7 +16,8 @@
 //     with a 4 KiB ring buffer every call is counted or counted as dropped;
 //  5. ulat compare's false-positive rate over identical `ulat run`s of the
 //     demo's batch job (every pair, and against three runs merged), and how
-//     often it detects a function made 30% and 40% slower;
+//     often it detects a function made 30% and 40% slower, with compare's
+//     default thresholds and with others (-compare-also);
 //
 // and prints them as tables, with the project's goals beside the figures.
 // It is informational: a missed goal does not make it fail. It needs root.
@@ -24,7 +25,8 @@
 //
 //	go run ./bench [-calls 50000] [-reps 3] [-clock cpu] [-only cost,bpf,scale,rate,compare]
 //	               [-rate-time 2s] [-compare-runs 10] [-compare-slower-runs 5]
-//	               [-compare-records 2000] [-compare-aggregate auto] [-v] [-keep]
+//	               [-compare-records 2000] [-compare-aggregate auto]
+//	               [-compare-also p50=+10%,p99=+20%] [-v] [-keep]
 package main
 
 import (
@@ -59,6 +61,7 @@ type bench struct {
 	cmpSlow      int // runs with each -slower setting
 	cmpRecords   int // ulat-demo work -n
 	cmpAggregate string
+	cmpAlso      string // thresholds every comparison is also judged by
 
 	verbose bool
 	dir     string // temporary directory for targets and copies
@@ -110,6 +113,7 @@ func run() int {
 	flag.IntVar(&b.cmpSlow, "compare-slower-runs", 5, "compare: runs with -slower 30, and with -slower 40")
 	flag.IntVar(&b.cmpRecords, "compare-records", 2000, "compare: records per run (ulat-demo work -n)")
 	flag.StringVar(&b.cmpAggregate, "compare-aggregate", "auto", "compare: ulat run --aggregate")
+	flag.StringVar(&b.cmpAlso, "compare-also", "p50=+10%,p99=+20%", "compare: also judge every comparison by these thresholds, comma-separated (empty: only by compare's defaults)")
 	flag.BoolVar(&b.verbose, "v", false, "show every command run")
 	flag.BoolVar(&keep, "keep", false, "keep the temporary directory with the targets")
 	flag.Parse()
