@@ -26,15 +26,16 @@ function name. A metric regresses when its change exceeds its threshold AND
 its bootstrap confidence interval lies above 0; functions with fewer than
 --min-count calls on a side are not judged.
 
---threshold METRIC=+N% applies to every function (when none is given:
-p50=+10% and p99=+20%); FUNCTION:METRIC=+N% to the functions it names (a name,
-a glob, or FILE:NAME) and overrides the other for that metric. METRIC is p50,
+--threshold METRIC=+N% applies to every function (when none is given,
+p50=+10% alone: tails are judged only when asked for); FUNCTION:METRIC=+N%
+to the functions it names (a name, a glob, or FILE:NAME) and overrides the
+other for that metric. METRIC is p50,
 p90, p99, p99.9 (any pN) or mean. Repeat the flag for several.
 
 Exit status: 0 nothing regressed, 1 something did, 2 bad input. Flags go
 before the files.`,
 		Flags: []cli.Flag{
-			&cli.GenericFlag{Name: "threshold", Aliases: []string{"t"}, Value: &stringList{}, Usage: "METRIC=+N% or FUNCTION:METRIC=+N%, e.g. p99=+10% or 'main.parse:p99=+20%' (repeatable; default p50=+10% and p99=+20%)"},
+			&cli.GenericFlag{Name: "threshold", Aliases: []string{"t"}, Value: &stringList{}, Usage: "METRIC=+N% or FUNCTION:METRIC=+N%, e.g. p99=+10% or 'main.parse:p99=+20%' (repeatable; default p50=+10%)"},
 			&cli.IntFlag{Name: "min-count", Value: compare.DefaultMinCount, Usage: "judge only functions with at least this many calls on each side"},
 			&cli.Float64Flag{Name: "confidence", Value: compare.DefaultConfidence, Usage: "confidence of the intervals, between 0 and 1"},
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "table, markdown (for pull requests and job summaries) or json"},
