@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/ulat-dev/ulat/glob"
 )
 
 // The default, used for every function when no threshold without a
@@ -123,26 +125,6 @@ func percentileOf(metric string) (float64, bool) {
 	return p, err == nil
 }
 
-// globRegexp compiles ulat trace's glob: '*' is any run of characters, '?'
-// one character, nothing else is special.
-func globRegexp(pattern string) *regexp.Regexp {
-	var sb strings.Builder
-	sb.WriteString("^")
-	for _, r := range pattern {
-		switch r {
-		case '*':
-			sb.WriteString(".*")
-		case '?':
-			sb.WriteString(".")
-		default:
-			sb.WriteString(regexp.QuoteMeta(string(r)))
-		}
-	}
-	sb.WriteString("$")
-	// Every other character is quoted, so the expression always compiles.
-	return regexp.MustCompile(sb.String())
-}
-
 // thresholdSet resolves which limit applies to each function and metric.
 type thresholdSet struct {
 	global  []Threshold // one per metric, in the order given
@@ -158,7 +140,7 @@ func newThresholdSet(ts []Threshold) *thresholdSet {
 			s.global = setMetric(s.global, t)
 		} else {
 			s.perFunc = append(s.perFunc, t)
-			s.globs = append(s.globs, globRegexp(t.Function))
+			s.globs = append(s.globs, glob.Regexp(t.Function))
 		}
 	}
 	if len(s.global) == 0 {

@@ -158,15 +158,7 @@ func TestJSONHistogramRebuild(t *testing.T) {
 		orig.Record(i*i%7919*1000 + i%13) // spread over several decades
 	}
 	orig.Record(hdrHighest * 3) // beyond the HDR range: clamped there
-	r := &Report{Functions: []FunctionStats{{Function: "f", Hist: orig}, {Function: "idle", Hist: NewHistogram()}}}
-	var buf bytes.Buffer
-	if err := WriteJSON(&buf, r); err != nil {
-		t.Fatal(err)
-	}
-	doc, err := ReadJSON(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := jsonOf(t, &Report{Functions: []FunctionStats{{Function: "f", Hist: orig}, {Function: "idle", Hist: NewHistogram()}}})
 	got, err := doc.Functions[0].Histogram()
 	if err != nil {
 		t.Fatal(err)

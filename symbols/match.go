@@ -2,10 +2,11 @@ package symbols
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/xrash/smetrics"
+
+	"github.com/ulat-dev/ulat/glob"
 )
 
 // Match returns the functions whose names match any of the patterns, each
@@ -23,10 +24,7 @@ func (b *Binary) Match(patterns ...string) ([]Function, error) {
 	picked := make([]bool, len(b.funcs))
 	var missing []string
 	for _, p := range patterns {
-		re, err := globRegexp(p)
-		if err != nil {
-			return nil, err
-		}
+		re := glob.Regexp(p)
 		found := false
 		for i := range b.funcs {
 			for _, name := range b.funcs[i].matchNames() {
@@ -67,27 +65,6 @@ func quoteAll(ss []string) []string {
 		out[i] = fmt.Sprintf("%q", s)
 	}
 	return out
-}
-
-func globRegexp(pattern string) (*regexp.Regexp, error) {
-	var sb strings.Builder
-	sb.WriteString("^")
-	for _, r := range pattern {
-		switch r {
-		case '*':
-			sb.WriteString(".*")
-		case '?':
-			sb.WriteString(".")
-		default:
-			sb.WriteString(regexp.QuoteMeta(string(r)))
-		}
-	}
-	sb.WriteString("$")
-	re, err := regexp.Compile(sb.String())
-	if err != nil {
-		return nil, fmt.Errorf("pattern %q: %w", pattern, err)
-	}
-	return re, nil
 }
 
 // Suggest returns up to n function names close to pattern: names that
