@@ -460,7 +460,7 @@ func addNotes(res *Result, base, cur *report.Report) {
 			if !b.OverheadCorrected {
 				what = "included in every duration"
 			}
-			note("the probes' own cost differs (%s: %s, then %s; %s): the hosts or kernels differ",
+			note("the probes' own cost differs (%s: %s, then %s; %s): on one host that is the calibration's own scatter, between hosts or kernels a real difference",
 				k, report.FormatDuration(bo[k]), report.FormatDuration(co[k]), what)
 		}
 	}
