@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ulat-dev/ulat/symbols"
 )
@@ -241,5 +242,50 @@ func TestAggregateCountsEveryCall(t *testing.T) {
 	biased := run(maxCookieBias)
 	if biased.Count != 3000 || biased.Max != 0 || biased.Slots[0] != biased.Count {
 		t.Errorf("with a bias above every duration: count %d, max %d, in bucket 0: %d", biased.Count, biased.Max, biased.Slots[0])
+	}
+}
+
+// Detaching takes ~80 ms per probe on the perf-event path, entries first;
+// exits that fire meanwhile are not "exits without entry" (thousands were
+// counted before the control flag).
+func TestDetachCountsNoUnpairedExits(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs root to load BPF programs")
+	}
+	const python = "/usr/bin/python3"
+	if _, err := os.Stat(python); err != nil {
+		t.Skipf("SKIPPED: %s is not installed", python)
+	}
+	p := libzProbes(t, "crc32")
+	tr, err := Open(Options{Attach: AttachPerf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if err := tr.Attach([]Function{{Name: "crc32", Binary: lib, Entry: p.Entry}}); err != nil {
+		t.Fatal(err)
+	}
+	load := exec.Command(python, "-c", "import zlib\nwhile True: zlib.crc32(b'x')")
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { load.Process.Kill(); load.Wait() }()
+	time.Sleep(300 * time.Millisecond)
+	before, err := tr.Lost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Entries == 0 {
+		t.Fatal("no calls seen before detaching")
+	}
+	if err := tr.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := tr.Lost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Unpaired != before.Unpaired {
+		t.Errorf("%d exits without entry counted while detaching (%d calls entered before)", after.Unpaired-before.Unpaired, before.Entries)
 	}
 }

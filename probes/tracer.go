@@ -61,14 +61,14 @@ const (
 
 // Options configure a Tracer at load time.
 type Options struct {
-	Pid     int        // only this process (0: every process that runs the binaries)
+	Pid int // only this process (0: every process that runs the binaries)
 	// FollowForks extends Pid to the processes it starts from now on, and
 	// theirs. Probes then fire in every process that runs the traced files
 	// and the BPF program filters, where without it the kernel installs
 	// them in Pid's process only.
 	FollowForks bool
-	Verbose bool       // show libbpf's own log on stderr
-	Attach  AttachMode // "" means AttachAuto
+	Verbose     bool       // show libbpf's own log on stderr
+	Attach      AttachMode // "" means AttachAuto
 	// RingBuffer is the ring buffer's size in bytes: a power of two and a
 	// multiple of the page size (0: the object's 4 MiB). Calls that
 	// complete while it is full are dropped, and counted.
