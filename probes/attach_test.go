@@ -61,9 +61,7 @@ func TestAttachAllOrNothing(t *testing.T) {
 }
 
 func testAttachAllOrNothing(t *testing.T, mode AttachMode) {
-	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED: needs root to load BPF programs")
-	}
+	requireRoot(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -121,9 +119,7 @@ func testAttachAllOrNothing(t *testing.T, mode AttachMode) {
 // The probe pairs' own cost is measured for each kind, and an emulated
 // entry is cheaper than a single-stepped one.
 func TestCalibrate(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED: needs root to load BPF programs")
-	}
+	requireRoot(t)
 	bias, err := Calibrate(Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -148,13 +144,7 @@ func TestMain(m *testing.M) {
 // A ring buffer that fills drops calls, counts every one of them, and
 // takes events again once drained.
 func TestRingBufferFullCountsDrops(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED: needs root to load BPF programs")
-	}
-	const python = "/usr/bin/python3"
-	if _, err := os.Stat(python); err != nil {
-		t.Skipf("SKIPPED: %s is not installed", python)
-	}
+	python := requirePython(t)
 	p := libzProbes(t, "crc32")
 	tr, err := Open(Options{RingBuffer: 4096})
 	if err != nil {
@@ -191,13 +181,7 @@ func TestRingBufferFullCountsDrops(t *testing.T) {
 // In-kernel histograms count every call, even with a one-page ring buffer
 // that nobody drains, and subtract the bias carried in the cookie.
 func TestAggregateCountsEveryCall(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED: needs root to load BPF programs")
-	}
-	const python = "/usr/bin/python3"
-	if _, err := os.Stat(python); err != nil {
-		t.Skipf("SKIPPED: %s is not installed", python)
-	}
+	python := requirePython(t)
 	p := libzProbes(t, "crc32")
 	run := func(bias uint64) Histogram {
 		t.Helper()
@@ -249,13 +233,7 @@ func TestAggregateCountsEveryCall(t *testing.T) {
 // exits that fire meanwhile are not "exits without entry" (thousands were
 // counted before the control flag).
 func TestDetachCountsNoUnpairedExits(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED: needs root to load BPF programs")
-	}
-	const python = "/usr/bin/python3"
-	if _, err := os.Stat(python); err != nil {
-		t.Skipf("SKIPPED: %s is not installed", python)
-	}
+	python := requirePython(t)
 	p := libzProbes(t, "crc32")
 	tr, err := Open(Options{Attach: AttachPerf})
 	if err != nil {
@@ -288,4 +266,23 @@ func TestDetachCountsNoUnpairedExits(t *testing.T) {
 	if after.Unpaired != before.Unpaired {
 		t.Errorf("%d exits without entry counted while detaching (%d calls entered before)", after.Unpaired-before.Unpaired, before.Entries)
 	}
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs root to load BPF programs")
+	}
+}
+
+// requirePython skips unless root (to load BPF) and Python (which calls
+// Debian's zlib for the tests) are there, and returns Python's path.
+func requirePython(t *testing.T) string {
+	t.Helper()
+	requireRoot(t)
+	const python = "/usr/bin/python3"
+	if _, err := os.Stat(python); err != nil {
+		t.Skipf("SKIPPED: %s is not installed", python)
+	}
+	return python
 }
