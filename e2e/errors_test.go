@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,15 +86,7 @@ func ulatStatus(t *testing.T, prefix []string, args ...string) (int, string) {
 	c := exec.Command(argv[0], argv[1:]...)
 	var stderr strings.Builder
 	c.Stderr = &stderr
-	err := c.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode(), stderr.String()
-	}
-	if err != nil {
-		t.Fatalf("run ulat: %v", err)
-	}
-	return 0, stderr.String()
+	return exitCode(t, c.Run()), stderr.String()
 }
 
 func noPanic(t *testing.T, stderr string) {
