@@ -222,10 +222,16 @@ func TestAggregateCountsEveryCall(t *testing.T) {
 	if raw.Count != 3000 || inSlots != raw.Count || raw.Min > raw.Max || raw.SumLo < raw.Min*raw.Count {
 		t.Errorf("histogram: count %d (buckets %d), min %d, max %d, sum %d", raw.Count, inSlots, raw.Min, raw.Max, raw.SumLo)
 	}
-	// A bias larger than any duration takes every call to 0.
+	// The largest bias a cookie carries (16.7 ms) takes every call shorter
+	// than it to 0; a call preempted for longer on a busy machine keeps
+	// only its excess, so a few may land elsewhere, never most.
 	biased := run(maxCookieBias)
-	if biased.Count != 3000 || biased.Max != 0 || biased.Slots[0] != biased.Count {
-		t.Errorf("with a bias above every duration: count %d, max %d, in bucket 0: %d", biased.Count, biased.Max, biased.Slots[0])
+	var above uint64
+	for _, c := range biased.Slots[1:] {
+		above += c
+	}
+	if biased.Count != 3000 || biased.Slots[0]+above != biased.Count || biased.Slots[0] < biased.Count*9/10 {
+		t.Errorf("with a 16.7 ms bias: count %d, in bucket 0: %d, above: %d (max %d)", biased.Count, biased.Slots[0], above, biased.Max)
 	}
 }
 
