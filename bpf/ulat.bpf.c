@@ -10,7 +10,10 @@
  * function, frame position); exit probes (a uprobe on each RET for Go, a uretprobe
  * otherwise) find it, and stream the duration to user space through a ring
  * buffer. The function is identified by the probe's cookie, so one program
- * serves every probed function. */
+ * serves every probed function. Kernels without BPF cookies (before 5.15)
+ * get the cookie from a tiny per-probe program that user space generates:
+ * it stores the cookie in `cookie_slot` and tail-calls these programs
+ * through `tail_progs`. */
 #if defined(__TARGET_ARCH_x86)
 #include "vmlinux.h"
 #elif defined(__TARGET_ARCH_arm64)
@@ -30,6 +33,10 @@ const volatile bool follow_forks = false;
 /* Count completed calls in per-CPU histograms (`hists`) instead of
  * streaming each through the ring buffer. */
 const volatile bool aggregate = false;
+/* false before Linux 5.15: read the cookie from `cookie_slot`. Being
+ * read-only data, the verifier drops the branch not taken, so the
+ * bpf_get_attach_cookie call in it does not stop older kernels loading. */
+const volatile bool have_cookies = true;
 const volatile __u64 wakeup_threshold = 1 << 19; /* bytes pending before we wake the reader */
 /* Never read: puts struct ulat_event into the object's BTF so that a Go test
  * can check its mirror of the layout. */
@@ -82,6 +89,33 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } control SEC(".maps");
+
+/* Without BPF cookies: the cookie of the probe that fired, written by its
+ * per-probe program just before it tail-calls ours. Uprobe programs run
+ * with preemption disabled, so nothing else runs on this CPU in between. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} cookie_slot SEC(".maps");
+
+/* The programs the per-probe programs tail-call, at ULAT_TAIL_* indexes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, ULAT_TAIL_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} tail_progs SEC(".maps");
+
+static __always_inline __u64 probe_cookie(struct pt_regs *ctx)
+{
+	if (have_cookies)
+		return bpf_get_attach_cookie(ctx);
+	__u32 zero = 0;
+	__u64 *c = bpf_map_lookup_elem(&cookie_slot, &zero);
+	return c ? *c : 0;
+}
 
 static __always_inline bool stopping(void)
 {
@@ -138,7 +172,7 @@ static __always_inline bool call_key(struct pt_regs *ctx, struct ulat_call_key *
 		return false;
 	if (follow_forks && !bpf_map_lookup_elem(&followed, &tgid))
 		return false;
-	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 cookie = probe_cookie(ctx);
 	*cookie_out = cookie;
 	bool go = cookie & ULAT_COOKIE_GO;
 	k->tgid = tgid;
@@ -183,9 +217,9 @@ static __always_inline __u32 log2_u64(__u64 v)
 }
 
 /* The log-linear bucket of d (see ULAT_HIST_SLOTS). */
-static __always_inline __u32 hist_slot(__u64 d)
+static __always_inline __u64 hist_slot(__u64 d)
 {
-	const __u32 sub = 1 << ULAT_HIST_SUB_BITS;
+	const __u64 sub = 1 << ULAT_HIST_SUB_BITS;
 
 	if (d < sub)
 		return d;
@@ -193,6 +227,16 @@ static __always_inline __u32 hist_slot(__u64 d)
 	if (e >= ULAT_HIST_MAX_EXP)
 		return ULAT_HIST_SLOTS - 1;
 	return sub + (e - ULAT_HIST_SUB_BITS) * sub + ((d >> (e - ULAT_HIST_SUB_BITS)) & (sub - 1));
+}
+
+/* Bounds a slot index in the register that indexes the array. A C bounds
+ * check is not enough: clang tests one copy of the value and indexes with
+ * another, and the 6.1 verifier loses the bound between them ("R0
+ * unbounded memory access"). */
+static __always_inline __u64 bounded_slot(__u64 s)
+{
+	asm volatile("if %0 <= %1 goto +1; %0 = %1" : "+r"(s) : "i"(ULAT_HIST_SLOTS - 1));
+	return s;
 }
 
 /* Counts a completed call in its function's histogram on this CPU. The
@@ -211,9 +255,7 @@ static __always_inline void record(__u32 fn, __u64 d, __u64 bias)
 		h->min_plus1 = d + 1;
 	if (d > h->max)
 		h->max = d;
-	__u32 s = hist_slot(d);
-	if (s < ULAT_HIST_SLOTS)
-		__sync_fetch_and_add(&h->slots[s], 1);
+	__sync_fetch_and_add(&h->slots[bounded_slot(hist_slot(d))], 1);
 }
 
 static __always_inline int on_entry(struct pt_regs *ctx)

@@ -13,6 +13,14 @@
  * from each duration before it is counted. */
 #define ULAT_COOKIE_BIAS_SHIFT 40
 
+/* Indexes of the programs in `tail_progs` (kernels without cookies). */
+enum ulat_tail {
+	ULAT_TAIL_ENTRY = 0,
+	ULAT_TAIL_EXIT = 1,   /* a uprobe on a RET instruction */
+	ULAT_TAIL_RETURN = 2, /* a uretprobe */
+	ULAT_TAIL_MAX = 3,
+};
+
 /* Indexes into the per-CPU `counters` array. */
 enum ulat_counter {
 	ULAT_CNT_DROPPED = 0,  /* ring buffer full: an event was not reported */

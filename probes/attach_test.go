@@ -3,6 +3,7 @@ package probes
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -291,4 +292,99 @@ func requirePython(t *testing.T) string {
 		t.Skipf("SKIPPED: %s is not installed", python)
 	}
 	return python
+}
+
+// zlibCaller is a Python process that runs script (with zlib imported)
+// once told to by go(), so that a tracer can attach to its pid first: the
+// tests count this process's calls only, never other programs' zlib calls.
+type zlibCaller struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+}
+
+func startZlibCaller(t *testing.T, script string) *zlibCaller {
+	t.Helper()
+	python := requirePython(t)
+	cmd := exec.Command(python, "-c", "import sys, zlib\nsys.stdin.readline()\n"+script)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	z := &zlibCaller{t: t, cmd: cmd, stdin: stdin}
+	t.Cleanup(func() { z.cmd.Process.Kill(); z.cmd.Wait() })
+	return z
+}
+
+func (z *zlibCaller) pid() int { return z.cmd.Process.Pid }
+
+// run lets the script go and waits for it to end.
+func (z *zlibCaller) run() {
+	z.t.Helper()
+	if _, err := z.stdin.Write([]byte("go\n")); err != nil {
+		z.t.Fatal(err)
+	}
+	if err := z.cmd.Wait(); err != nil {
+		z.t.Fatalf("python: %v", err)
+	}
+}
+
+// Without BPF cookies (kernels before 5.15) each probe passes its
+// function on through a program of its own: two functions in one file,
+// entries and uretprobes, are told apart exactly, in both aggregation modes.
+func TestNoCookiesTellsFunctionsApart(t *testing.T) {
+	crc, adler := libzProbes(t, "crc32"), libzProbes(t, "adler32")
+	for _, aggregate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("aggregate=%v", aggregate), func(t *testing.T) {
+			z := startZlibCaller(t, "for i in range(3000): zlib.crc32(b'x')\nfor i in range(2000): zlib.adler32(b'x')")
+			tr, err := Open(Options{Pid: z.pid(), Attach: AttachPerf, Aggregate: aggregate, Functions: 2, noCookies: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			if tr.cookieProgs == nil {
+				t.Fatal("the tracer uses cookies")
+			}
+			if err := tr.Attach([]Function{{Name: "crc32", Binary: lib, Entry: crc.Entry}, {Name: "adler32", Binary: lib, Entry: adler.Entry}}); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(tr.cookieProgs.progs); n != 4 {
+				t.Errorf("%d cookie programs, want 4 (an entry and a return for each function)", n)
+			}
+			z.run()
+			if err := tr.Detach(); err != nil {
+				t.Fatal(err)
+			}
+			counts := map[uint32]uint64{}
+			if aggregate {
+				hs, err := tr.Histograms()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, h := range hs {
+					counts[uint32(i)] = h.Count
+				}
+			} else {
+				tr.Drain(func(e *Event) {
+					if e.Kind == EventCall {
+						counts[e.Fn]++
+					}
+				})
+			}
+			lost, err := tr.Lost()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if counts[0] != 3000 || counts[1] != 2000 || lost.Unpaired != 0 || lost.Dropped != 0 {
+				t.Errorf("crc32 %d calls (want 3000), adler32 %d (want 2000); lost %+v", counts[0], counts[1], lost)
+			}
+			if len(tr.cookieProgs.progs) != 0 {
+				t.Errorf("%d cookie programs left after Detach", len(tr.cookieProgs.progs))
+			}
+		})
+	}
 }

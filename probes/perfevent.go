@@ -15,12 +15,19 @@ import (
 
 // perfLink is one probe attached the pre-6.6 way: a perf event of the
 // uprobe PMU and a BPF link from the program to it, carrying the cookie.
+// Before 5.15 there are neither links nor cookies: the program is set on
+// the perf event itself (linkFD is then -1), and closing the event detaches
+// it.
 type perfLink struct {
 	perfFD, linkFD int
 }
 
 func (l perfLink) close() error {
-	return errors.Join(unix.Close(l.linkFD), unix.Close(l.perfFD))
+	var err error
+	if l.linkFD >= 0 {
+		err = unix.Close(l.linkFD)
+	}
+	return errors.Join(err, unix.Close(l.perfFD))
 }
 
 var uprobePMU struct {
@@ -73,8 +80,9 @@ type bpfLinkCreatePerf struct {
 }
 
 // attachPerf attaches progFD to one uprobe (or uretprobe) at offset in
-// path, for pid (-1: every process).
-func attachPerf(progFD int, path string, offset uint64, ret bool, pid int, cookie uint64) (perfLink, error) {
+// path, for pid (-1: every process), through a BPF link that carries the
+// cookie; with noLink (kernels before 5.15), without link or cookie.
+func attachPerf(progFD int, path string, offset uint64, ret bool, pid int, cookie uint64, noLink bool) (perfLink, error) {
 	typ, retBit, err := uprobePMUInfo()
 	if err != nil {
 		return perfLink{}, err
@@ -102,6 +110,13 @@ func attachPerf(progFD int, path string, offset uint64, ret bool, pid int, cooki
 	runtime.KeepAlive(cpath)
 	if err != nil {
 		return perfLink{}, fmt.Errorf("perf_event_open: %w", err)
+	}
+	if noLink {
+		if err := unix.IoctlSetInt(pfd, unix.PERF_EVENT_IOC_SET_BPF, progFD); err != nil {
+			unix.Close(pfd)
+			return perfLink{}, fmt.Errorf("perf event set bpf: %w", err)
+		}
+		return perfLink{perfFD: pfd, linkFD: -1}, nil
 	}
 	la := bpfLinkCreatePerf{progFD: uint32(progFD), targetFD: uint32(pfd), attachType: unix.BPF_PERF_EVENT, cookie: cookie}
 	lfd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_LINK_CREATE, uintptr(unsafe.Pointer(&la)), unsafe.Sizeof(la))

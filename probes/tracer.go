@@ -4,7 +4,6 @@
 package probes
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -79,6 +78,10 @@ type Options struct {
 	// Functions is how many functions Attach will be given.
 	Aggregate bool
 	Functions int
+
+	// noCookies makes the tracer work as on a kernel without BPF cookies,
+	// so that tests cover that path on any kernel.
+	noCookies bool
 }
 
 // HistogramBytes is the kernel memory in-kernel histograms take for n
@@ -121,6 +124,9 @@ type Tracer struct {
 	hists     *bpf.BPFMap // with Options.Aggregate
 	nfns      int
 	forkLink  *bpf.BPFLink
+	// cookieProgs is set on kernels without BPF cookies: each perf-event
+	// probe then runs a program of its own that passes its cookie on.
+	cookieProgs *cookiePrograms
 }
 
 // Mode reports how probes are attached: AttachMulti or AttachPerf.
@@ -132,13 +138,6 @@ var (
 	multiPrograms = map[string]string{"entry": "ulat_entry", "exit": "ulat_exit", "return": "ulat_return"}
 	perfPrograms  = map[string]string{"entry": "ulat_entry_pe", "exit": "ulat_exit_pe", "return": "ulat_return_pe"}
 )
-
-// kernelHasUprobeMulti looks for the uprobe_multi link in the kernel's
-// BTF, which every kernel ulat can run on has (CO-RE needs it).
-func kernelHasUprobeMulti() bool {
-	b, err := os.ReadFile("/sys/kernel/btf/vmlinux")
-	return err == nil && bytes.Contains(b, []byte("\x00bpf_uprobe_multi_link\x00"))
-}
 
 // the libbpf logger is process-wide.
 func setLibbpfLog(verbose bool) {
@@ -181,16 +180,21 @@ func Open(opts Options) (*Tracer, error) {
 		t.Close()
 		return nil, errors.New("following forks needs the pid of the first process")
 	}
+	cookies := KernelHasCookies() && !opts.noCookies
 	switch t.mode {
 	case "", AttachAuto:
 		t.mode = AttachPerf
-		if kernelHasUprobeMulti() {
+		if KernelHasUprobeMulti() && cookies {
 			t.mode = AttachMulti
 		}
 	case AttachMulti, AttachPerf:
 	default:
 		t.Close()
 		return nil, fmt.Errorf("attach mode %q: must be auto, multi or perf", opts.Attach)
+	}
+	if t.mode == AttachMulti && !cookies {
+		t.Close()
+		return nil, errors.New("uprobe_multi links need BPF cookies to tell functions apart")
 	}
 	// Programs of the other mode are not loaded: on kernels before 6.6
 	// the uprobe_multi ones would not load at all.
@@ -251,6 +255,10 @@ func Open(opts Options) (*Tracer, error) {
 		t.Close()
 		return nil, fmt.Errorf("configure fork following: %w", err)
 	}
+	if err := mod.InitGlobalVariable("have_cookies", cookies); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("configure cookies: %w", err)
+	}
 	if opts.Aggregate {
 		if opts.Functions < 1 {
 			t.Close()
@@ -304,6 +312,12 @@ func Open(opts Options) (*Tracer, error) {
 	}
 	if t.follow {
 		if err := t.startFollowing(); err != nil {
+			t.Close()
+			return nil, err
+		}
+	}
+	if !cookies {
+		if err := t.fillTailProgs(); err != nil {
 			t.Close()
 			return nil, err
 		}
@@ -419,7 +433,15 @@ func (t *Tracer) attachSet(s *probeSet, pid int) error {
 	}
 	if t.mode == AttachPerf {
 		for i, off := range s.offsets {
-			l, err := attachPerf(prog.FileDescriptor(), s.binary, off, s.ret, pid, s.cookies[i])
+			fd, noLink := prog.FileDescriptor(), t.cookieProgs != nil
+			if noLink {
+				p, err := t.cookieProgs.cookieProgram(s.cookies[i], tailIndex[s.kind])
+				if err != nil {
+					return fmt.Errorf("%w: %s probe on %s at %#x (%s): %w", ErrAttach, s.kind, s.binary, off, s.names[i], err)
+				}
+				fd = p.FD()
+			}
+			l, err := attachPerf(fd, s.binary, off, s.ret, pid, s.cookies[i], noLink)
 			if err != nil {
 				return fmt.Errorf("%w: %s probe on %s at %#x (%s): %w", ErrAttach, s.kind, s.binary, off, s.names[i], unwrapErrno(err))
 			}
@@ -622,6 +644,11 @@ func (t *Tracer) detach() error {
 		}
 	}
 	t.links, t.perfLinks = nil, nil
+	if t.cookieProgs != nil {
+		if err := t.cookieProgs.close(); err != nil {
+			errs = append(errs, fmt.Errorf("unload cookie programs: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
