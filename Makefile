@@ -22,7 +22,7 @@ BPF_SRC := bpf/ulat.bpf.c bpf/ulat.h bpf/vmlinux.h
 GO_SRC  := $(shell find . -name '*.go' -not -path './e2e/*' -not -path './bench/*' -not -name '*_test.go') go.mod go.sum
 UNIT_PKGS := ./bpf/... ./symbols/... ./probes/... ./report/... ./cmd/... ./doctor/... ./launch/... ./compare/... ./glob/...
 
-.PHONY: all deps build test unit e2e demo bench bpf bpf-arm64 vmlinux fuzz clean
+.PHONY: all deps build test unit e2e test-kernels demo bench bpf bpf-arm64 vmlinux fuzz clean
 
 all: build
 
@@ -67,6 +67,16 @@ test: lint bin/ulat $(BPF_OBJ_ARM64)
 	$(GO) test -count=1 -v -timeout 20m ./e2e/...
 	@echo "== again with every call streamed to user space (--aggregate user): $(E2E_USER_TESTS)"
 	ULAT_AGGREGATE=user $(GO) test -count=1 -v -timeout 10m -run '$(E2E_USER_TESTS)' ./e2e/...
+	$(MAKE) --no-print-directory test-kernels
+
+# The kernel matrix (kernels/): the end-to-end suite of kernels/guest on
+# this machine's kernel and on Debian's 5.10, 6.1 and 6.12 kernels booted in
+# QEMU (downloaded once into ~/.cache/ulat/kernels). KERNELS="6.1" runs a
+# subset, KERNELS=none the host's kernel only.
+KERNELS ?= 5.10 6.1 6.12
+test-kernels: bin/ulat
+	@bash scripts/deps.sh --test
+	ULAT_KERNELS="$(KERNELS)" $(GO) test -count=1 -v -timeout 60m ./kernels/...
 
 # The tests that run a second time with --aggregate user, so that both
 # aggregation paths are tested end to end (the default, auto, counts in the
@@ -112,7 +122,7 @@ bench: bin/ulat bin/ulat-demo
 # lab's Vagrantfile for both providers. Installs shellcheck and Vagrant
 # first (`deps.sh --test`): only `make test` needs them, builds and the lab
 # VM do not.
-SHELL_SCRIPTS := $(wildcard scripts/*.sh vagrant/*.sh) libbpf/stage.sh .ci/run
+SHELL_SCRIPTS := $(wildcard scripts/*.sh vagrant/*.sh) libbpf/stage.sh kernels/fetch.sh .ci/run
 .PHONY: lint lab lab-ssh lab-destroy
 lint:
 	@bash scripts/deps.sh --test

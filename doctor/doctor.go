@@ -94,7 +94,7 @@ func Run(opts Options) []Result {
 		checkPrivileges(os.Geteuid(), caps, capErr, capLast, multi),
 		checkSysctls(readSysctlInt("/proc/sys/kernel/unprivileged_bpf_disabled"),
 			readSysctlInt("/proc/sys/kernel/perf_event_paranoid"), hasTracingCaps(caps, capLast)),
-		checkMemlock(readMemlock(), k),
+		checkMemlock(readMemlock(), k, caps.Has(CapSysResource)),
 	)
 	load := checkLoad(opts.Verbose)
 	out = append(out, load)
@@ -172,22 +172,21 @@ func readKernel() Kernel {
 	return k
 }
 
-// minKernel is the oldest kernel ulat runs on: BPF cookies on perf-event
-// links came in 5.15.
-var minKernel = Version{5, 15, 0}
+// minKernel is the oldest kernel ulat supports (probes.MinKernel).
+var minKernel, _ = ParseVersion(probes.MinKernel)
 
 func checkKernel(k Kernel) Result {
 	r := Result{Check: "kernel"}
 	if k.Err != nil {
 		r.Status, r.Found = Warn, k.Err.Error()
-		r.Fix = "ulat needs Linux 5.15 or newer; the checks below test the features themselves"
+		r.Fix = "ulat needs Linux " + probes.MinKernel + " or newer; the checks below test the features themselves"
 		return r
 	}
 	r.Found = fmt.Sprintf("Linux %s (%s)", k.Release, k.Machine)
 	if !k.Version.AtLeast(minKernel.Major, minKernel.Minor) {
 		r.Status = Fail
-		r.Found += fmt.Sprintf(", older than %d.%d", minKernel.Major, minKernel.Minor)
-		r.Fix = "ulat needs Linux 5.15 or newer (6.6 or newer to attach with uprobe_multi)"
+		r.Found += ", older than " + probes.MinKernel
+		r.Fix = "ulat supports Linux " + probes.MinKernel + " and newer (Debian 11's kernel and every later one); upgrade the kernel"
 		return r
 	}
 	r.Status = Pass
@@ -223,7 +222,7 @@ type Features struct {
 func kernelFeatures(k Kernel, btf []byte, btfErr error) Features {
 	if btfErr == nil && len(btf) > 0 {
 		return Features{
-			Cookies:               btfHas(btf, "bpf_get_attach_cookie_trace"),
+			Cookies:               probes.BTFHasCookies(btf),
 			CookiesKnown:          true,
 			UretprobeSyscall:      btfHas(btf, "__do_sys_uretprobe") || btfHas(btf, "__x64_sys_uretprobe"),
 			UretprobeSyscallKnown: true,
@@ -328,14 +327,14 @@ func checkCookies(f Features, k Kernel) Result {
 	case !f.CookiesKnown:
 		r.Status = Warn
 		r.Found = "cannot tell: no kernel BTF and no kernel version"
-		r.Fix = "--attach perf needs BPF cookies on perf-event links (Linux 5.15+); the attach checks below test it"
+		r.Fix = "without BPF cookies (Linux 5.15+) ulat gives each probe a small program of its own; the attach checks below test it"
 	case f.Cookies:
 		r.Status = Pass
 		r.Found = fmt.Sprintf("bpf_get_attach_cookie for uprobes present (Linux 5.15+, from the %s): --attach perf can tell functions apart", f.From)
 	default:
-		r.Status = Fail
+		r.Status = Warn
 		r.Found = fmt.Sprintf("bpf_get_attach_cookie for uprobes missing (it came in Linux 5.15; from the %s)", f.From)
-		r.Fix = "--attach perf, the fallback for kernels without uprobe_multi, cannot work here: use Linux 5.15 or newer"
+		r.Fix = "ulat gives each probe a small program of its own that tells its function apart: it works, at the cost of a tail call per probe hit and a program per probe to load"
 	}
 	return r
 }
@@ -344,9 +343,10 @@ func checkCookies(f Features, k Kernel) Result {
 
 // Capability numbers (linux/capability.h).
 const (
-	CapSysAdmin = 21
-	CapPerfmon  = 38
-	CapBPF      = 39
+	CapSysResource = 24
+	CapSysAdmin    = 21
+	CapPerfmon     = 38
+	CapBPF         = 39
 )
 
 var capNames = map[int]string{CapSysAdmin: "CAP_SYS_ADMIN", CapPerfmon: "CAP_PERFMON", CapBPF: "CAP_BPF"}
@@ -505,10 +505,10 @@ func formatLimit(v uint64) string {
 }
 
 // checkMemlock: before Linux 5.11, BPF maps and programs were charged to
-// RLIMIT_MEMLOCK; since, to the memory cgroup. ulat loads with libbpf's
-// memlock bump turned off (raising the limit fails in containers), so on
-// an old kernel the limit must already be high enough.
-func checkMemlock(m Memlock, k Kernel) Result {
+// RLIMIT_MEMLOCK; since, to the memory cgroup. On an older kernel libbpf
+// raises the limit to unlimited itself while ulat loads, which needs
+// CAP_SYS_RESOURCE (root has it, except in most containers).
+func checkMemlock(m Memlock, k Kernel, canRaise bool) Result {
 	r := Result{Check: "memlock"}
 	if m.Err != nil {
 		r.Status = Warn
@@ -524,9 +524,12 @@ func checkMemlock(m Memlock, k Kernel) Result {
 	case m.Cur == unix.RLIM_INFINITY:
 		r.Status = Pass
 		r.Found = lim + "; BPF memory counts against it on this kernel, and it is unlimited"
+	case canRaise:
+		r.Status = Pass
+		r.Found = lim + "; BPF memory counts against it on this kernel, and ulat raises it while loading (it has CAP_SYS_RESOURCE)"
 	default:
 		r.Status = Warn
-		r.Found = lim + "; on kernels before 5.11 BPF memory counts against it, and ulat's maps (a 4 MiB ring buffer by default, a 65,536-entry call table) need about 10 MiB"
+		r.Found = lim + "; on kernels before 5.11 BPF memory counts against it, ulat cannot raise it without CAP_SYS_RESOURCE, and ulat's maps (a 4 MiB ring buffer by default, a 65,536-entry call table) need about 10 MiB"
 		r.Fix = "raise it before running ulat: ulimit -l unlimited (as root), LimitMEMLOCK=infinity in a systemd unit, docker run --ulimit memlock=-1"
 	}
 	return r
@@ -534,27 +537,58 @@ func checkMemlock(m Memlock, k Kernel) Result {
 
 // --- loading and attaching ---
 
+// loadConfigs are the ways trace and run load ulat's BPF object, each
+// with the programs it adds: what the load check loads.
+var loadConfigs = []struct {
+	name string
+	opts probes.Options
+}{
+	{"in-kernel histograms (the default)", probes.Options{Aggregate: true, Functions: 1}},
+	{"every call streamed (--aggregate user)", probes.Options{}},
+	{"fork following (run --follow-forks)", probes.Options{FollowForks: true}},
+}
+
 func checkLoad(verbose bool) Result {
 	r := Result{Check: "load"}
-	t, err := probes.Open(probes.Options{Verbose: verbose})
-	if err != nil {
+	var loaded, failed []string
+	var firstErr error
+	var mode probes.AttachMode
+	for _, c := range loadConfigs {
+		opts := c.opts
+		opts.Verbose = verbose
+		if opts.FollowForks {
+			opts.Pid = os.Getpid()
+		}
+		t, err := probes.Open(opts)
+		if err == nil {
+			mode = t.Mode()
+			err = t.Close()
+		}
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", c.name, err))
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		loaded = append(loaded, c.name)
+	}
+	switch {
+	case len(failed) == 0:
+		r.Status = Pass
+		r.Found = fmt.Sprintf("ulat's BPF object loads and unloads (%s programs) as trace and run load it: %s", modeName(mode), strings.Join(loaded, "; "))
+	case len(loaded) == 0:
 		r.Status = Fail
-		r.Found = fmt.Sprintf("ulat's BPF object does not load: %v", err)
+		r.Found = fmt.Sprintf("ulat's BPF object does not load: %s", strings.Join(failed, "; "))
 		r.Fix = "fix the FAILs above first; ulat doctor -v shows libbpf's log with the verifier's reason"
-		if errors.Is(err, probes.ErrPermission) {
+		if errors.Is(firstErr, probes.ErrPermission) {
 			r.Fix = "see privileges above: loading needs CAP_BPF and CAP_PERFMON (or root)"
 		}
-		return r
-	}
-	mode := t.Mode()
-	if err := t.Close(); err != nil {
+	default:
 		r.Status = Warn
-		r.Found = fmt.Sprintf("ulat's BPF object loads, but unloading it failed: %v", err)
-		r.Fix = "please report this"
-		return r
+		r.Found = fmt.Sprintf("these load: %s; these do not: %s", strings.Join(loaded, "; "), strings.Join(failed, "; "))
+		r.Fix = "ulat uses what loads: in-kernel histograms that the kernel rejects are replaced by user-space counting (--aggregate user), with a warning; please report the rejection with ulat doctor -v"
 	}
-	r.Status = Pass
-	r.Found = fmt.Sprintf("ulat's BPF object loads and unloads (%s programs)", modeName(mode))
 	return r
 }
 
@@ -587,13 +621,18 @@ func checkAttach(mode probes.AttachMode, needed bool, verbose bool) Result {
 		r.Fix = "the load check above still holds; try ulat trace on a test program"
 		return r
 	}
-	t, err := probes.Open(probes.Options{Pid: os.Getpid(), Attach: mode, Verbose: verbose})
+	t, err := probes.Open(probes.Options{Pid: os.Getpid(), Attach: mode, Verbose: verbose, Aggregate: true, Functions: 2})
 	if err != nil {
 		return fail(fmt.Sprintf("cannot load the %s programs: %v", modeName(mode), err),
 			"ulat doctor -v shows libbpf's log with the verifier's reason")
 	}
 	defer t.Close()
-	err = t.Attach([]probes.Function{{Name: "ulat's entry point", Binary: exe, Entry: off}})
+	// An entry, a RET-instruction exit (Go) and a uretprobe (native code):
+	// every kind of probe ulat attaches.
+	err = t.Attach([]probes.Function{
+		{Name: "ulat's entry point", Binary: exe, Entry: off, Exits: []uint64{off}},
+		{Name: "ulat's entry point (native)", Binary: exe, Entry: off},
+	})
 	if err != nil {
 		fix := "ulat doctor -v shows libbpf's log"
 		switch {
@@ -611,7 +650,10 @@ func checkAttach(mode probes.AttachMode, needed bool, verbose bool) Result {
 		return r
 	}
 	r.Status = Pass
-	r.Found = fmt.Sprintf("attached and detached an entry uprobe and a uretprobe on %s", exe)
+	r.Found = fmt.Sprintf("attached and detached an entry uprobe, an exit uprobe and a uretprobe on %s", exe)
+	if !probes.KernelHasCookies() {
+		r.Found += ", each with a program of its own (no BPF cookies)"
+	}
 	if !needed {
 		r.Found += " (used only with --attach " + string(mode) + ")"
 	}

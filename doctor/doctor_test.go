@@ -374,16 +374,20 @@ func TestCheckMemlock(t *testing.T) {
 	eightMiB := Memlock{Cur: 8 << 20, Max: 8 << 20}
 	new := Kernel{Version: Version{6, 1, 0}}
 	old := Kernel{Version: Version{5, 10, 0}}
-	if r := checkMemlock(eightMiB, new); r.Status != Pass || !strings.Contains(r.Found, "RLIMIT_MEMLOCK 8 MiB (hard 8 MiB)") {
+	if r := checkMemlock(eightMiB, new, false); r.Status != Pass || !strings.Contains(r.Found, "RLIMIT_MEMLOCK 8 MiB (hard 8 MiB)") {
 		t.Errorf("6.1: %v", r)
 	}
-	if r := checkMemlock(eightMiB, old); r.Status != Warn || !strings.Contains(r.Fix, "ulimit -l") {
-		t.Errorf("5.10, 8 MiB: %v", r)
+	if r := checkMemlock(eightMiB, old, false); r.Status != Warn || !strings.Contains(r.Fix, "ulimit -l") {
+		t.Errorf("5.10, 8 MiB, no CAP_SYS_RESOURCE: %v", r)
 	}
-	if r := checkMemlock(Memlock{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}, old); r.Status != Pass {
+	if r := checkMemlock(eightMiB, old, true); r.Status != Pass || !strings.Contains(r.Found, "ulat raises it") {
+		t.Errorf("5.10, 8 MiB, CAP_SYS_RESOURCE: %v", r)
+	}
+	if r := checkMemlock(Memlock{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}, old, false); r.Status != Pass {
 		t.Errorf("5.10, unlimited: %v", r)
 	}
-	t.Logf("this process: %v", checkMemlock(readMemlock(), readKernel()))
+	caps, _ := effectiveCaps()
+	t.Logf("this process: %v", checkMemlock(readMemlock(), readKernel(), caps.Has(CapSysResource)))
 }
 
 // TestRun runs every check on this machine, when it can load BPF.

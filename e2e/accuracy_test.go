@@ -24,7 +24,7 @@ func TestAccuracy(t *testing.T) {
 			const n = 300
 			tr := startTrace(t, bin, spin, sleep)
 			out := run(t, bin, itoa(n))
-			r := tr.stop()
+			r := tr.Stop()
 
 			var total, spinTrue, sleepTrue int64
 			if _, err := fmt.Sscanf(out, "total=%d spin50_p50=%d sleep2_p50=%d", &total, &spinTrue, &sleepTrue); err != nil || total != 2*n {

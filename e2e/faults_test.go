@@ -78,7 +78,7 @@ func TestSIGKILLLeavesNothingAttached(t *testing.T) {
 	for _, attach := range []string{"multi", "perf"} {
 		t.Run(attach, func(t *testing.T) {
 			tr := startTrace(t, "--attach", attach, bin, "work", "fast")
-			progs, links := bpfObjects(t, tr.cmd.Process.Pid)
+			progs, links := bpfObjects(t, tr.Pid())
 			// The mode's entry, exit and return programs; in multi mode
 			// one entry and one return link for both functions, in perf
 			// mode one link per probe.
@@ -86,8 +86,7 @@ func TestSIGKILLLeavesNothingAttached(t *testing.T) {
 			if len(progs) != 3 || len(links) != wantLinks {
 				t.Errorf("ulat holds %d programs and %d links while tracing, want 3 and %d", len(progs), len(links), wantLinks)
 			}
-			tr.cmd.Process.Signal(syscall.SIGKILL)
-			<-tr.done
+			tr.Kill()
 			waitGone(t, progs, links)
 			// And the target runs untouched.
 			if out := run(t, bin, "1", "2", "10"); !strings.HasPrefix(out, "total=") {
@@ -103,10 +102,10 @@ func TestSIGTERMReports(t *testing.T) {
 	requireRoot(t)
 	bin := cTarget(t, true)
 	tr := startTrace(t, bin, "work")
-	progs, links := bpfObjects(t, tr.cmd.Process.Pid)
+	progs, links := bpfObjects(t, tr.Pid())
 	run(t, bin, "1", "7", "100")
-	tr.cmd.Process.Signal(syscall.SIGTERM)
-	r := tr.wait(20 * time.Second)
+	tr.Signal(syscall.SIGTERM)
+	r := tr.Wait(20 * time.Second)
 	wantCount(t, r, "work", 7)
 	waitGone(t, progs, links)
 }
@@ -146,7 +145,7 @@ func TestMoreCallsInFlightThanTheMapHolds(t *testing.T) {
 	const n = 70000 // the map holds 65536
 	tr := startTrace(t, bin, "main.block", "main.after")
 	out := run(t, bin, itoa(n))
-	r := tr.stop()
+	r := tr.Stop()
 	if want := fmt.Sprintf("total=%d\n", n+5050); out != want {
 		t.Errorf("target output %q, want %q", out, want)
 	}
@@ -190,7 +189,7 @@ func TestForkAndExec(t *testing.T) {
 	if got := run(t, bin); got != want {
 		t.Errorf("output under tracing %q, untraced %q", got, want)
 	}
-	wantCount(t, tr.stop(), "work", 5+7+11)
+	wantCount(t, tr.Stop(), "work", 5+7+11)
 
 	c := exec.Command(bin)
 	c.Env = append(os.Environ(), "TARGET_WAIT=1")
@@ -206,7 +205,7 @@ func TestForkAndExec(t *testing.T) {
 	if err := c.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	wantCount(t, tr.wait(20*time.Second), "work", 5) // the parent's own calls only
+	wantCount(t, tr.Wait(20*time.Second), "work", 5) // the parent's own calls only
 }
 
 // A traced binary replaced on disk while tracing (a rebuild, an upgrade):
@@ -234,14 +233,14 @@ func TestBinaryReplacedWhileTracing(t *testing.T) {
 	}
 	run(t, bin, "1", "4", "100")
 	time.Sleep(1500 * time.Millisecond) // ulat looks once a second
-	r := tr.stop()
+	r := tr.Stop()
 	wantCount(t, r, "work", 3)
 	const msg = " was replaced or removed while tracing: processes still running the old file are traced, ones started from the new file are not"
 	found := false
 	for _, w := range r.Warnings {
 		found = found || strings.Contains(w, bin+msg)
 	}
-	if !found || !strings.Contains(tr.stderr.String(), bin+msg) {
-		t.Errorf("no warning that %s was replaced: report %q, stderr %s", bin, r.Warnings, tr.stderr)
+	if !found || !strings.Contains(tr.Stderr.String(), bin+msg) {
+		t.Errorf("no warning that %s was replaced: report %q, stderr %s", bin, r.Warnings, tr.Stderr)
 	}
 }

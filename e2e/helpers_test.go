@@ -4,20 +4,16 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ulat-dev/ulat/e2e/ulattest"
 	"github.com/ulat-dev/ulat/report"
 )
 
@@ -95,91 +91,13 @@ func goTarget(t *testing.T, variant string) string {
 }
 
 // tracer is a running `ulat trace`.
-type tracer struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	out    string
-	stderr *bytes.Buffer
-	done   chan error
-}
+type tracer = ulattest.Tracer
 
 // startTrace runs `ulat trace -f json -o FILE args...` and waits until it
 // says it is tracing.
 func startTrace(t *testing.T, args ...string) *tracer {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "report.json")
-	full := append([]string{"trace", "-f", "json", "-o", out}, args...)
-	cmd := exec.Command(ulatBin, full...)
-	pr, pw := io.Pipe()
-	stderr := &bytes.Buffer{}
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start ulat: %v", err)
-	}
-	tr := &tracer{t: t, cmd: cmd, out: out, stderr: stderr, done: make(chan error, 1)}
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		said := false
-		for sc.Scan() {
-			line := sc.Text()
-			stderr.WriteString(line + "\n")
-			if !said && strings.HasPrefix(line, "Tracing ") {
-				said = true
-				ready <- true
-			}
-		}
-		if !said {
-			ready <- false
-		}
-	}()
-	go func() {
-		err := cmd.Wait()
-		pw.Close()
-		tr.done <- err
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			err := <-tr.done
-			t.Fatalf("ulat %v ended before tracing: %v\n%s", full, err, stderr)
-		}
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("ulat did not start tracing within 60s\n%s", stderr)
-	}
-	return tr
-}
-
-// stop sends SIGINT and returns the report.
-func (tr *tracer) stop() *report.JSONReport {
-	tr.t.Helper()
-	tr.cmd.Process.Signal(syscall.SIGINT)
-	return tr.wait(30 * time.Second)
-}
-
-// wait waits for ulat to end by itself and returns the report.
-func (tr *tracer) wait(limit time.Duration) *report.JSONReport {
-	tr.t.Helper()
-	select {
-	case err := <-tr.done:
-		if err != nil {
-			tr.t.Fatalf("ulat failed: %v\n%s", err, tr.stderr)
-		}
-	case <-time.After(limit):
-		tr.cmd.Process.Kill()
-		tr.t.Fatalf("ulat did not end within %s\n%s", limit, tr.stderr)
-	}
-	f, err := os.Open(tr.out)
-	if err != nil {
-		tr.t.Fatalf("open report: %v", err)
-	}
-	defer f.Close()
-	r, err := report.ReadJSON(f)
-	if err != nil {
-		tr.t.Fatalf("read report: %v", err)
-	}
-	return r
+	return ulattest.StartTrace(t, ulatBin, args...)
 }
 
 // run runs a target to completion and returns its stdout.
@@ -194,33 +112,15 @@ func run(t *testing.T, bin string, args ...string) string {
 
 type reportJSON = report.JSONReport
 
-func fn(t *testing.T, r *report.JSONReport, name string) report.JSONFunction {
-	t.Helper()
-	for _, f := range r.Functions {
-		if f.Function == name {
-			return f
-		}
-	}
-	b, _ := json.Marshal(r)
-	t.Fatalf("function %s not in report: %s", name, b)
-	return report.JSONFunction{}
-}
-
-func wantCount(t *testing.T, r *report.JSONReport, name string, want uint64) report.JSONFunction {
-	t.Helper()
-	f := fn(t, r, name)
-	if f.Count != want {
-		t.Errorf("%s: count %d, want exactly %d", name, f.Count, want)
-	}
-	var sum uint64
-	for _, b := range f.Buckets {
-		sum += b.Count
-	}
-	if sum != f.Count {
-		t.Errorf("%s: buckets sum to %d, count is %d", name, sum, f.Count)
-	}
-	return f
-}
+var (
+	fn         = ulattest.Fn
+	wantCount  = ulattest.WantCount
+	wantNoLoss = ulattest.WantNoLoss
+	exitCode   = ulattest.ExitCode
+	// checkUnwound checks the calls of a function that returned and that
+	// never did.
+	checkUnwound = ulattest.WantUnwound
+)
 
 // wantDuration checks a sleep-bound function: no call can be shorter than
 // the sleep, and on this noisy VM the median is within slack above it.
@@ -234,12 +134,5 @@ func wantDuration(t *testing.T, f report.JSONFunction, sleep, slack time.Duratio
 	}
 	if !(f.MinNs <= f.P50Ns && f.P50Ns <= f.P90Ns && f.P90Ns <= f.P99Ns && f.P99Ns <= f.MaxNs) {
 		t.Errorf("%s: percentiles out of order: %+v", f.Function, f)
-	}
-}
-
-func wantNoLoss(t *testing.T, r *report.JSONReport) {
-	t.Helper()
-	if r.Lost.DroppedEvents != 0 || r.Lost.UnpairedExits != 0 {
-		t.Errorf("lost: %+v, want none", r.Lost)
 	}
 }

@@ -88,13 +88,13 @@ func TestTraceLibraryByName(t *testing.T) {
 	const n = 137
 	tr := startTrace(t, "libz:deflateEnd")
 	run(t, "/usr/bin/python3", "-c", "import zlib\nfor i in range("+itoa(n)+"): zlib.compress(b'hello world' * i)")
-	r := tr.stop()
+	r := tr.Stop()
 	f := wantCount(t, r, "deflateEnd", n) // JSON names the function plainly
 	if f.Binary != libz {
 		t.Errorf("binary %q, want the ld.so cache's %q", f.Binary, libz)
 	}
-	if !strings.Contains(tr.stderr.String(), "Tracing 1 function in "+libz+"...") {
-		t.Errorf("stderr: %s", tr.stderr)
+	if !strings.Contains(tr.Stderr.String(), "Tracing 1 function in "+libz+"...") {
+		t.Errorf("stderr: %s", tr.Stderr)
 	}
 	wantNoLoss(t, r)
 }
@@ -111,7 +111,7 @@ func TestTracePidNoBinary(t *testing.T) {
 	io.WriteString(b.in, "go\n")
 	a.goAndWait(t)
 	b.cmd.Wait()
-	r := tr.wait(20 * time.Second)
+	r := tr.Wait(20 * time.Second)
 	work := wantCount(t, r, "work", 2*10)
 	wantCount(t, r, "fast", 2*10*10)
 	wantCount(t, r, "fib", 177)
@@ -144,13 +144,13 @@ func TestTracePidDeletedExecutable(t *testing.T) {
 			}
 			tr := startTrace(t, "--pid", itoa(w.pid), "work")
 			w.goAndWait(t)
-			r := tr.wait(20 * time.Second)
+			r := tr.Wait(20 * time.Second)
 			work := wantCount(t, r, "work", 13)
 			if want := "/proc/" + itoa(w.pid) + "/exe"; work.Binary != want {
 				t.Errorf("binary %q, want %q", work.Binary, want)
 			}
-			if !strings.Contains(tr.stderr.String(), "("+bin+", deleted)") {
-				t.Errorf("the Tracing line does not say the file was deleted: %s", tr.stderr)
+			if !strings.Contains(tr.Stderr.String(), "("+bin+", deleted)") {
+				t.Errorf("the Tracing line does not say the file was deleted: %s", tr.Stderr)
 			}
 			wantNoLoss(t, r)
 		})
@@ -173,7 +173,7 @@ func TestTracePidMountNamespace(t *testing.T) {
 		w.waitBlocked(t, "/ct")
 		tr := startTrace(t, "--pid", itoa(w.pid), "work")
 		w.goAndWait(t)
-		r := tr.wait(20 * time.Second)
+		r := tr.Wait(20 * time.Second)
 		work := wantCount(t, r, "work", 11)
 		if want := "/proc/" + itoa(w.pid) + "/root" + dir + "/ct"; work.Binary != want {
 			t.Errorf("binary %q, want %q", work.Binary, want)
@@ -194,7 +194,7 @@ func TestTracePidMountNamespace(t *testing.T) {
 		w.waitBlocked(t, "/ctarget")
 		tr := startTrace(t, "--pid", itoa(w.pid), "libc:nanosleep", "work")
 		w.goAndWait(t)
-		r := tr.wait(20 * time.Second)
+		r := tr.Wait(20 * time.Second)
 		wantCount(t, r, "work", 12)
 		ns := wantCount(t, r, "nanosleep", 12)
 		if want := "/proc/" + itoa(w.pid) + "/root" + libc; ns.Binary != want {
@@ -213,7 +213,7 @@ func TestTracePidLibc(t *testing.T) {
 	w.waitBlocked(t, "/ctarget")
 	tr := startTrace(t, "--pid", itoa(w.pid), "work", "libc:nanosleep", "libc.so.6:clock_nanosleep")
 	w.goAndWait(t)
-	r := tr.wait(20 * time.Second)
+	r := tr.Wait(20 * time.Second)
 	work := wantCount(t, r, "work", 2*10)
 	ns := wantCount(t, r, "nanosleep", 2*10)
 	wantCount(t, r, "clock_nanosleep", 2*10)

@@ -16,7 +16,7 @@ func TestTraceCXX(t *testing.T) {
 	want := run(t, bin, itoa(n))
 	tr := startTrace(t, bin, "Server::handle", "myapp::parse*", "twice<*")
 	got := run(t, bin, itoa(n))
-	r := tr.stop()
+	r := tr.Stop()
 	if got != want {
 		t.Errorf("target output changed under tracing: %q, untraced %q", got, want)
 	}
@@ -48,7 +48,7 @@ func TestTraceManyGoroutines(t *testing.T) {
 	bin := goTarget(t, "normal")
 	tr := startTrace(t, bin, "main.work")
 	run(t, bin, "5000", "1", "20ms")
-	r := tr.stop()
+	r := tr.Stop()
 	f := wantCount(t, r, "main.work", 5000)
 	if f.MinNs < 20e6 {
 		t.Errorf("main.work: min %dns, shorter than its 20ms sleep", f.MinNs)
@@ -62,14 +62,14 @@ func TestTraceInlinedWarning(t *testing.T) {
 	bin := goTarget(t, "normal")
 	tr := startTrace(t, bin, "main.tiny", "main.recurse")
 	run(t, bin, "1", "1", "1ms")
-	r := tr.stop()
+	r := tr.Stop()
 	wantCount(t, r, "main.recurse", 11)
 	const msg = "main.tiny cannot be timed: it is inlined into every caller and has no out-of-line copy"
 	if len(r.Warnings) != 1 || r.Warnings[0] != msg {
 		t.Errorf("warnings %q, want [%q]", r.Warnings, msg)
 	}
-	if !strings.Contains(tr.stderr.String(), "warning: "+msg) {
-		t.Errorf("stderr lacks the warning: %s", tr.stderr)
+	if !strings.Contains(tr.Stderr.String(), "warning: "+msg) {
+		t.Errorf("stderr lacks the warning: %s", tr.Stderr)
 	}
 }
 
@@ -90,7 +90,7 @@ func TestTraceEveryProcess(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	r := tr.stop()
+	r := tr.Stop()
 	wantCount(t, r, "work", 3*2*10)
 	wantNoLoss(t, r)
 }
@@ -115,7 +115,7 @@ func TestTraceThousandsOfFunctions(t *testing.T) {
 	if err != nil {
 		t.Errorf("gofmt under tracing: %v", err)
 	}
-	r := tr.stop()
+	r := tr.Stop()
 	if string(got) != string(want) {
 		t.Errorf("gofmt output changed under tracing:\n%s\nwant:\n%s", got, want)
 	}
@@ -123,8 +123,8 @@ func TestTraceThousandsOfFunctions(t *testing.T) {
 		t.Errorf("only %d functions traced, want thousands", len(r.Functions))
 	}
 	wantCount(t, r, "main.processFile", files)
-	if !strings.Contains(tr.stderr.String(), "more (all are listed at the end of the report)") || len(r.Warnings) < 100 {
-		t.Errorf("want the functions that cannot be timed listed (%d warnings), and summarised on stderr:\n%s", len(r.Warnings), tr.stderr)
+	if !strings.Contains(tr.Stderr.String(), "more (all are listed at the end of the report)") || len(r.Warnings) < 100 {
+		t.Errorf("want the functions that cannot be timed listed (%d warnings), and summarised on stderr:\n%s", len(r.Warnings), tr.Stderr)
 	}
 }
 
@@ -139,7 +139,7 @@ func TestTraceRust(t *testing.T) {
 	want := run(t, bin, itoa(n))
 	tr := startTrace(t, bin, "myapp::parse")
 	got := run(t, bin, itoa(n))
-	r := tr.stop()
+	r := tr.Stop()
 	if got != want {
 		t.Errorf("target output changed under tracing: %q, untraced %q", got, want)
 	}
@@ -156,7 +156,7 @@ func TestTraceCgo(t *testing.T) {
 	want := run(t, bin, itoa(n))
 	tr := startTrace(t, bin, "main.callC", "C.cwork")
 	got := run(t, bin, itoa(n))
-	r := tr.stop()
+	r := tr.Stop()
 	if got != want {
 		t.Errorf("target output changed under tracing: %q, untraced %q", got, want)
 	}

@@ -56,7 +56,7 @@ func TestTraceNetworkIO(t *testing.T) {
 	}
 	server.Wait()
 	time.Sleep(100 * time.Millisecond)
-	r := tr.stop()
+	r := tr.Stop()
 
 	if sent < 100 || failed != 0 || served != sent {
 		t.Fatalf("demo sent %d (%d failed), served %d: want a clean run", sent, failed, served)

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ulat-dev/ulat/e2e/ulattest"
 	"github.com/ulat-dev/ulat/report"
 )
 
@@ -23,37 +23,7 @@ func runTarget(t *testing.T) string {
 // ulat's exit status, and the command's stdout.
 func ulatRun(t *testing.T, args ...string) (*report.JSONReport, int, string) {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "run.json")
-	cmd := exec.Command(ulatBin, append([]string{"run", "-f", "json", "-o", out}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	code := exitCode(t, cmd.Run())
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatalf("ulat run %v (exit %d) wrote no report: %v\nstderr:\n%s", args, code, err, stderr.String())
-	}
-	defer f.Close()
-	r, err := report.ReadJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r, code, stdout.String()
-}
-
-func exitCode(t *testing.T, err error) int {
-	t.Helper()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ee):
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal()) // as a shell reports it
-		}
-		return ee.ExitCode()
-	}
-	t.Fatal(err)
-	return -1
+	return ulattest.Run(t, ulatBin, args...)
 }
 
 // ulat run passes the command's exit status through, counts every call

@@ -30,7 +30,7 @@ func TestTraceC(t *testing.T) {
 
 			tr := startTrace(t, "--attach", c.attach, bin, "work", "fast", "fib")
 			got := run(t, bin, "4", "25", "2000")
-			r := tr.stop()
+			r := tr.Stop()
 
 			if got != want {
 				t.Errorf("target output changed under tracing: %q, untraced %q", got, want)
@@ -61,7 +61,7 @@ func TestTraceGo(t *testing.T) {
 
 			tr := startTrace(t, "--attach", c.attach, bin, "main.work", "main.recurse", "main.deep", "main.grow")
 			got := run(t, bin, "8", "20", "2ms")
-			r := tr.stop()
+			r := tr.Stop()
 
 			if got != want {
 				t.Errorf("target output changed under tracing: %q, untraced %q", got, want)
@@ -87,7 +87,7 @@ func TestTraceGlob(t *testing.T) {
 	bin := goTarget(t, "normal")
 	tr := startTrace(t, bin, "main.re*", "main.recurse", "main.gro?")
 	run(t, bin, "2", "3", "1ms")
-	r := tr.stop()
+	r := tr.Stop()
 	if len(r.Functions) != 2 {
 		t.Fatalf("want main.recurse and main.grow once each, got %d functions: %+v", len(r.Functions), r.Functions)
 	}
@@ -124,7 +124,7 @@ func TestTracePid(t *testing.T) {
 	if err := b.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	r := tr.wait(20 * time.Second) // no signal: ends because the pid exited
+	r := tr.Wait(20 * time.Second) // no signal: ends because the pid exited
 	wantCount(t, r, "work", 2*10)  // a's calls only, not b's
 	wantNoLoss(t, r)
 }
@@ -179,7 +179,7 @@ func TestTraceForeignPrograms(t *testing.T) {
 		}
 		tr := startTrace(t, gofmt, "main.processFile")
 		run(t, gofmt, append([]string{"-l"}, paths...)...)
-		r := tr.stop()
+		r := tr.Stop()
 		wantCount(t, r, "main.processFile", files)
 		wantNoLoss(t, r)
 	})
@@ -192,7 +192,7 @@ func TestTraceForeignPrograms(t *testing.T) {
 		}
 		tr := startTrace(t, libz, "deflateInit2_", "deflate", "deflateEnd")
 		run(t, python, "-c", "import zlib\nfor i in range(250): zlib.compress(b'hello world' * i)")
-		r := tr.stop()
+		r := tr.Stop()
 		wantCount(t, r, "deflateInit2_", 250)
 		wantCount(t, r, "deflate", 250)
 		wantCount(t, r, "deflateEnd", 250)

@@ -21,7 +21,7 @@ func testUnwindGo(t *testing.T, attach string) {
 
 	tr := startTrace(t, "--attach", attach, bin, "main.panicky", "main.goexiter", "main.recurse", "main.works")
 	got := run(t, bin, itoa(n))
-	r := tr.stop()
+	r := tr.Stop()
 
 	if got != want {
 		t.Errorf("target output changed under tracing: %q, untraced %q", got, want)
@@ -55,7 +55,7 @@ func testUnwindC(t *testing.T, attach string) {
 
 	tr := startTrace(t, "--attach", attach, bin, "jumper", "outer", "inner", "tailer", "leaf2")
 	got := run(t, bin, itoa(n))
-	r := tr.stop()
+	r := tr.Stop()
 
 	if got != want {
 		t.Errorf("target output changed under tracing: %q, untraced %q", got, want)
@@ -76,13 +76,5 @@ func testUnwindC(t *testing.T, attach string) {
 	// inner runs inside outer: its calls must be shorter.
 	if in, out := fn(t, r, "inner"), fn(t, r, "outer"); in.MaxNs >= out.MaxNs {
 		t.Errorf("inner (max %dns) is not shorter than outer (max %dns), which it runs inside", in.MaxNs, out.MaxNs)
-	}
-}
-
-func checkUnwound(t *testing.T, r *reportJSON, name string, returned, unwound uint64) {
-	t.Helper()
-	f := wantCount(t, r, name, returned)
-	if f.DidNotReturn != unwound {
-		t.Errorf("%s: did_not_return %d, want exactly %d", name, f.DidNotReturn, unwound)
 	}
 }

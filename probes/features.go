@@ -2,6 +2,8 @@ package probes
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"sync"
 )
@@ -54,4 +56,26 @@ func KernelHasUprobeMulti() bool {
 func KernelHasCookies() bool {
 	readKernelFeatures()
 	return kernelBTF.cook
+}
+
+// MinKernel is the oldest kernel ulat supports: the oldest of the kernel
+// matrix (make test-kernels), Debian 11's. Older kernels lack what ulat
+// cannot do without (the BPF ring buffer came in 5.8) or are not tested.
+const MinKernel = "5.10"
+
+// ErrKernelTooOld: the running kernel is older than MinKernel.
+var ErrKernelTooOld = errors.New("the kernel is older than " + MinKernel + ", the oldest ulat supports")
+
+// checkKernelRelease refuses a kernel release older than MinKernel; one
+// it cannot read is let through (the load then tells).
+func checkKernelRelease(release string) error {
+	var major, minor, minMajor, minMinor int
+	if _, err := fmt.Sscanf(release, "%d.%d", &major, &minor); err != nil {
+		return nil
+	}
+	fmt.Sscanf(MinKernel, "%d.%d", &minMajor, &minMinor)
+	if major < minMajor || (major == minMajor && minor < minMinor) {
+		return fmt.Errorf("%w: this is Linux %s; ulat runs on Linux %s and newer (Debian 11, Ubuntu 22.04, RHEL 9 and later), so upgrade the kernel", ErrKernelTooOld, release, MinKernel)
+	}
+	return nil
 }

@@ -4,6 +4,7 @@
 package probes
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -139,21 +140,12 @@ var (
 	perfPrograms  = map[string]string{"entry": "ulat_entry_pe", "exit": "ulat_exit_pe", "return": "ulat_return_pe"}
 )
 
-// the libbpf logger is process-wide.
-func setLibbpfLog(verbose bool) {
-	bpf.SetLoggerCbs(bpf.Callbacks{
-		Log: func(level int, msg string) {
-			if verbose {
-				// libbpf's messages carry their own "libbpf: " prefix.
-				fmt.Fprint(os.Stderr, msg)
-			}
-		},
-	})
-}
-
 // Open loads the embedded BPF object into the kernel.
 func Open(opts Options) (*Tracer, error) {
-	setLibbpfLog(opts.Verbose)
+	if err := checkKernelRelease(kernelRelease()); err != nil {
+		return nil, err
+	}
+	startLoadLog(opts.Verbose)
 
 	// libbpfgo opens objects from a path; a memfd gives the embedded bytes
 	// one without a temporary file. Loading from a path with
@@ -279,6 +271,11 @@ func Open(opts Options) (*Tracer, error) {
 	}
 	if err := mod.BPFLoadObject(); err != nil {
 		t.Close()
+		// The verifier refuses with EACCES or EINVAL, and libbpf names
+		// the program; missing privileges are EPERM.
+		if rejected := rejectedError(loadFailures()); rejected != nil && !errors.Is(err, syscall.EPERM) {
+			return nil, fmt.Errorf("load bpf object: %w", rejected)
+		}
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
 			return nil, fmt.Errorf("load bpf object: %w", ErrPermission)
 		}
@@ -596,7 +593,7 @@ func (t *Tracer) Leftovers() (Leftovers, error) {
 		k := *(*callKey)(unsafe.Pointer(&raw[0]))
 		live, ok := alive[k.Tgid]
 		if !ok {
-			live = unix.Kill(int(k.Tgid), 0) != unix.ESRCH
+			live = processRunning(int(k.Tgid))
 			alive[k.Tgid] = live
 		}
 		if live {
@@ -609,6 +606,25 @@ func (t *Tracer) Leftovers() (Leftovers, error) {
 		return l, fmt.Errorf("read starts map: %w", err)
 	}
 	return l, nil
+}
+
+// processRunning reports whether pid still runs: it exists and is not a
+// zombie that ended but was not reaped yet (its calls in flight are over).
+func processRunning(pid int) bool {
+	if unix.Kill(pid, 0) == unix.ESRCH {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	// The state follows the command name, which is in parentheses and
+	// may hold anything, spaces and parentheses included.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		state := stat[i+2]
+		return state != 'Z' && state != 'X'
+	}
+	return true
 }
 
 // Minus returns the counts that l has beyond an earlier reading.

@@ -23,10 +23,11 @@ esac
 base_pkgs=(make gcc g++ binutils libc6-dev clang llvm libelf-dev zlib1g-dev pkg-config git ca-certificates curl util-linux bpftrace)
 bp_pkgs=(libbpf-dev linux-libc-dev bpftool)
 # Only with --test: vagrant-libvirt so that `vagrant validate` checks the
-# Vagrantfile's libvirt settings too (VirtualBox's provider is built in).
+# Vagrantfile's libvirt settings too (VirtualBox's provider is built in);
+# QEMU boots the kernel matrix's guests (make test-kernels).
 test_pkgs=()
 if [ "$with_test" = 1 ]; then
-	test_pkgs=(shellcheck vagrant vagrant-libvirt)
+	test_pkgs=(shellcheck vagrant vagrant-libvirt qemu-system-x86)
 fi
 
 missing=()

@@ -254,10 +254,15 @@ func (p *prepared) open(cfg traceConfig, opts probes.Options) (*probes.Tracer, e
 	}
 	opts.Verbose, opts.Attach, opts.RingBuffer = cfg.verbose, cfg.attach, cfg.buffer
 	opts.Aggregate, opts.Functions = p.inKernel, len(p.targets)
-	tracer, err := probes.Open(opts)
+	tracer, inKernel, warning, err := openCounting(probes.Open, opts, cfg.aggregate == "auto")
 	if err != nil {
 		return nil, err
 	}
+	if warning != "" {
+		fmt.Fprintf(os.Stderr, "warning: %s\n", warning)
+		p.warnings = append(p.warnings, warning)
+	}
+	p.inKernel = inKernel
 	fns := make([]probes.Function, len(p.targets))
 	for i, t := range p.targets {
 		fns[i] = t.probe
@@ -270,6 +275,38 @@ func (p *prepared) open(cfg traceConfig, opts probes.Options) (*probes.Tracer, e
 		return nil, err
 	}
 	return tracer, nil
+}
+
+// openCounting opens a tracer with open. Where the kernel rejects the
+// in-kernel histograms' program, calls are counted in user space instead
+// when that was ulat's choice (auto), with a warning saying so; when the
+// user asked for the kernel, the error says that user space works. It
+// returns whether calls are counted in the kernel.
+func openCounting[T io.Closer](open func(probes.Options) (T, error), opts probes.Options, auto bool) (tracer T, inKernel bool, warning string, err error) {
+	tracer, err = open(opts)
+	if err == nil || !opts.Aggregate || !errors.Is(err, probes.ErrRejected) {
+		return tracer, opts.Aggregate, "", err
+	}
+	user := opts
+	user.Aggregate = false
+	fallback, userErr := open(user)
+	switch {
+	case userErr != nil:
+		return tracer, false, "", err
+	case !auto:
+		fallback.Close()
+		return tracer, false, "", fmt.Errorf("%w; --aggregate user works on this kernel", err)
+	}
+	return fallback, false, fmt.Sprintf("%v; counting every call in user space instead (as --aggregate user does)", unwrapLoad(err)), nil
+}
+
+// unwrapLoad drops the "load bpf object: " context, which a warning that
+// goes on working does not need.
+func unwrapLoad(err error) error {
+	if u := errors.Unwrap(err); u != nil && errors.Is(u, probes.ErrRejected) {
+		return u
+	}
+	return err
 }
 
 // prepare resolves the patterns to functions, and meanwhile measures the
@@ -308,7 +345,7 @@ func prepare(cfg traceConfig, binary string, pid int, patterns []string) (*prepa
 	// ulat's is probing.
 	cal := <-calibrated
 	// Without privileges, BTF or uprobes, opening the tracer says so.
-	if cal.err != nil && !errors.Is(cal.err, probes.ErrPermission) && !errors.Is(cal.err, probes.ErrNoBTF) && !errors.Is(cal.err, probes.ErrNoUprobes) {
+	if cal.err != nil && !errors.Is(cal.err, probes.ErrPermission) && !errors.Is(cal.err, probes.ErrNoBTF) && !errors.Is(cal.err, probes.ErrNoUprobes) && !errors.Is(cal.err, probes.ErrKernelTooOld) {
 		fmt.Fprintf(os.Stderr, "warning: probe overhead not measured, durations include it: %v\n", cal.err)
 	}
 	return &prepared{targets: targets, groups: groups, warnings: warnings, bias: cal.bias}, nil

@@ -6,9 +6,11 @@
 // goroutines and ends each of them with runtime.Goexit, so none returns.
 // recurse(5) then panics at the bottom of 6 nested calls, unwinding all of
 // them, and works (called N times afterwards) must still pair correctly.
+// With TARGET_WAIT set in the environment it first waits for a line on stdin.
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"runtime"
@@ -55,6 +57,12 @@ func main() {
 	if len(os.Args) != 2 || err != nil {
 		fmt.Fprintln(os.Stderr, "usage: gounwind N")
 		os.Exit(2)
+	}
+	if os.Getenv("TARGET_WAIT") != "" {
+		// Lets a test attach to this pid before any traced call.
+		if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+			os.Exit(3)
+		}
 	}
 	sum := 0
 	for i := 0; i < n; i++ {

@@ -1,0 +1,226 @@
+package guest
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ulat-dev/ulat/e2e/ulattest"
+	"github.com/ulat-dev/ulat/report"
+)
+
+var dir string
+
+func TestMain(m *testing.M) {
+	if os.Getpid() == 1 {
+		os.Exit(runAsInit(m))
+	}
+	dir = os.Getenv(EnvDir)
+	os.Exit(m.Run())
+}
+
+func setup(t *testing.T) {
+	t.Helper()
+	if dir == "" {
+		t.Skipf("SKIPPED: run by the kernel matrix (make test-kernels), which sets %s", EnvDir)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs root to load BPF programs")
+	}
+}
+
+func ulat() string              { return filepath.Join(dir, "ulat") }
+func target(name string) string { return filepath.Join(dir, name) }
+
+// waiting is a target started with TARGET_WAIT: it waits for a line on
+// stdin before its first traced call, so that ulat can attach to its pid.
+type waiting struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   strings.Builder
+}
+
+func startWaiting(t *testing.T, bin string, args ...string) *waiting {
+	t.Helper()
+	w := &waiting{cmd: exec.Command(bin, args...)}
+	w.cmd.Env = append(os.Environ(), "TARGET_WAIT=1")
+	w.cmd.Stdout = &w.out
+	var err error
+	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.cmd.Process.Kill(); w.cmd.Wait() })
+	return w
+}
+
+func (w *waiting) pid() string { return fmt.Sprint(w.cmd.Process.Pid) }
+
+func (w *waiting) release(t *testing.T) {
+	t.Helper()
+	if _, err := w.stdin.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// traced runs bin with args under `ulat trace` of patterns, either by
+// --pid (ulat ends when the target does) or for every process that runs
+// bin, and returns the report and the target's output.
+func traced(t *testing.T, byPid bool, flags []string, bin string, args []string, patterns ...string) (*report.JSONReport, string) {
+	t.Helper()
+	if byPid {
+		w := startWaiting(t, bin, args...)
+		tr := ulattest.StartTrace(t, ulat(), append(append(flags, "--pid", w.pid(), bin), patterns...)...)
+		w.release(t)
+		r := tr.Wait(10 * time.Minute)
+		w.cmd.Wait()
+		return r, w.out.String()
+	}
+	tr := ulattest.StartTrace(t, ulat(), append(append(flags, bin), patterns...)...)
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		t.Errorf("%s %v under ulat: %v", bin, args, err)
+	}
+	return tr.Stop(), string(out)
+}
+
+// modes are the ways every tracing check runs: the default (no flags) and
+// every call streamed to user space.
+var modes = []struct {
+	name  string
+	flags []string
+}{{"default", nil}, {"user", []string{"--aggregate", "user"}}}
+
+var targets = []struct {
+	name  string
+	byPid bool
+}{{"pid", true}, {"every-process", false}}
+
+// C: threads, exact counts, recursion; the target's output unchanged.
+func TestTraceC(t *testing.T) {
+	setup(t)
+	bin := target("ctarget")
+	want := run(t, bin, "2", "10", "1000")
+	for _, m := range modes {
+		for _, tg := range targets {
+			t.Run(m.name+"/"+tg.name, func(t *testing.T) {
+				r, out := traced(t, tg.byPid, m.flags, bin, []string{"2", "10", "1000"}, "work", "fast", "fib")
+				if out != want {
+					t.Errorf("target output under tracing %q, untraced %q", out, want)
+				}
+				ulattest.WantNoLoss(t, r)
+				work := ulattest.WantCount(t, r, "work", 2*10)
+				if time.Duration(work.MinNs) < time.Millisecond {
+					t.Errorf("work: min %dns is shorter than the 1ms it sleeps", work.MinNs)
+				}
+				ulattest.WantCount(t, r, "fast", 2*10*10)
+				ulattest.WantCount(t, r, "fib", 177)
+			})
+		}
+	}
+}
+
+// Go: goroutines that sleep, yield and park on channels, so that they
+// resume on other threads mid-call; recursion; a stack grown mid-call.
+func TestTraceGo(t *testing.T) {
+	setup(t)
+	bin := target("gotarget")
+	want := run(t, bin, "4", "5", "1ms")
+	for _, m := range modes {
+		for _, tg := range targets {
+			t.Run(m.name+"/"+tg.name, func(t *testing.T) {
+				r, out := traced(t, tg.byPid, m.flags, bin, []string{"4", "5", "1ms"}, "main.work", "main.recurse", "main.deep", "main.grow")
+				if out != want {
+					t.Errorf("target output under tracing %q, untraced %q", out, want)
+				}
+				ulattest.WantNoLoss(t, r)
+				ulattest.WantCount(t, r, "main.work", 4*5)
+				ulattest.WantCount(t, r, "main.recurse", 11)
+				ulattest.WantCount(t, r, "main.deep", 201)
+				grow := ulattest.WantCount(t, r, "main.grow", 1)
+				if deep := ulattest.Fn(t, r, "main.deep"); grow.MaxNs < deep.MaxNs {
+					t.Errorf("main.grow took %dns, less than its callee main.deep (%dns): pairs are crossed", grow.MaxNs, deep.MaxNs)
+				}
+			})
+		}
+	}
+}
+
+// Go calls that never return (recovered panics, Goexit, a panic through
+// recursion) are counted as such; later calls still pair.
+func TestUnwindGo(t *testing.T) {
+	setup(t)
+	const n = 20
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			r, _ := traced(t, true, m.flags, target("gounwind"), []string{fmt.Sprint(n)}, "main.panicky", "main.goexiter", "main.recurse", "main.works")
+			ulattest.WantUnwound(t, r, "main.panicky", n/2, n/2)
+			ulattest.WantUnwound(t, r, "main.goexiter", 0, n)
+			ulattest.WantUnwound(t, r, "main.recurse", 0, 6)
+			ulattest.WantUnwound(t, r, "main.works", n, 0)
+			ulattest.WantNoLoss(t, r)
+		})
+	}
+}
+
+// ulat run: counts from the command's first instruction, its exit status
+// passed through, and --follow-forks into a forked and exec'd child.
+func TestRun(t *testing.T) {
+	setup(t)
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			r, code, out := ulattest.Run(t, ulat(), append(m.flags, "--func", "startup", "--func", "work", "--", target("runtarget"), "100", "3")...)
+			if code != 3 {
+				t.Errorf("exit status %d, want the command's 3", code)
+			}
+			if !strings.HasPrefix(out, "runtarget: 100 calls") {
+				t.Errorf("command's stdout %q", out)
+			}
+			ulattest.WantCount(t, r, "startup", 1)
+			ulattest.WantCount(t, r, "work", 100)
+			ulattest.WantNoLoss(t, r)
+
+			r, code, _ = ulattest.Run(t, ulat(), append(m.flags, "--follow-forks", "--func", "work", "--", target("cforker"))...)
+			if code != 0 {
+				t.Errorf("--follow-forks: exit status %d", code)
+			}
+			ulattest.WantCount(t, r, "work", 5+7+11)
+			ulattest.WantNoLoss(t, r)
+		})
+	}
+}
+
+// ulat doctor passes (nothing FAILs), and what it loads and attaches is
+// what trace and run then use.
+func TestDoctor(t *testing.T) {
+	setup(t)
+	out, err := exec.Command(ulat(), "doctor").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ulat doctor: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "FAIL") {
+		t.Errorf("a check failed:\n%s", out)
+	}
+	for _, check := range []string{"kernel:", "BTF:", "uprobes:", "load:"} {
+		if !strings.Contains(string(out), "PASS  "+check) {
+			t.Errorf("no PASS for %s:\n%s", check, out)
+		}
+	}
+	t.Logf("\n%s", out)
+}
+
+func run(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		t.Fatalf("%s %v: %v", bin, args, err)
+	}
+	return string(out)
+}
