@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
+	"github.com/ulat-dev/ulat/e2e/ulattest"
 	"io"
 	"os"
 	"os/exec"
@@ -157,23 +159,44 @@ func TestMoreCallsInFlightThanTheMapHolds(t *testing.T) {
 }
 
 // A --pid process that exits while ulat attaches is an error that says so.
+// The target makes that happen: it exits as soon as it sees the first of
+// ulat's probes written into its code, while ulat, attaching one
+// perf-event probe at a time, has 199 to go. Should ulat still finish
+// first on some machine, it must then end on the exit with an empty report.
 func TestPidExitsDuringAttach(t *testing.T) {
 	requireRoot(t)
-	sleeper := exec.Command("sleep", "0.3")
-	if err := sleeper.Start(); err != nil {
+	bin := build(t, "attachwatch", "gcc", "-O2", "-o", "$OUT", "testdata/attachwatch/attachwatch.c")
+	target := exec.Command(bin)
+	stdout, err := target.StdoutPipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	go sleeper.Wait()
-	// Resolving libc and measuring the probe overhead take longer than
-	// the process lives.
-	code, stderr := ulatStatus(t, nil, "trace", "--pid", itoa(sleeper.Process.Pid), "libc:nanosleep")
-	if code == 0 {
-		t.Fatalf("ulat traced a process that exited during attach, status 0: %s", stderr)
+	if err := target.Start(); err != nil {
+		t.Fatal(err)
 	}
-	ok := strings.Contains(stderr, "exited while ulat was attaching: nothing was traced") ||
-		strings.Contains(stderr, "no such process") // when it is gone before ulat resolves it
-	if !ok {
-		t.Errorf("stderr does not say the process exited: %s", stderr)
+	defer func() { target.Process.Kill(); target.Wait() }()
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || lines.Text() != "ready" {
+		t.Fatalf("attachwatch did not start: %q", lines.Text())
+	}
+	out := filepath.Join(t.TempDir(), "report.json")
+	code, stderr := ulatStatus(t, nil, "trace", "--attach", "perf", "-f", "json", "-o", out, "--pid", itoa(target.Process.Pid), bin, "f?", "f??")
+	target.Process.Kill() // ends it, should ulat have failed before attaching
+	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "probed f") {
+		t.Fatalf("the target did not see a probe (it printed %q); ulat: exit %d, %s", lines.Text(), code, stderr)
+	}
+	if code == 0 {
+		r := ulattest.ReadReport(t, out)
+		for _, f := range r.Functions {
+			if f.Count != 0 {
+				t.Errorf("%s: %d calls, from a process that made none", f.Function, f.Count)
+			}
+		}
+		t.Logf("ulat attached every probe before the process was gone, and ended on its exit: %s", stderr)
+		return
+	}
+	if code != 1 || !strings.Contains(stderr, "exited while ulat was attaching: nothing was traced") {
+		t.Errorf("exit %d, stderr %q: want 1 and a message that the process exited while ulat was attaching", code, stderr)
 	}
 	noPanic(t, stderr)
 }

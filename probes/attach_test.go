@@ -1,6 +1,7 @@
 package probes
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -145,9 +146,9 @@ func TestMain(m *testing.M) {
 // A ring buffer that fills drops calls, counts every one of them, and
 // takes events again once drained.
 func TestRingBufferFullCountsDrops(t *testing.T) {
-	python := requirePython(t)
 	p := libzProbes(t, "crc32")
-	tr, err := Open(Options{RingBuffer: 4096})
+	z := startZlibCaller(t, "zlib.crc32(b'x')", 2000, 50)
+	tr, err := Open(Options{Pid: z.pid(), RingBuffer: 4096})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,14 +157,7 @@ func TestRingBufferFullCountsDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 2000 calls and nobody draining: a page holds about a hundred.
-	calls := func(n int) {
-		t.Helper()
-		script := fmt.Sprintf("import zlib\nfor i in range(%d): zlib.crc32(b'x')", n)
-		if out, err := exec.Command(python, "-c", script).CombinedOutput(); err != nil {
-			t.Fatalf("python: %v\n%s", err, out)
-		}
-	}
-	calls(2000)
+	z.batch()
 	got := tr.Drain(func(*Event) {})
 	lost, err := tr.Lost()
 	if err != nil {
@@ -173,7 +167,7 @@ func TestRingBufferFullCountsDrops(t *testing.T) {
 		t.Errorf("read %d events and counted %d dropped: want some dropped, and 2000 in all", got, lost.Dropped)
 	}
 	// Drained, it takes events again.
-	calls(50)
+	z.batch()
 	if got := tr.Drain(func(*Event) {}); got != 50 {
 		t.Errorf("after draining, read %d events of 50 calls", got)
 	}
@@ -182,11 +176,11 @@ func TestRingBufferFullCountsDrops(t *testing.T) {
 // In-kernel histograms count every call, even with a one-page ring buffer
 // that nobody drains, and subtract the bias carried in the cookie.
 func TestAggregateCountsEveryCall(t *testing.T) {
-	python := requirePython(t)
 	p := libzProbes(t, "crc32")
 	run := func(bias uint64) Histogram {
 		t.Helper()
-		tr, err := Open(Options{RingBuffer: 4096, Aggregate: true, Functions: 2})
+		z := startZlibCaller(t, "zlib.crc32(b'x')", 3000)
+		tr, err := Open(Options{Pid: z.pid(), RingBuffer: 4096, Aggregate: true, Functions: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,10 +189,7 @@ func TestAggregateCountsEveryCall(t *testing.T) {
 		if err := tr.Attach([]Function{{Name: "crc32", Binary: lib, Entry: p.Entry, BiasNs: bias}}); err != nil {
 			t.Fatal(err)
 		}
-		script := "import zlib\nfor i in range(3000): zlib.crc32(b'x')"
-		if out, err := exec.Command(python, "-c", script).CombinedOutput(); err != nil {
-			t.Fatalf("python: %v\n%s", err, out)
-		}
+		z.batch()
 		if err := tr.Detach(); err != nil {
 			t.Fatal(err)
 		}
@@ -242,7 +233,12 @@ func TestAggregateCountsEveryCall(t *testing.T) {
 func TestDetachCountsNoUnpairedExits(t *testing.T) {
 	python := requirePython(t)
 	p := libzProbes(t, "crc32")
-	tr, err := Open(Options{Attach: AttachPerf})
+	load := exec.Command(python, "-c", "import zlib\nwhile True: zlib.crc32(b'x')")
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { load.Process.Kill(); load.Wait() }()
+	tr, err := Open(Options{Pid: load.Process.Pid, Attach: AttachPerf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,18 +246,16 @@ func TestDetachCountsNoUnpairedExits(t *testing.T) {
 	if err := tr.Attach([]Function{{Name: "crc32", Binary: lib, Entry: p.Entry}}); err != nil {
 		t.Fatal(err)
 	}
-	load := exec.Command(python, "-c", "import zlib\nwhile True: zlib.crc32(b'x')")
-	if err := load.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { load.Process.Kill(); load.Wait() }()
-	time.Sleep(300 * time.Millisecond)
-	before, err := tr.Lost()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if before.Entries == 0 {
-		t.Fatal("no calls seen before detaching")
+	// Detach while calls are in flight: wait until some were made.
+	var before Lost
+	for deadline := time.Now().Add(time.Minute); before.Entries < 1000; {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d calls seen in a minute", before.Entries)
+		}
+		time.Sleep(10 * time.Millisecond)
+		if before, err = tr.Lost(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := tr.Detach(); err != nil {
 		t.Fatal(err)
@@ -294,20 +288,29 @@ func requirePython(t *testing.T) string {
 	return python
 }
 
-// zlibCaller is a Python process that runs script (with zlib imported)
-// once told to by go(), so that a tracer can attach to its pid first: the
-// tests count this process's calls only, never other programs' zlib calls.
+// zlibCaller is a Python process that calls zlib in batches, each when
+// told to, so that a tracer can attach to its pid first: the tests count
+// this process's calls only, never other programs' zlib calls.
 type zlibCaller struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
+	t      *testing.T
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout *bufio.Reader
 }
 
-func startZlibCaller(t *testing.T, script string) *zlibCaller {
+// startZlibCaller starts Python running call (a Python expression of
+// zlib's, such as "zlib.crc32(b'x')") batches[i] times in batch i.
+func startZlibCaller(t *testing.T, call string, batches ...int) *zlibCaller {
 	t.Helper()
 	python := requirePython(t)
-	cmd := exec.Command(python, "-c", "import sys, zlib\nsys.stdin.readline()\n"+script)
+	script := fmt.Sprintf("import sys, zlib\nfor n in %s:\n  sys.stdin.readline()\n  for i in range(n): %s\n  print('done', flush=True)\n",
+		strings.ReplaceAll(fmt.Sprint(append(batches, 0)), " ", ","), call)
+	cmd := exec.Command(python, "-c", script)
 	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,21 +318,21 @@ func startZlibCaller(t *testing.T, script string) *zlibCaller {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	z := &zlibCaller{t: t, cmd: cmd, stdin: stdin}
+	z := &zlibCaller{t: t, cmd: cmd, stdin: stdin, stdout: bufio.NewReader(stdout)}
 	t.Cleanup(func() { z.cmd.Process.Kill(); z.cmd.Wait() })
 	return z
 }
 
 func (z *zlibCaller) pid() int { return z.cmd.Process.Pid }
 
-// run lets the script go and waits for it to end.
-func (z *zlibCaller) run() {
+// batch runs the next batch of calls and waits until it is done.
+func (z *zlibCaller) batch() {
 	z.t.Helper()
 	if _, err := z.stdin.Write([]byte("go\n")); err != nil {
 		z.t.Fatal(err)
 	}
-	if err := z.cmd.Wait(); err != nil {
-		z.t.Fatalf("python: %v", err)
+	if line, err := z.stdout.ReadString('\n'); err != nil || line != "done\n" {
+		z.t.Fatalf("python: %q, %v", line, err)
 	}
 }
 
@@ -340,7 +343,7 @@ func TestNoCookiesTellsFunctionsApart(t *testing.T) {
 	crc, adler := libzProbes(t, "crc32"), libzProbes(t, "adler32")
 	for _, aggregate := range []bool{false, true} {
 		t.Run(fmt.Sprintf("aggregate=%v", aggregate), func(t *testing.T) {
-			z := startZlibCaller(t, "for i in range(3000): zlib.crc32(b'x')\nfor i in range(2000): zlib.adler32(b'x')")
+			z := startZlibCaller(t, "zlib.crc32(b'x'), zlib.adler32(b'x'), zlib.adler32(b'x')", 1000)
 			tr, err := Open(Options{Pid: z.pid(), Attach: AttachPerf, Aggregate: aggregate, Functions: 2, noCookies: true})
 			if err != nil {
 				t.Fatal(err)
@@ -355,7 +358,7 @@ func TestNoCookiesTellsFunctionsApart(t *testing.T) {
 			if n := len(tr.cookieProgs.progs); n != 4 {
 				t.Errorf("%d cookie programs, want 4 (an entry and a return for each function)", n)
 			}
-			z.run()
+			z.batch()
 			if err := tr.Detach(); err != nil {
 				t.Fatal(err)
 			}
@@ -379,8 +382,8 @@ func TestNoCookiesTellsFunctionsApart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if counts[0] != 3000 || counts[1] != 2000 || lost.Unpaired != 0 || lost.Dropped != 0 {
-				t.Errorf("crc32 %d calls (want 3000), adler32 %d (want 2000); lost %+v", counts[0], counts[1], lost)
+			if counts[0] != 1000 || counts[1] != 2000 || lost.Unpaired != 0 || lost.Dropped != 0 {
+				t.Errorf("crc32 %d calls (want 1000), adler32 %d (want 2000); lost %+v", counts[0], counts[1], lost)
 			}
 			if len(tr.cookieProgs.progs) != 0 {
 				t.Errorf("%d cookie programs left after Detach", len(tr.cookieProgs.progs))
