@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ulat-dev/ulat/e2e/ulattest"
 )
 
 // Where the code lives: libraries by the loader's names, --pid without a
@@ -86,17 +88,58 @@ func TestTraceLibraryByName(t *testing.T) {
 		t.Skip("SKIPPED: python3 or libz.so.1 is not installed")
 	}
 	const n = 137
-	tr := startTrace(t, "libz:deflateEnd")
-	run(t, "/usr/bin/python3", "-c", "import zlib\nfor i in range("+itoa(n)+"): zlib.compress(b'hello world' * i)")
+	z := privateLibrary(t, libz)
+	tr := z.startTrace(t, "libz:deflateEnd")
+	z.run(t, "/usr/bin/python3", "-c", "import zlib\nfor i in range("+itoa(n)+"): zlib.compress(b'hello world' * i)")
 	r := tr.Stop()
 	f := wantCount(t, r, "deflateEnd", n) // JSON names the function plainly
 	if f.Binary != libz {
 		t.Errorf("binary %q, want the ld.so cache's %q", f.Binary, libz)
 	}
-	if !strings.Contains(tr.Stderr.String(), "Tracing 1 function in "+libz+"...") {
-		t.Errorf("stderr: %s", tr.Stderr)
+	if !strings.Contains(tr.Stderr(), "Tracing 1 function in "+libz+"...") {
+		t.Errorf("stderr: %s", tr.Stderr())
 	}
 	wantNoLoss(t, r)
+}
+
+// privateLibrary gives the test a copy of a shared library of this
+// machine that no other program uses: in a mount namespace of its own, the
+// copy is bind-mounted over the library's path. ulat (startTrace) and the
+// test's workload (run) run in that namespace; every other process on the
+// machine still maps the real file, whose calls ulat then cannot see, so
+// that tests tracing every process count only their own calls.
+type privateLib struct {
+	prefix []string
+	ulat   *tracer
+}
+
+func privateLibrary(t *testing.T, path string) *privateLib {
+	t.Helper()
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("SKIPPED: unshare (util-linux) is not installed")
+	}
+	lib, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), filepath.Base(path))
+	if err := os.WriteFile(cp, lib, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &privateLib{prefix: []string{"unshare", "-m", "sh", "-c", `mount --bind "$0" "$1" && shift && exec "$@"`, cp, path}}
+}
+
+// startTrace starts ulat trace in the namespace.
+func (p *privateLib) startTrace(t *testing.T, args ...string) *tracer {
+	t.Helper()
+	p.ulat = ulattest.StartTraceIn(t, p.prefix, ulatBin, args...)
+	return p.ulat
+}
+
+// run runs a program in ulat's namespace, to completion.
+func (p *privateLib) run(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	return run(t, "nsenter", append([]string{"-t", itoa(p.ulat.Pid()), "-m", bin}, args...)...)
 }
 
 // (2) --pid with no binary traces the process's own executable, and only
@@ -149,8 +192,8 @@ func TestTracePidDeletedExecutable(t *testing.T) {
 			if want := "/proc/" + itoa(w.pid) + "/exe"; work.Binary != want {
 				t.Errorf("binary %q, want %q", work.Binary, want)
 			}
-			if !strings.Contains(tr.Stderr.String(), "("+bin+", deleted)") {
-				t.Errorf("the Tracing line does not say the file was deleted: %s", tr.Stderr)
+			if !strings.Contains(tr.Stderr(), "("+bin+", deleted)") {
+				t.Errorf("the Tracing line does not say the file was deleted: %s", tr.Stderr())
 			}
 			wantNoLoss(t, r)
 		})

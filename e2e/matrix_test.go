@@ -68,8 +68,8 @@ func TestTraceInlinedWarning(t *testing.T) {
 	if len(r.Warnings) != 1 || r.Warnings[0] != msg {
 		t.Errorf("warnings %q, want [%q]", r.Warnings, msg)
 	}
-	if !strings.Contains(tr.Stderr.String(), "warning: "+msg) {
-		t.Errorf("stderr lacks the warning: %s", tr.Stderr)
+	if !strings.Contains(tr.Stderr(), "warning: "+msg) {
+		t.Errorf("stderr lacks the warning: %s", tr.Stderr())
 	}
 }
 
@@ -123,8 +123,8 @@ func TestTraceThousandsOfFunctions(t *testing.T) {
 		t.Errorf("only %d functions traced, want thousands", len(r.Functions))
 	}
 	wantCount(t, r, "main.processFile", files)
-	if !strings.Contains(tr.Stderr.String(), "more (all are listed at the end of the report)") || len(r.Warnings) < 100 {
-		t.Errorf("want the functions that cannot be timed listed (%d warnings), and summarised on stderr:\n%s", len(r.Warnings), tr.Stderr)
+	if !strings.Contains(tr.Stderr(), "more (all are listed at the end of the report)") || len(r.Warnings) < 100 {
+		t.Errorf("want the functions that cannot be timed listed (%d warnings), and summarised on stderr:\n%s", len(r.Warnings), tr.Stderr())
 	}
 }
 

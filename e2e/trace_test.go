@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,19 +138,37 @@ func TestTraceDurationInterval(t *testing.T) {
 	requireRoot(t)
 	bin := cTarget(t, true)
 	c := exec.Command(ulatBin, "trace", "--duration", "2s", "--interval", "500ms", bin, "work")
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	began := time.Now()
+	var out bytes.Buffer
+	c.Stdout = &out
+	stderr, err := c.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// --duration counts from when tracing begins, which ulat says.
+	lines := bufio.NewScanner(stderr)
+	var tracing time.Time
+	var errb strings.Builder
+	for lines.Scan() {
+		fmt.Fprintln(&errb, lines.Text())
+		if strings.HasPrefix(lines.Text(), "Tracing 1 function in ") {
+			tracing = time.Now()
+			break
+		}
+	}
+	if tracing.IsZero() {
+		c.Wait()
+		t.Fatalf("ulat did not say it was tracing: %s", errb.String())
+	}
 	run(t, bin, "1", "20", "1000")
+	io.Copy(&errb, stderr)
 	if err := c.Wait(); err != nil {
 		t.Fatalf("ulat: %v\n%s", err, errb.String())
 	}
-	took := time.Since(began)
-	if took < 2*time.Second || took > 10*time.Second {
+	// The upper bound only turns a hang into a failure.
+	if took := time.Since(tracing); took < 2*time.Second || took > time.Minute {
 		t.Errorf("--duration 2s took %s", took)
 	}
 	s := out.String()
@@ -156,9 +177,6 @@ func TestTraceDurationInterval(t *testing.T) {
 	}
 	if !strings.Contains(s, "Total over ") {
 		t.Errorf("no total report:\n%s", s)
-	}
-	if !strings.Contains(errb.String(), "Tracing 1 function in ") {
-		t.Errorf("stderr lacks the Tracing line: %s", errb.String())
 	}
 }
 
@@ -190,8 +208,9 @@ func TestTraceForeignPrograms(t *testing.T) {
 				t.Skipf("SKIPPED: %s is not installed", p)
 			}
 		}
-		tr := startTrace(t, libz, "deflateInit2_", "deflate", "deflateEnd")
-		run(t, python, "-c", "import zlib\nfor i in range(250): zlib.compress(b'hello world' * i)")
+		z := privateLibrary(t, libz)
+		tr := z.startTrace(t, libz, "deflateInit2_", "deflate", "deflateEnd")
+		z.run(t, python, "-c", "import zlib\nfor i in range(250): zlib.compress(b'hello world' * i)")
 		r := tr.Stop()
 		wantCount(t, r, "deflateInit2_", 250)
 		wantCount(t, r, "deflate", 250)

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,54 +30,92 @@ type Tracer struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	out    string
-	Stderr *bytes.Buffer // what ulat printed on stderr so far
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	said   chan struct{} // a line was added to stderr
 	done   chan error
+}
+
+// Stderr is what ulat printed on stderr so far.
+func (tr *Tracer) Stderr() string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.stderr.String()
+}
+
+// WaitStderr waits until ulat has printed s on stderr, and reports
+// whether it did before limit (which only turns a hang into a failure).
+func (tr *Tracer) WaitStderr(s string, limit time.Duration) bool {
+	deadline := time.After(limit)
+	for !strings.Contains(tr.Stderr(), s) {
+		select {
+		case <-tr.said:
+		case <-deadline:
+			return false
+		}
+	}
+	return true
 }
 
 // StartTrace runs `ulat trace -f json -o FILE args...` and waits until it
 // says it is tracing.
 func StartTrace(t *testing.T, ulat string, args ...string) *Tracer {
 	t.Helper()
+	return StartTraceIn(t, nil, ulat, args...)
+}
+
+// StartTraceIn is StartTrace with ulat run by a command that execs it, such
+// as unshare: ulat's pid is the command's.
+func StartTraceIn(t *testing.T, prefix []string, ulat string, args ...string) *Tracer {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "report.json")
-	full := append([]string{"trace", "-f", "json", "-o", out}, args...)
-	cmd := exec.Command(ulat, full...)
+	full := append(append(append([]string{}, prefix...), ulat, "trace", "-f", "json", "-o", out), args...)
+	cmd := exec.Command(full[0], full[1:]...)
 	pr, pw := io.Pipe()
-	stderr := &bytes.Buffer{}
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start ulat: %v", err)
 	}
-	tr := &Tracer{t: t, cmd: cmd, out: out, Stderr: stderr, done: make(chan error, 1)}
+	tr := &Tracer{t: t, cmd: cmd, out: out, said: make(chan struct{}, 1), done: make(chan error, 1)}
 	ready := make(chan bool, 1)
+	read := make(chan struct{})
 	go func() {
+		defer close(read)
 		sc := bufio.NewScanner(pr)
-		said := false
+		tracing := false
 		for sc.Scan() {
 			line := sc.Text()
-			stderr.WriteString(line + "\n")
-			if !said && len(line) > 8 && line[:8] == "Tracing " {
-				said = true
+			tr.mu.Lock()
+			tr.stderr.WriteString(line + "\n")
+			tr.mu.Unlock()
+			select {
+			case tr.said <- struct{}{}:
+			default:
+			}
+			if !tracing && strings.HasPrefix(line, "Tracing ") {
+				tracing = true
 				ready <- true
 			}
 		}
-		if !said {
+		if !tracing {
 			ready <- false
 		}
 	}()
 	go func() {
 		err := cmd.Wait()
 		pw.Close()
+		<-read // all of stderr is in
 		tr.done <- err
 	}()
 	select {
 	case ok := <-ready:
 		if !ok {
 			err := <-tr.done
-			t.Fatalf("ulat %v ended before tracing: %v\n%s", full, err, stderr)
+			t.Fatalf("ulat %v ended before tracing: %v\n%s", full, err, tr.Stderr())
 		}
 	case <-time.After(StartTimeout):
 		cmd.Process.Kill()
-		t.Fatalf("ulat did not start tracing within %s\n%s", StartTimeout, stderr)
+		t.Fatalf("ulat did not start tracing within %s\n%s", StartTimeout, tr.Stderr())
 	}
 	return tr
 }
@@ -105,11 +145,11 @@ func (tr *Tracer) Wait(limit time.Duration) *report.JSONReport {
 	select {
 	case err := <-tr.done:
 		if err != nil {
-			tr.t.Fatalf("ulat failed: %v\n%s", err, tr.Stderr)
+			tr.t.Fatalf("ulat failed: %v\n%s", err, tr.Stderr())
 		}
 	case <-time.After(limit):
 		tr.cmd.Process.Kill()
-		tr.t.Fatalf("ulat did not end within %s\n%s", limit, tr.Stderr)
+		tr.t.Fatalf("ulat did not end within %s\n%s", limit, tr.Stderr())
 	}
 	return ReadReport(tr.t, tr.out)
 }
