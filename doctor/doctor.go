@@ -621,7 +621,9 @@ func checkAttach(mode probes.AttachMode, needed bool, verbose bool) Result {
 		r.Fix = "the load check above still holds; try ulat trace on a test program"
 		return r
 	}
-	t, err := probes.Open(probes.Options{Pid: os.Getpid(), Attach: mode, Verbose: verbose, Aggregate: true, Functions: 2})
+	// As trace and run open it: in-kernel histograms, or streaming where
+	// the kernel rejects those.
+	t, inKernel, _, err := probes.OpenCounting(probes.Options{Pid: os.Getpid(), Attach: mode, Verbose: verbose, Aggregate: true, Functions: 2}, true)
 	if err != nil {
 		return fail(fmt.Sprintf("cannot load the %s programs: %v", modeName(mode), err),
 			"ulat doctor -v shows libbpf's log with the verifier's reason")
@@ -653,6 +655,9 @@ func checkAttach(mode probes.AttachMode, needed bool, verbose bool) Result {
 	r.Found = fmt.Sprintf("attached and detached an entry uprobe, an exit uprobe and a uretprobe on %s", exe)
 	if !probes.KernelHasCookies() {
 		r.Found += ", each with a program of its own (no BPF cookies)"
+	}
+	if !inKernel {
+		r.Found += ", counting in user space (the kernel rejects the in-kernel histograms)"
 	}
 	if !needed {
 		r.Found += " (used only with --attach " + string(mode) + ")"

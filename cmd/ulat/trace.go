@@ -254,7 +254,7 @@ func (p *prepared) open(cfg traceConfig, opts probes.Options) (*probes.Tracer, e
 	}
 	opts.Verbose, opts.Attach, opts.RingBuffer = cfg.verbose, cfg.attach, cfg.buffer
 	opts.Aggregate, opts.Functions = p.inKernel, len(p.targets)
-	tracer, inKernel, warning, err := openCounting(probes.Open, opts, cfg.aggregate == "auto")
+	tracer, inKernel, warning, err := probes.OpenCounting(opts, cfg.aggregate == "auto")
 	if err != nil {
 		return nil, err
 	}
@@ -275,38 +275,6 @@ func (p *prepared) open(cfg traceConfig, opts probes.Options) (*probes.Tracer, e
 		return nil, err
 	}
 	return tracer, nil
-}
-
-// openCounting opens a tracer with open. Where the kernel rejects the
-// in-kernel histograms' program, calls are counted in user space instead
-// when that was ulat's choice (auto), with a warning saying so; when the
-// user asked for the kernel, the error says that user space works. It
-// returns whether calls are counted in the kernel.
-func openCounting[T io.Closer](open func(probes.Options) (T, error), opts probes.Options, auto bool) (tracer T, inKernel bool, warning string, err error) {
-	tracer, err = open(opts)
-	if err == nil || !opts.Aggregate || !errors.Is(err, probes.ErrRejected) {
-		return tracer, opts.Aggregate, "", err
-	}
-	user := opts
-	user.Aggregate = false
-	fallback, userErr := open(user)
-	switch {
-	case userErr != nil:
-		return tracer, false, "", err
-	case !auto:
-		fallback.Close()
-		return tracer, false, "", fmt.Errorf("%w; --aggregate user works on this kernel", err)
-	}
-	return fallback, false, fmt.Sprintf("%v; counting every call in user space instead (as --aggregate user does)", unwrapLoad(err)), nil
-}
-
-// unwrapLoad drops the "load bpf object: " context, which a warning that
-// goes on working does not need.
-func unwrapLoad(err error) error {
-	if u := errors.Unwrap(err); u != nil && errors.Is(u, probes.ErrRejected) {
-		return u
-	}
-	return err
 }
 
 // prepare resolves the patterns to functions, and meanwhile measures the

@@ -1,12 +1,10 @@
-package main
+package probes
 
 import (
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
-
-	"github.com/ulat-dev/ulat/probes"
 )
 
 type fakeTracer struct{ closed *int }
@@ -18,7 +16,7 @@ func (f fakeTracer) Close() error { *f.closed++; return nil }
 // with --aggregate kernel it fails and says that user space works; other
 // errors are returned as they are.
 func TestOpenCountingFallsBackWhenRejected(t *testing.T) {
-	rejected := fmt.Errorf("load bpf object: %w", fmt.Errorf("%w ulat_exit_pe on Linux 6.1.0 (the verifier: \"R0 unbounded memory access\")", probes.ErrRejected))
+	rejected := fmt.Errorf("load bpf object: %w", fmt.Errorf("%w ulat_exit_pe on Linux 6.1.0 (the verifier: \"R0 unbounded memory access\")", ErrRejected))
 	for _, c := range []struct {
 		name       string
 		kernelErr  error // what loading with in-kernel histograms returns
@@ -33,12 +31,12 @@ func TestOpenCountingFallsBackWhenRejected(t *testing.T) {
 		{"rejected/auto", rejected, nil, true, "", "ulat_exit_pe on Linux 6.1.0 (the verifier: \"R0 unbounded memory access\"); counting every call in user space instead", false, 2},
 		{"rejected/kernel", rejected, nil, false, "--aggregate user works on this kernel", "", false, 2},
 		{"rejected/both", rejected, rejected, true, "ulat_exit_pe", "", false, 2},
-		{"permission", probes.ErrPermission, nil, true, "permission denied", "", false, 1},
+		{"permission", ErrPermission, nil, true, "permission denied", "", false, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			closed, opens := 0, 0
 			var modes []bool
-			open := func(o probes.Options) (fakeTracer, error) {
+			open := func(o Options) (fakeTracer, error) {
 				opens++
 				modes = append(modes, o.Aggregate)
 				if o.Aggregate {
@@ -46,14 +44,14 @@ func TestOpenCountingFallsBackWhenRejected(t *testing.T) {
 				}
 				return fakeTracer{&closed}, c.userErr
 			}
-			_, inKernel, warning, err := openCounting(open, probes.Options{Aggregate: true, Functions: 3}, c.auto)
+			_, inKernel, warning, err := openCounting(open, Options{Aggregate: true, Functions: 3}, c.auto)
 			switch {
 			case c.wantErr == "" && err != nil:
 				t.Fatalf("error %v", err)
 			case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
 				t.Fatalf("error %v, want one saying %q", err, c.wantErr)
 			}
-			if c.wantErr != "" && c.kernelErr != nil && !errors.Is(err, c.kernelErr) && !errors.Is(err, probes.ErrRejected) {
+			if c.wantErr != "" && c.kernelErr != nil && !errors.Is(err, c.kernelErr) && !errors.Is(err, ErrRejected) {
 				t.Errorf("error %v does not wrap the load error", err)
 			}
 			if !strings.Contains(warning, c.wantWarn) || (c.wantWarn == "") != (warning == "") {
