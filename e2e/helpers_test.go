@@ -100,16 +100,6 @@ func startTrace(t *testing.T, args ...string) *tracer {
 	return ulattest.StartTrace(t, ulatBin, args...)
 }
 
-// run runs a target to completion and returns its stdout.
-func run(t *testing.T, bin string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(bin, args...).Output()
-	if err != nil {
-		t.Fatalf("%s %v: %v", bin, args, err)
-	}
-	return string(out)
-}
-
 type reportJSON = report.JSONReport
 
 var (
@@ -117,6 +107,8 @@ var (
 	wantCount  = ulattest.WantCount
 	wantNoLoss = ulattest.WantNoLoss
 	exitCode   = ulattest.ExitCode
+	// run runs a target to completion and returns its stdout.
+	run = ulattest.Output
 	// checkUnwound checks the calls of a function that returned and that
 	// never did.
 	checkUnwound = ulattest.WantUnwound

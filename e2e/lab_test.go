@@ -17,12 +17,15 @@ import (
 	"time"
 )
 
-// TestLab follows the Vagrant lab (vagrant/) on this machine, which runs the
-// same Debian 12 as the lab's VM: it runs the lab's provisioning for real,
-// then every command of the guide, vagrant/LAB.md, and checks what each
-// prints against the output the guide shows, so that the guide cannot rot.
-// ULAT_ATTACH=perf puts ulat on the path it takes in the VM, whose kernel
-// (6.1) has no uprobe_multi.
+// TestLab follows the Vagrant lab (vagrant/) in a throwaway Debian 12 root
+// that stands in for the lab's VM (newLabMachine): it runs the lab's
+// provisioning there for real, from nothing, then every command of the
+// guide, vagrant/LAB.md, and checks what each prints against the output
+// the guide shows, so that the guide cannot rot. Nothing of this machine's
+// changes: the packages and files the provisioning installs go into the
+// throwaway root. ULAT_ATTACH=perf puts ulat on the path it takes in the
+// VM, whose kernel (6.1) has no uprobe_multi; the kernel matrix
+// (make test-kernels) runs ulat on a real 6.1.
 //
 // How the guide is read (the same rules are at the top of LAB.md):
 //
@@ -71,25 +74,145 @@ func TestLab(t *testing.T) {
 		t.Fatalf("vagrant/LAB.md has %d sections with %d commands in console blocks; the guide's exercises seem to be missing", len(guide), ran)
 	}
 
-	if !t.Run("provision", func(t *testing.T) { testLabProvision(t, root) }) {
+	if _, err := exec.LookPath("debootstrap"); err != nil {
+		t.Skip("SKIPPED: debootstrap is not installed (make deps --test installs it)")
+	}
+	m := newLabMachine(t, root)
+	if !t.Run("provision", func(t *testing.T) { testLabProvision(t, m) }) {
 		t.Fatal("provisioning failed: the guide's commands would not run in the VM either")
 	}
 	for _, s := range guide {
 		s := s
 		t.Run(s.title, func(t *testing.T) {
-			if err := runLabSection(t, root, s, "ULAT_ATTACH=perf"); err != nil {
+			if err := runLabSection(t, m.host(t), s, "ULAT_ATTACH=perf"); err != nil {
 				t.Fatal(err)
 			}
 		})
 	}
 }
 
+// labMachine is a throwaway Debian 12 root made by debootstrap, with a
+// user vagrant and a copy of the checkout in /home/vagrant/ulat, as in the
+// lab's VM. Commands run in it through chroot, in a mount namespace of
+// their own that adds /proc, /sys and /dev, and this machine's Go in
+// /usr/local/go (the VM downloads it; TestLabGoToolchain tests that part).
+// The root is cached as a tarball in ~/.cache/ulat (ULAT_CACHE), so that
+// only the first run on a machine debootstraps.
+type labMachine struct {
+	root string
+}
+
+// labCheckout is where the lab's VM has the checkout.
+const labCheckout = "/home/vagrant/ulat"
+
+func newLabMachine(t *testing.T, checkout string) *labMachine {
+	t.Helper()
+	m := &labMachine{root: filepath.Join(t.TempDir(), "root")}
+	if err := os.Mkdir(m.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cache := os.Getenv("ULAT_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "ulat")
+	}
+	tarball := filepath.Join(cache, "lab-root-bookworm-"+runtime.GOARCH+".tar")
+	sh := func(script string, args ...string) {
+		t.Helper()
+		out, err := exec.Command("bash", append([]string{"-ec", script, "bash"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", script, err, out)
+		}
+	}
+	start := time.Now()
+	if _, err := os.Stat(tarball); err == nil {
+		sh(`tar -xf "$1" -C "$2"`, tarball, m.root)
+	} else {
+		sh(`debootstrap --variant=minbase bookworm "$1" http://deb.debian.org/debian >"$1.log" 2>&1 || { tail -n 30 "$1.log"; exit 1; }
+			mkdir -p "$2" && tar -cf "$3.tmp" -C "$1" . && mv "$3.tmp" "$3"`, m.root, cache, tarball)
+	}
+	// The network as this machine has it (with the certificate authorities
+	// it trusts besides Debian's, which a proxy in the way may need); a user
+	// vagrant who owns a copy of the checkout's files (what git tracks, and
+	// new files it does not ignore), as the Vagrantfile's rsync leaves them.
+	sh(`cp /etc/resolv.conf /etc/hosts "$1/etc/"
+		if [ -d /usr/local/share/ca-certificates ]; then
+			mkdir -p "$1/usr/local/share/ca-certificates"
+			cp -a /usr/local/share/ca-certificates/. "$1/usr/local/share/ca-certificates/"
+		fi
+		chroot "$1" useradd -m -s /bin/bash vagrant
+		mkdir -p "$1$3"
+		git -C "$2" ls-files -z --cached --others --exclude-standard | (cd "$2" && xargs -0 cp -a --parents -t "$1$3" 2>/dev/null || true)
+		chroot "$1" chown -R vagrant:vagrant /home/vagrant`, m.root, checkout, labCheckout)
+	t.Logf("a Debian 12 root in %s, ready in %s", m.root, time.Since(start).Round(time.Second))
+	return m
+}
+
+// command runs argv in the root, as root, with the environment a login
+// shell there has.
+func (m *labMachine) command(argv ...string) *exec.Cmd {
+	const enter = `r=$0
+		mount -t proc proc "$r/proc"
+		mount --rbind /sys "$r/sys"
+		mount --rbind /dev "$r/dev"
+		mkdir -p "$r/usr/local/go"
+		mount --bind /usr/local/go "$r/usr/local/go"
+		mount -o remount,bind,ro "$r/usr/local/go"
+		exec chroot "$r" "$@"`
+	c := exec.Command("unshare", append([]string{"-m", "--propagation", "private", "sh", "-ec", enter, m.root}, argv...)...)
+	c.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8", "TERM=dumb"}
+	return c
+}
+
+// host is where a lab session's shell runs: bash in the root, in the
+// checkout, with a scratch directory it shares with the test.
+func (m *labMachine) host(t *testing.T) labHost {
+	scratch, err := os.MkdirTemp(filepath.Join(m.root, "tmp"), "lab-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(scratch) })
+	return labHost{
+		shell: func(env []string) *exec.Cmd {
+			c := m.command("bash", "-c", `cd "$0" && exec bash --noprofile --norc`, labCheckout)
+			c.Env = append(c.Env, env...)
+			return c
+		},
+		checkout:    labCheckout,
+		scratch:     strings.TrimPrefix(scratch, m.root),
+		hostScratch: scratch,
+	}
+}
+
+// labHost is where runLabSection runs a section: a machine's bash, the
+// checkout as that bash sees it, and a scratch directory that both the
+// test (hostScratch) and the bash (scratch) can reach.
+type labHost struct {
+	shell                func(env []string) *exec.Cmd
+	checkout             string
+	scratch, hostScratch string
+}
+
+// thisMachine runs sections on this machine, in dir (TestLabHarness).
+func thisMachine(t *testing.T, dir string) labHost {
+	scratch := t.TempDir()
+	return labHost{
+		shell: func(env []string) *exec.Cmd {
+			c := exec.Command("bash", "--noprofile", "--norc")
+			c.Dir = dir
+			c.Env = append(os.Environ(), env...)
+			return c
+		},
+		checkout: dir, scratch: scratch, hostScratch: scratch,
+	}
+}
+
 // The provisioning runs for real, twice: the second run must find
 // everything in place, change nothing and be quick.
-func testLabProvision(t *testing.T, root string) {
+func testLabProvision(t *testing.T, m *labMachine) {
 	run := func() (string, time.Duration) {
 		start := time.Now()
-		out, err := exec.Command("bash", filepath.Join(root, "vagrant", "provision.sh")).CombinedOutput()
+		out, err := m.command("bash", labCheckout+"/vagrant/provision.sh").CombinedOutput()
 		if err != nil {
 			t.Fatalf("vagrant/provision.sh: %v\n%s", err, out)
 		}
@@ -113,7 +236,7 @@ func testLabProvision(t *testing.T, root string) {
 		t.Errorf("second run took %s, want it quick when everything is in place", took)
 	}
 	for _, bin := range []string{"bin/ulat", "bin/ulat-demo"} {
-		if _, err := os.Stat(filepath.Join(root, bin)); err != nil {
+		if _, err := os.Stat(filepath.Join(m.root, labCheckout, bin)); err != nil {
 			t.Errorf("provisioning did not build %s: %v", bin, err)
 		}
 	}
@@ -346,8 +469,9 @@ const labMarker = "@@ulat-lab-done@@"
 var labGrace, labBackgroundGrace = 15 * time.Second, 60 * time.Second
 
 type labSession struct {
-	stdin *os.File
-	dir   string
+	stdin    *os.File
+	dir      string // where command files are written
+	shellDir string // the same directory as the shell sees it
 
 	mu    sync.Mutex
 	lines []string
@@ -359,10 +483,14 @@ type labSession struct {
 // runLabSection runs a section's commands in one shell, in root, and
 // returns what went wrong: the first failing command ends the section, as
 // it would a reader's; every failing check is reported.
-func runLabSection(t *testing.T, root string, sec *labSection, env ...string) error {
-	sh := exec.Command("bash", "--noprofile", "--norc")
-	sh.Dir = root
-	sh.Env = append(append(os.Environ(), "PATH=/usr/local/go/bin:"+os.Getenv("PATH")), env...)
+func runLabSection(t *testing.T, h labHost, sec *labSection, env ...string) error {
+	root := h.checkout
+	sh := h.shell(env)
+	for i, e := range sh.Env {
+		if p, ok := strings.CutPrefix(e, "PATH="); ok {
+			sh.Env[i] = "PATH=/usr/local/go/bin:" + p
+		}
+	}
 	sh.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -379,7 +507,7 @@ func runLabSection(t *testing.T, root string, sec *labSection, env ...string) er
 	if err != nil {
 		return err
 	}
-	s := &labSession{stdin: inW, dir: t.TempDir(), done: map[int]int{}, wake: make(chan struct{}, 1)}
+	s := &labSession{stdin: inW, dir: h.hostScratch, shellDir: h.scratch, done: map[int]int{}, wake: make(chan struct{}, 1)}
 	go s.read(outR)
 	defer func() {
 		// Stop everything the section started, as closing its terminal would.
@@ -496,7 +624,7 @@ func (s *labSession) run(i int, text string) (int, int, error) {
 	}
 	// Commands read no terminal: stdin is /dev/null, as a background job's
 	// is. $? is the previous command's status, for `echo $?`.
-	fmt.Fprintf(s.stdin, "__lab_status() { return ${__lab_rc:-0}; }; __lab_cmd=$(cat %s); __lab_status; eval \"$__lab_cmd\" </dev/null; __lab_rc=$?; printf '\\n%s %%d\\n' \"$__lab_rc\"\n", file, labMarker)
+	fmt.Fprintf(s.stdin, "__lab_status() { return ${__lab_rc:-0}; }; __lab_cmd=$(cat %s); __lab_status; eval \"$__lab_cmd\" </dev/null; __lab_rc=$?; printf '\\n%s %%d\\n' \"$__lab_rc\"\n", filepath.Join(s.shellDir, filepath.Base(file)), labMarker)
 	deadline := time.After(5 * time.Minute)
 	for {
 		s.mu.Lock()
@@ -819,7 +947,7 @@ func TestLabHarness(t *testing.T) {
 	}
 	root := t.TempDir()
 	for _, sec := range sections {
-		err := runLabSection(t, root, sec)
+		err := runLabSection(t, thisMachine(t, root), sec)
 		w, ok := want[sec.title]
 		switch {
 		case !ok:

@@ -24,10 +24,11 @@ base_pkgs=(make gcc g++ binutils libc6-dev clang llvm libelf-dev zlib1g-dev pkg-
 bp_pkgs=(libbpf-dev linux-libc-dev bpftool)
 # Only with --test: vagrant-libvirt so that `vagrant validate` checks the
 # Vagrantfile's libvirt settings too (VirtualBox's provider is built in);
-# QEMU boots the kernel matrix's guests (make test-kernels).
+# QEMU boots the kernel matrix's guests (make test-kernels); debootstrap
+# makes the throwaway Debian 12 root that TestLab provisions.
 test_pkgs=()
 if [ "$with_test" = 1 ]; then
-	test_pkgs=(shellcheck vagrant vagrant-libvirt qemu-system-x86)
+	test_pkgs=(shellcheck vagrant vagrant-libvirt qemu-system-x86 debootstrap)
 fi
 
 missing=()

@@ -250,3 +250,13 @@ func WantUnwound(t *testing.T, r *report.JSONReport, name string, returned, unwo
 		t.Errorf("%s: did_not_return %d, want exactly %d", name, f.DidNotReturn, unwound)
 	}
 }
+
+// Output runs a program to completion and returns its stdout.
+func Output(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		t.Fatalf("%s %v: %v", bin, args, err)
+	}
+	return string(out)
+}

@@ -216,11 +216,4 @@ func TestDoctor(t *testing.T) {
 	t.Logf("\n%s", out)
 }
 
-func run(t *testing.T, bin string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(bin, args...).Output()
-	if err != nil {
-		t.Fatalf("%s %v: %v", bin, args, err)
-	}
-	return string(out)
-}
+var run = ulattest.Output
