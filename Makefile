@@ -60,13 +60,14 @@ bin/ulat: $(BPF_OBJ) $(GO_SRC) $(STAGE)/VERSION
 
 # Unit tests need no privileges; the end-to-end tests run the real bin/ulat
 # as root against targets they build, and are skipped (loudly) otherwise.
+# One package per `go test -v` so that its output streams as it runs.
 test: lint bin/ulat $(BPF_OBJ_ARM64)
 	$(GO) vet ./...
 	ULAT_BPF_ARM64=$(CURDIR)/$(BPF_OBJ_ARM64) $(GO) test -count=1 $(UNIT_PKGS)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(CI_FUZZTIME) FUZZ_TARGETS="$(CI_FUZZ_TARGETS)"
-	$(GO) test -count=1 -v -timeout 20m ./e2e/...
+	$(GO) test -count=1 -v -timeout 30m ./e2e/
 	@echo "== again with every call streamed to user space (--aggregate user): $(E2E_USER_TESTS)"
-	ULAT_AGGREGATE=user $(GO) test -count=1 -v -timeout 10m -run '$(E2E_USER_TESTS)' ./e2e/...
+	ULAT_AGGREGATE=user $(GO) test -count=1 -v -timeout 10m -run '$(E2E_USER_TESTS)' ./e2e/
 	$(MAKE) --no-print-directory test-kernels
 
 # The kernel matrix (kernels/): the end-to-end suite of kernels/guest on
@@ -76,7 +77,7 @@ test: lint bin/ulat $(BPF_OBJ_ARM64)
 KERNELS ?= 5.10 6.1 6.12
 test-kernels: bin/ulat
 	@bash scripts/deps.sh --test
-	ULAT_KERNELS="$(KERNELS)" $(GO) test -count=1 -v -timeout 60m ./kernels/...
+	ULAT_KERNELS="$(KERNELS)" $(GO) test -count=1 -v -timeout 60m ./kernels/
 
 # The tests that run a second time with --aggregate user, so that both
 # aggregation paths are tested end to end (the default, auto, counts in the
@@ -104,7 +105,7 @@ unit: $(BPF_OBJ) $(BPF_OBJ_ARM64)
 	ULAT_BPF_ARM64=$(CURDIR)/$(BPF_OBJ_ARM64) $(GO) test -count=1 $(UNIT_PKGS)
 
 e2e: bin/ulat
-	$(GO) test -count=1 -v -timeout 20m ./e2e/...
+	$(GO) test -count=1 -v -timeout 30m ./e2e/
 
 bin/ulat-demo: cmd/ulat-demo/main.go
 	$(GO) build -o $@ ./cmd/ulat-demo

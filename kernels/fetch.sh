@@ -17,6 +17,10 @@ arch=${2:-amd64}
 cache=${ULAT_KERNEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ulat/kernels}
 apt_dir=$cache/apt-$arch
 mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$cache/$arch"
+# One fetch at a time: the kernel matrix fetches its kernels in parallel,
+# and they share the lists.
+exec 9>"$cache/.lock-$arch"
+flock 9
 
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 cat >"$apt_dir/sources.list" <<EOF
