@@ -390,7 +390,7 @@ func addNotes(res *Result, base, cur *report.Report) {
 		warn("kernels differ (baseline %s, current %s): probe costs and scheduling differ too, so durations may change without the code changing", b.Kernel, c.Kernel)
 	}
 	if b.Aggregation != "" && c.Aggregation != "" && b.Aggregation != c.Aggregation {
-		warn("aggregation differs (baseline --aggregate %s, current --aggregate %s): in-kernel histograms round durations to ~3%% buckets, streamed calls to 1%%, so small changes can come from that alone; record both sides the same way",
+		warn("aggregation differs (baseline --aggregate %s, current --aggregate %s): in-kernel histograms round durations to ~1.6%%, streamed calls to 1%%, so small changes can come from that alone; record both sides the same way",
 			b.Aggregation, c.Aggregation)
 	}
 	if len(b.Command) > 0 && len(c.Command) > 0 && !slices.Equal(b.Command, c.Command) {

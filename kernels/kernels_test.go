@@ -205,6 +205,9 @@ func TestKernels(t *testing.T) {
 	if len(series) == 0 {
 		return
 	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Fatal("qemu-system-x86_64 is not installed: `make test-kernels` installs it (scripts/deps.sh --test)")
+	}
 	initrd := filepath.Join(work, "initrd.cpio")
 	initramfs(t, bundleDir, initrd)
 	for _, s := range series {

@@ -51,7 +51,7 @@ type callKey struct {
 const (
 	cookieBiasShift = 40 // ULAT_COOKIE_BIAS_SHIFT
 	maxCookieBias   = 1<<(64-cookieBiasShift) - 1
-	histSubBits     = 4  // ULAT_HIST_SUB_BITS
+	histSubBits     = 6  // ULAT_HIST_SUB_BITS
 	histMaxExp      = 40 // ULAT_HIST_MAX_EXP
 	// HistSlots is the number of buckets of an in-kernel histogram.
 	HistSlots = 1<<histSubBits + (histMaxExp-histSubBits)<<histSubBits + 1

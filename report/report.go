@@ -63,7 +63,7 @@ type Run struct {
 	Binaries    []Binary // the traced files
 	Runs        int      // how many runs were merged into this report (0 means 1)
 	// Aggregation is where calls were counted: "kernel" (in-kernel
-	// histograms, ~3% buckets) or "user" (every call streamed, 1%); ""
+	// histograms, ~1.6%) or "user" (every call streamed, 1%); ""
 	// when unknown or when merged runs differ.
 	Aggregation string
 }
