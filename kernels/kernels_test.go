@@ -141,7 +141,10 @@ func fetch(t *testing.T, series string) string {
 // failure.
 const guestLimit = 40 * time.Minute
 
-var exitLine = regexp.MustCompile(`(?m)^` + guest.ExitMarker + ` (\d+)\s*$`)
+var (
+	exitLine   = regexp.MustCompile(`(?m)^` + guest.ExitMarker + ` (\d+)\s*$`)
+	doctorLine = regexp.MustCompile(`^\s+(PASS|WARN|FAIL)  `)
+)
 
 // boot runs the suite in a QEMU guest on vmlinuz and returns what it
 // wrote, and the kernel's console.
@@ -243,7 +246,7 @@ func report(t *testing.T, out string, passed bool) {
 		line := sc.Text()
 		// Test results, and ulat doctor's verdicts.
 		if strings.Contains(line, "--- PASS") || strings.Contains(line, "--- SKIP") || strings.HasPrefix(line, "KERNEL ") ||
-			regexp.MustCompile(`^\s+(PASS|WARN|FAIL)  `).MatchString(line) {
+			doctorLine.MatchString(line) {
 			fmt.Fprintln(&b, line)
 		}
 	}
