@@ -44,7 +44,7 @@ func uprobePMUInfo() (uint32, uint, error) {
 		const dir = "/sys/bus/event_source/devices/uprobe"
 		b, err := os.ReadFile(dir + "/type")
 		if err != nil {
-			uprobePMU.err = fmt.Errorf("%w: cannot read %s: %v", ErrNoUprobes, dir, err)
+			uprobePMU.err = fmt.Errorf("Linux %s: %w: cannot read %s: %v", kernelRelease(), ErrNoUprobes, dir, err)
 			return
 		}
 		t, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)

@@ -282,7 +282,7 @@ func Open(opts Options) (*Tracer, error) {
 		// libbpf also looks for BTF in /boot and /lib/modules, so the
 		// missing file alone does not mean it found none.
 		if _, statErr := os.Stat("/sys/kernel/btf/vmlinux"); statErr != nil && errors.Is(err, syscall.ESRCH) {
-			return nil, fmt.Errorf("load bpf object: %w", ErrNoBTF)
+			return nil, fmt.Errorf("load bpf object: Linux %s: %w", kernelRelease(), ErrNoBTF)
 		}
 		return nil, fmt.Errorf("load bpf object: %w", err)
 	}
@@ -484,7 +484,7 @@ func unwrapErrno(err error) error {
 		case syscall.ESRCH:
 			return fmt.Errorf("%w (the traced process exited while ulat was attaching: nothing was traced)", errno)
 		case syscall.EOPNOTSUPP, syscall.ENOSYS:
-			return fmt.Errorf("%w (this kernel does not support this kind of probe; try --attach perf)", errno)
+			return fmt.Errorf("%w (Linux %s does not support this kind of probe; try --attach perf)", errno, kernelRelease())
 		}
 		return errno
 	}
