@@ -224,7 +224,7 @@ func kernelFeatures(k Kernel, btf []byte, btfErr error) Features {
 		return Features{
 			Cookies:               probes.BTFHasCookies(btf),
 			CookiesKnown:          true,
-			UretprobeSyscall:      btfHas(btf, "__do_sys_uretprobe") || btfHas(btf, "__x64_sys_uretprobe"),
+			UretprobeSyscall:      probes.BTFHasUretprobeSyscall(btf),
 			UretprobeSyscallKnown: true,
 			From:                  "kernel BTF",
 		}
@@ -239,12 +239,6 @@ func kernelFeatures(k Kernel, btf []byte, btfErr error) Features {
 		UretprobeSyscallKnown: true,
 		From:                  "kernel version",
 	}
-}
-
-// btfHas reports whether name is in the BTF's string table (names there
-// are NUL-terminated, and the table starts with an empty string).
-func btfHas(btf []byte, name string) bool {
-	return bytes.Contains(btf, []byte("\x00"+name+"\x00"))
 }
 
 // PMU is what the kernel says about its uprobe PMU.

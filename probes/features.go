@@ -21,6 +21,12 @@ func BTFHasUprobeMulti(btf []byte) bool { return btfHas(btf, "bpf_uprobe_multi_l
 // for uprobes (Linux 5.15+).
 func BTFHasCookies(btf []byte) bool { return btfHas(btf, "bpf_get_attach_cookie_trace") }
 
+// BTFHasUretprobeSyscall reports whether a kernel's BTF has the uretprobe
+// system call (x86-64, Linux 6.11+), through which uretprobes return.
+func BTFHasUretprobeSyscall(btf []byte) bool {
+	return btfHas(btf, "__do_sys_uretprobe") || btfHas(btf, "__x64_sys_uretprobe")
+}
+
 // btfHas reports whether name is in the BTF's string table (names there
 // are NUL-terminated, and the table starts with an empty string).
 func btfHas(btf []byte, name string) bool {
