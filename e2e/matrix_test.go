@@ -149,18 +149,32 @@ func TestTraceRust(t *testing.T) {
 
 // cgo: a Go function (RET probes, by goroutine) calling a C function of
 // the same binary (uretprobe, by thread) through cgo, from 4 goroutines.
+// Stripped too, as distributions ship Go programs built with cgo: then the
+// Go functions come from .gopclntab alone (the C ones have no name left).
 func TestTraceCgo(t *testing.T) {
 	requireRoot(t)
 	bin := build(t, "gocgo", "env", "CGO_ENABLED=1", "go", "build", "-o", "$OUT", "./testdata/gocgo")
-	const n = 200
-	want := run(t, bin, itoa(n))
-	tr := startTrace(t, bin, "main.callC", "C.cwork")
-	got := run(t, bin, itoa(n))
-	r := tr.Stop()
-	if got != want {
-		t.Errorf("target output changed under tracing: %q, untraced %q", got, want)
+	bare := build(t, "gocgo-stripped", "sh", "-c", "cp "+bin+" $OUT && strip $OUT")
+	for _, tc := range []struct {
+		name, bin string
+		fns       []string
+	}{
+		{"symbols", bin, []string{"main.callC", "C.cwork"}},
+		{"stripped", bare, []string{"main.callC"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const n = 200
+			want := run(t, tc.bin, itoa(n))
+			tr := startTrace(t, append([]string{tc.bin}, tc.fns...)...)
+			got := run(t, tc.bin, itoa(n))
+			r := tr.Stop()
+			if got != want {
+				t.Errorf("target output changed under tracing: %q, untraced %q", got, want)
+			}
+			for _, f := range tc.fns {
+				wantCount(t, r, f, 4*n)
+			}
+			wantNoLoss(t, r)
+		})
 	}
-	wantCount(t, r, "main.callC", 4*n)
-	wantCount(t, r, "C.cwork", 4*n)
-	wantNoLoss(t, r)
 }

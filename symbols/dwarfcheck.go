@@ -2,11 +2,8 @@ package symbols
 
 import (
 	"debug/dwarf"
-	"debug/gosym"
 	"errors"
-	"fmt"
 	"io"
-	"sort"
 )
 
 // checkDWARF reads every compile unit's line table with the standard
@@ -52,32 +49,4 @@ func checkDWARF(b *Binary) error {
 		}
 		r.SkipChildren()
 	}
-}
-
-// pclntabFunctions lists a Go binary's functions from .gopclntab alone,
-// with the standard library: what is left when its DWARF is corrupt. It
-// knows nothing of inlining.
-func pclntabFunctions(b *Binary) ([]Function, error) {
-	sec := b.file.Section(".gopclntab")
-	text := b.file.Section(".text")
-	if sec == nil || text == nil {
-		return nil, fmt.Errorf("%w: no .gopclntab to fall back on", ErrNoSymbols)
-	}
-	data, err := sec.Data()
-	if err != nil {
-		return nil, fmt.Errorf("read .gopclntab: %w", err)
-	}
-	tab, err := gosym.NewTable(nil, gosym.NewLineTable(data, text.Addr))
-	if err != nil {
-		return nil, fmt.Errorf("read .gopclntab: %w", err)
-	}
-	var fns []Function
-	for _, f := range tab.Funcs {
-		if f.Entry == 0 || f.End <= f.Entry {
-			continue
-		}
-		fns = append(fns, Function{Name: f.Name, Symbol: f.Name, Lang: Go, Addr: f.Entry, End: f.End})
-	}
-	sort.SliceStable(fns, func(i, j int) bool { return fns[i].Addr < fns[j].Addr })
-	return fns, nil
 }

@@ -11,12 +11,34 @@ import (
 )
 
 // goFunctions lists a Go binary's functions with delve, which reads DWARF
-// when the binary has it and .gopclntab when it was stripped (-s -w).
+// when the binary has it and .gopclntab when it was stripped (-s -w). When
+// delve cannot read the binary, the standard library's .gopclntab reader
+// takes over: delve looks for runtime's module data by its .rodata member,
+// which a stripped binary linked by the system linker (cgo programs, as
+// distributions build them) no longer lets it find.
 func goFunctions(b *Binary) ([]Function, error) {
 	if err := checkDWARF(b); err != nil {
 		b.Warning = fmt.Sprintf("%s has corrupt DWARF (%v): its functions come from .gopclntab alone, without inlining information", b.Path, err)
-		return pclntabFunctions(b)
+		fns, err := pclntabFunctions(b)
+		if err != nil {
+			return nil, err
+		}
+		return withCFunctions(b, fns, nil), nil
 	}
+	fns, err := delveFunctions(b)
+	if err != nil {
+		var perr error
+		if fns, perr = pclntabFunctions(b); perr != nil {
+			return nil, fmt.Errorf("%w: its Go function tables are unreadable (delve: %v; .gopclntab: %v)", ErrNoSymbols, err, perr)
+		}
+		return withCFunctions(b, fns, nil), nil
+	}
+	return fns, nil
+}
+
+// delveFunctions reads the functions with delve, including those only
+// inlined, and the C functions of cgo binaries.
+func delveFunctions(b *Binary) ([]Function, error) {
 	// delve reads os.Stderr for its loggers, which quietly swaps.
 	delveMu.Lock()
 	defer delveMu.Unlock()
@@ -25,7 +47,7 @@ func goFunctions(b *Binary) ([]Function, error) {
 	// base; passing it for every binary makes that base 0, so addresses stay
 	// link-time virtual addresses.
 	if err := quietly(func() error { return bi.LoadBinaryInfo(b.Path, b.file.Entry, nil) }); err != nil {
-		return nil, fmt.Errorf("load Go symbols: %w", err)
+		return nil, err
 	}
 	defer bi.Close()
 
@@ -59,24 +81,13 @@ func goFunctions(b *Binary) ([]Function, error) {
 		byName[f.Name] = len(fns)
 		fns = append(fns, f)
 	}
-	// C code in cgo binaries is in delve's list only when it was compiled
-	// with DWARF (-g); take the rest from the ELF symbol table. Every Go
-	// function is in .gopclntab, so a symbol at an address delve does not
-	// know is C.
 	known := map[uint64]bool{}
 	for i := range bi.Functions {
 		known[bi.Functions[i].Entry] = true // including duplicates dropped above
 	}
-	if cfns, err := nativeFunctions(b); err == nil {
-		for _, f := range cfns {
-			// The Go linker's own markers (runtime.text, go:textfipsstart)
-			// are functions of size 0.
-			if _, dup := byName["C."+f.Name]; !known[f.Addr] && !dup && f.End-f.Addr > 1 {
-				f.Name = "C." + f.Name
-				byName[f.Name] = len(fns)
-				fns = append(fns, f)
-			}
-		}
+	fns = withCFunctions(b, fns, known)
+	for i := range fns {
+		byName[fns[i].Name] = i
 	}
 	// .gopclntab lists an inlined function even when it also has an
 	// out-of-line copy: then it is partly inlined, not inlined-only.
@@ -95,6 +106,43 @@ func goFunctions(b *Binary) ([]Function, error) {
 		return fns[i].Addr < fns[j].Addr
 	})
 	return fns, nil
+}
+
+// withCFunctions adds the C functions of a cgo binary that the Go tables
+// do not name. delve lists C code only when it was compiled with DWARF
+// (-g), and .gopclntab never does; the rest come from the ELF symbol table.
+// Every Go function is in .gopclntab, so a symbol at an address the Go
+// side does not know (known, or the addresses in fns when nil) is C.
+func withCFunctions(b *Binary, fns []Function, known map[uint64]bool) []Function {
+	if known == nil {
+		known = make(map[uint64]bool, len(fns))
+		for _, f := range fns {
+			known[f.Addr] = true
+		}
+	}
+	names := make(map[string]bool, len(fns))
+	for _, f := range fns {
+		names[f.Name] = true
+	}
+	cfns, err := nativeFunctions(b)
+	if err != nil {
+		return fns
+	}
+	added := false
+	for _, f := range cfns {
+		// The Go linker's own markers (runtime.text, go:textfipsstart)
+		// are functions of size 0.
+		if !known[f.Addr] && !names["C."+f.Name] && f.End-f.Addr > 1 {
+			f.Name = "C." + f.Name
+			names[f.Name] = true
+			fns = append(fns, f)
+			added = true
+		}
+	}
+	if added {
+		sort.SliceStable(fns, func(i, j int) bool { return fns[i].Addr < fns[j].Addr })
+	}
+	return fns
 }
 
 // delveMu serialises our use of delve: quietly swaps the global os.Stderr,

@@ -2,6 +2,7 @@ package symbols
 
 import (
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -417,5 +418,62 @@ func checkCgo(t *testing.T, path string) {
 		if e := offToVaddr(t, segs, p.Entry); e < insnEnd(o.insns[o.jbe]) || e >= o.end {
 			t.Errorf("main.work: Entry %#x not past the stack check", e)
 		}
+	}
+}
+
+// TestCgoStripped: a cgo binary stripped after linking (how distributions
+// ship Go servers) has neither DWARF nor a symbol table, and the system
+// linker laid it out, so .gopclntab's function offsets are not relative to
+// .text. Every Go function the unstripped binary has must be found at the
+// same address, with the same probes.
+func TestCgoStripped(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		build func(*testing.T) string
+	}{{"exec", goCgo}, {"pie", goCgoPIE}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			full := tc.build(t)
+			bare := stripped(t, full)
+			if out := tool(t, "readelf", "-SW", bare); strings.Contains(out, ".symtab") || strings.Contains(out, ".debug_info") {
+				t.Fatalf("strip left a symbol table or DWARF:\n%s", out)
+			}
+			want, got := open(t, full), open(t, bare)
+			byName := map[string]Function{}
+			for _, f := range got.Functions() {
+				byName[f.Name] = f
+			}
+			checked := 0
+			for _, w := range want.Functions() {
+				if w.Lang != Go || w.InlinedOnly() {
+					continue
+				}
+				g, ok := byName[w.Name]
+				if !ok {
+					t.Errorf("%s: missing from the stripped binary", w.Name)
+					continue
+				}
+				// .gopclntab's end is the next function's entry: it
+				// includes the alignment padding that DWARF leaves out.
+				if g.Addr != w.Addr || g.End < w.End || g.End-w.End >= 64 {
+					t.Errorf("%s: [%#x, %#x) stripped, [%#x, %#x) with symbols", w.Name, g.Addr, g.End, w.Addr, w.End)
+					continue
+				}
+				wp, werr := want.Probes(&w)
+				gp, gerr := got.Probes(&g)
+				if (werr == nil) != (gerr == nil) || wp.Entry != gp.Entry || !slices.Equal(wp.Exits, gp.Exits) {
+					t.Errorf("%s: probes %+v (%v) stripped, %+v (%v) with symbols", w.Name, gp, gerr, wp, werr)
+				}
+				checked++
+			}
+			if checked < 1000 {
+				t.Errorf("compared %d Go functions; a cgo binary has thousands", checked)
+			}
+			work := lookup(t, got, "main.work")
+			if p, err := got.Probes(&work); err != nil || len(p.Exits) == 0 {
+				t.Errorf("main.work in the stripped binary: probes %+v, %v", p, err)
+			}
+		})
 	}
 }

@@ -391,3 +391,25 @@ func names(fns []Function) []string {
 	}
 	return out
 }
+
+func goCgoPIE(t *testing.T) string {
+	env := append(goEnv("amd64"), "CGO_ENABLED=1", "CGO_CFLAGS=-O2 -g")
+	return buildGoFrom(t, "cgoprog", "go-cgo-pie", env, "-buildmode=pie")
+}
+
+// stripped copies path and strips the copy of every symbol and all DWARF,
+// as distributions ship their binaries.
+func stripped(t *testing.T, path string) string {
+	t.Helper()
+	return artifact(t, filepath.Base(path)+"-stripped", func(out string) error {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(out, data, 0o755); err != nil {
+			return err
+		}
+		_, err = run("", "strip", nil, out)
+		return err
+	})
+}
