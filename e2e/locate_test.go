@@ -349,3 +349,44 @@ func copyExecutable(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+func goModuleTarget(t *testing.T) string {
+	return build(t, "gomodule-work", "sh", "-c", "cd testdata/gomodule && go build -o $OUT ./cmd/work")
+}
+
+// (6) With --pid, a Go function's exact name has slashes in it
+// (example.com/m/x.Work): it is a pattern, not a BINARY or library path;
+// one name alone, two names, and a name after an explicit BINARY.
+func TestTracePidGoNameWithSlash(t *testing.T) {
+	requireRoot(t)
+	bin := goModuleTarget(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		fns  []string
+	}{
+		{"one name", []string{"example.com/m/x.Work"}, []string{"example.com/m/x.Work"}},
+		{"two names", []string{"example.com/m/x.Work", "example.com/m/x.Spin"}, []string{"example.com/m/x.Work", "example.com/m/x.Spin"}},
+		{"after BINARY", []string{bin, "example.com/m/x.Spin"}, []string{"example.com/m/x.Spin"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const n = 7
+			w := startWaiting(t, []string{bin, itoa(n)})
+			w.waitBlocked(t, "/gomodule-work")
+			tr := startTrace(t, append([]string{"--pid", itoa(w.pid)}, tc.args...)...)
+			w.goAndWait(t)
+			r := tr.Wait(20 * time.Second)
+			for _, f := range tc.fns {
+				wantCount(t, r, f, n)
+			}
+			wantNoLoss(t, r)
+		})
+	}
+	// Neither a function nor a file: the error is about the function.
+	w := startWaiting(t, []string{bin, "1"})
+	w.waitBlocked(t, "/gomodule-work")
+	code, stderr := ulatStatus(t, nil, "trace", "--pid", itoa(w.pid), "example.com/m/x.Wrok")
+	if code != 2 || !strings.Contains(stderr, `no function matches "example.com/m/x.Wrok"`) || !strings.Contains(stderr, "example.com/m/x.Work") {
+		t.Errorf("a misspelt Go name: exit %d, %q; want 2, no function matches, and the suggestion example.com/m/x.Work", code, stderr)
+	}
+}

@@ -61,24 +61,57 @@ func looksLikePath(s string) bool {
 // binary or library) rather than a pattern for the process's executable:
 // a path, or a library name that has ".so" in it or that the process has
 // mapped ("libc"; but not a C function such as "libusb_open").
+//
+// A name that is a function of the process's executable is a pattern, even
+// with slashes in it (Go's 'net/http.serverHandler.ServeHTTP'), unless it
+// is written as a path ('./x', '/x').
 func isFileArg(arg string, pid int) bool {
 	if _, _, ok := symbols.SplitLibrary(arg); ok {
 		return false
 	}
-	if looksLikePath(arg) {
+	explicit := strings.HasPrefix(arg, "/") || strings.HasPrefix(arg, "./") || strings.HasPrefix(arg, "../")
+	if explicit {
 		return true
 	}
-	if !symbols.LooksLikeLibrary(arg) {
+	if !looksLikePath(arg) && !symbols.LooksLikeLibrary(arg) {
 		return false
 	}
-	if strings.Contains(arg, ".so") {
+	if executableHas(pid, arg) {
+		return false
+	}
+	if looksLikePath(arg) || strings.Contains(arg, ".so") {
 		return true
 	}
-	if _, err := symbols.LocateLibrary(arg, pid); err == nil || !errors.Is(err, symbols.ErrNotMapped) {
-		return true // mapped (or an error locate will report)
+	_, err := symbols.LocateLibrary(arg, pid)
+	if err == nil {
+		return true
 	}
-	_, err := symbols.LocateLibrary(arg, 0) // a library the loader knows
+	if symbols.IsLibraryPath(arg) {
+		// Neither a file here nor mapped: a pattern, which the
+		// process's executable will report with suggestions.
+		return false
+	}
+	if !errors.Is(err, symbols.ErrNotMapped) {
+		return true // an error locate will report
+	}
+	_, err = symbols.LocateLibrary(arg, 0) // a library the loader knows
 	return err == nil
+}
+
+// executableHas reports whether pattern names a function of pid's
+// executable. Any failure is left for resolution to report.
+func executableHas(pid int, pattern string) bool {
+	loc, err := symbols.ProcessExecutable(pid)
+	if err != nil {
+		return false
+	}
+	bin, err := symbols.Open(loc.Path)
+	if err != nil {
+		return false
+	}
+	defer bin.Close()
+	fns, err := bin.Match(pattern)
+	return err == nil && len(fns) > 0
 }
 
 // locate finds the file spec names.

@@ -1,0 +1,27 @@
+package x
+
+import (
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestWork calls Work WORK_CALLS times (default 20).
+func TestWork(t *testing.T) {
+	n := 20
+	if v, err := strconv.Atoi(os.Getenv("WORK_CALLS")); err == nil {
+		n = v
+	}
+	for i := 0; i < n; i++ {
+		if Work(time.Millisecond) != int(time.Millisecond) {
+			t.Fatal("Work returned the wrong value")
+		}
+	}
+}
+
+func BenchmarkSpin(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		Spin(1000)
+	}
+}
