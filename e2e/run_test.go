@@ -266,3 +266,25 @@ func TestRunCompareCatchesARegression(t *testing.T) {
 		t.Errorf("no warning that the aggregation differs:\n%s", out)
 	}
 }
+
+// The report's elapsed time is the command's run time, not that time
+// rounded up to the next poll of the ring buffer (it was in 50 ms steps).
+// main's own duration, timed by its probes, is the independent measure:
+// elapsed adds only exec, the loader and exit around it.
+func TestRunElapsedIsTheRunTime(t *testing.T) {
+	requireRoot(t)
+	bin := runTarget(t)
+	r, code, _ := ulatRun(t, "--func", "main", "--", bin, "1", "nap")
+	if code != 0 {
+		t.Fatalf("ulat run exit status %d", code)
+	}
+	main := wantCount(t, r, "main", 1)
+	elapsed := time.Duration(r.ElapsedNs)
+	mainTook := time.Duration(main.MaxNs)
+	// Startup and exit of a small C program take about a millisecond;
+	// 20 ms leaves room for a busy machine.
+	const slack = 20 * time.Millisecond
+	if elapsed < mainTook || elapsed > mainTook+slack {
+		t.Errorf("elapsed %v; main ran %v, so the command ran between that and %v", elapsed, mainTook, mainTook+slack)
+	}
+}

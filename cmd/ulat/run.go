@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -92,6 +93,8 @@ func runRun(c *cli.Context) error {
 		return err
 	}
 	defer tracer.Close()
+	// The command's run time: from its first instruction to its exit.
+	resumed := time.Now()
 	if err := proc.Resume(); err != nil {
 		proc.Kill()
 		return err
@@ -100,13 +103,14 @@ func runRun(c *cli.Context) error {
 	type ending struct {
 		code int
 		err  error
+		at   time.Time
 	}
 	ended := make(chan ending, 1)
 	go func() {
 		code, err := proc.Wait()
-		ended <- ending{code, err}
+		ended <- ending{code, err, time.Now()}
 	}()
-	stop := make(chan struct{})
+	stop := make(chan time.Time, 1)
 	var end ending
 	go func() {
 		for {
@@ -118,7 +122,7 @@ func runRun(c *cli.Context) error {
 					_ = proc.Signal(sig)
 				}
 			case end = <-ended:
-				close(stop)
+				stop <- end.at
 				return
 			}
 		}
@@ -133,6 +137,7 @@ func runRun(c *cli.Context) error {
 	if lost, err := tracer.Lost(); err == nil && lost.Unfollowed > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d processes started by the command were not followed (more than 16384 at once)", lost.Unfollowed))
 	}
+	r.Elapsed = end.at.Sub(resumed)
 	r.Run.Command = argv
 	r.Run.ExitStatus = &end.code
 	if err := writeReport(out, cfg.format, r); err != nil {

@@ -203,14 +203,14 @@ func runTrace(c *cli.Context) error {
 	if cfg.duration > 0 {
 		deadline = time.After(cfg.duration)
 	}
-	stop := make(chan struct{})
+	stop := make(chan time.Time, 1)
 	go func() {
 		select {
 		case <-sigs:
 		case <-deadline:
 		case <-exited:
 		}
-		close(stop)
+		stop <- time.Now()
 	}()
 
 	noun := "functions"
@@ -331,10 +331,11 @@ func openOutput(path string, def io.Writer) (io.Writer, func(), error) {
 	return f, func() { f.Close() }, nil
 }
 
-// collect reads calls until stop is closed (writing a report of each
-// --interval to out meanwhile), then detaches and returns the report of the
-// whole session.
-func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan struct{}, out io.Writer) (*report.Report, error) {
+// collect reads calls until stop delivers the moment tracing should end
+// (writing a report of each --interval to out meanwhile), then detaches and
+// returns the report of the whole session. The report's elapsed time ends at
+// that moment, not when the loop notices it (up to a poll later).
+func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan time.Time, out io.Writer) (*report.Report, error) {
 	var tick <-chan time.Time
 	if cfg.interval > 0 {
 		t := time.NewTicker(cfg.interval)
@@ -356,6 +357,7 @@ func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan st
 	var lostBefore probes.Lost
 	replaced := watchReplaced(p.targets)
 	lastCheck := start
+	var stopAt time.Time
 	for done := false; !done; {
 		if time.Since(lastCheck) >= time.Second {
 			lastCheck = time.Now()
@@ -365,7 +367,7 @@ func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan st
 			}
 		}
 		select {
-		case <-stop:
+		case stopAt = <-stop:
 			done = true
 		case now := <-tick:
 			tracer.Drain(record)
@@ -395,7 +397,7 @@ func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan st
 		}
 	}
 	// Detach first so no call completes after the final drain.
-	elapsed := time.Since(start)
+	elapsed := stopAt.Sub(start)
 	if err := tracer.Detach(); err != nil {
 		return nil, fmt.Errorf("detach: %w", err)
 	}

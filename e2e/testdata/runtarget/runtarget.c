@@ -1,7 +1,8 @@
 // For `ulat run`: startup() is the first thing main calls, exactly once;
 // work() is called N times; the exit status is STATUS, or with "signal" the
-// process ends by SIGUSR1. With "sleep", it sleeps until a signal ends it.
-// Usage: runtarget N [STATUS|signal|sleep]
+// process ends by SIGUSR1. With "sleep", it sleeps until a signal ends it;
+// with "nap", main sleeps 77 ms before it returns 0.
+// Usage: runtarget N [STATUS|signal|sleep|nap]
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,10 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	if (argc > 2 && strcmp(argv[2], "signal") == 0)
 		raise(SIGUSR1);
+	if (argc > 2 && strcmp(argv[2], "nap") == 0) {
+		usleep(77000);
+		return 0;
+	}
 	if (argc > 2 && strcmp(argv[2], "sleep") == 0) {
 		pause();
 		return 0;
