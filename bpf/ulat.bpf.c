@@ -7,7 +7,7 @@
 /* ulat: time user-space functions with uprobes.
  *
  * Entry probes store a timestamp keyed by (process, goroutine or thread,
- * function, frame position); exit probes (a uprobe on each RET for Go, a uretprobe
+ * frame position); exit probes (a uprobe on each RET for Go, a uretprobe
  * otherwise) find it, and stream the duration to user space through a ring
  * buffer. The function is identified by the probe's cookie, so one program
  * serves every probed function. Kernels without BPF cookies (before 5.15)
@@ -53,7 +53,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1 << 16);
 	__type(key, struct ulat_call_key);
-	__type(value, __u64);
+	__type(value, struct ulat_call);
 } starts SEC(".maps");
 
 /* One histogram per function and CPU, indexed by function; sized to the
@@ -176,22 +176,22 @@ static __always_inline bool call_key(struct pt_regs *ctx, struct ulat_call_key *
 	*cookie_out = cookie;
 	bool go = cookie & ULAT_COOKIE_GO;
 	k->tgid = tgid;
-	k->fn = cookie & ULAT_COOKIE_FN_MASK;
+	k->level = 0;
 	k->ctx = go ? goroutine(ctx) : (__u32)*pid_tgid;
 	k->pos = frame_pos(ctx, go, after_ret);
 	return true;
 }
 
-static __always_inline void submit(struct ulat_call_key *key, __u32 tid, __u32 kind, __u64 start, __u64 duration)
+static __always_inline void submit(__u32 tgid, __u32 fn, __u32 tid, __u32 kind, __u64 start, __u64 duration)
 {
 	struct ulat_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(ULAT_CNT_DROPPED);
 		return;
 	}
-	e->pid = key->tgid;
+	e->pid = tgid;
 	e->tid = tid;
-	e->fn = key->fn;
+	e->fn = fn;
 	e->kind = kind;
 	e->start_ns = start;
 	e->duration_ns = duration;
@@ -258,6 +258,39 @@ static __always_inline void record(__u32 fn, __u64 d, __u64 bias)
 	__sync_fetch_and_add(&h->slots[bounded_slot(hist_slot(d))], 1);
 }
 
+/* The return address of the call being entered (the entry probe sits
+ * before the function has touched its stack or the link register). */
+static __always_inline __u64 return_address(struct pt_regs *ctx)
+{
+#if defined(__TARGET_ARCH_x86)
+	__u64 ret = 0;
+	bpf_probe_read_user(&ret, sizeof(ret), (void *)PT_REGS_SP(ctx));
+	return ret;
+#elif defined(__TARGET_ARCH_arm64)
+	return ((struct user_pt_regs *)ctx)->regs[30];
+#endif
+}
+
+/* The calls of a frame that never returned: its frame was unwound by a
+ * panic, Goexit or longjmp, and is being used by a new call. */
+static __always_inline void unwound(struct ulat_call_key *key, struct ulat_call *first, __u32 tid)
+{
+	__u32 depth = first->depth;
+
+	submit(key->tgid, first->fn, tid, ULAT_EV_NO_RETURN, first->start_ns, 0);
+	for (__u32 i = 1; i <= ULAT_MAX_TAIL; i++) {
+		if (i > depth)
+			break;
+		struct ulat_call_key k = *key;
+		k.level = i;
+		struct ulat_call *c = bpf_map_lookup_elem(&starts, &k);
+		if (c) {
+			submit(k.tgid, c->fn, tid, ULAT_EV_NO_RETURN, c->start_ns, 0);
+			bpf_map_delete_elem(&starts, &k);
+		}
+	}
+}
+
 static __always_inline int on_entry(struct pt_regs *ctx)
 {
 	struct ulat_call_key key = {};
@@ -266,16 +299,33 @@ static __always_inline int on_entry(struct pt_regs *ctx)
 	if (!call_key(ctx, &key, &pid_tgid, &cookie, false))
 		return 0;
 	count(ULAT_CNT_ENTRIES);
+	struct ulat_call call = {
+		.ret = return_address(ctx),
+		.fn = cookie & ULAT_COOKIE_FN_MASK,
+	};
 
-	/* A call already recorded at this frame never returned: its frame
-	 * was unwound by a panic, Goexit or longjmp. */
-	__u64 *old = bpf_map_lookup_elem(&starts, &key);
-	if (old)
-		submit(&key, (__u32)pid_tgid, ULAT_EV_NO_RETURN, *old, 0);
+	struct ulat_call *first = bpf_map_lookup_elem(&starts, &key);
+	if (first) {
+		/* A native call entering a frame whose call has not returned,
+		 * with another return address than that call's: a tail call
+		 * (the address is the uretprobe trampoline the first call's
+		 * return probe put there). The same address is a new call from
+		 * the same call site: the first was unwound (longjmp). Go's
+		 * tail calls (wrappers) cannot be told apart that way. */
+		if (!(cookie & ULAT_COOKIE_GO) && call.ret != first->ret && first->depth < ULAT_MAX_TAIL) {
+			first->depth++;
+			struct ulat_call_key k = key;
+			k.level = first->depth;
+			call.start_ns = bpf_ktime_get_ns();
+			bpf_map_update_elem(&starts, &k, &call, BPF_ANY);
+			return 0;
+		}
+		unwound(&key, first, (__u32)pid_tgid);
+	}
 
 	/* Taken last so that the work above is not part of the duration. */
-	__u64 now = bpf_ktime_get_ns();
-	bpf_map_update_elem(&starts, &key, &now, BPF_ANY);
+	call.start_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&starts, &key, &call, BPF_ANY);
 	return 0;
 }
 
@@ -285,7 +335,10 @@ int ulat_entry(struct pt_regs *ctx)
 	return on_entry(ctx);
 }
 
-/* Shared by the RET-instruction uprobe (Go) and the uretprobe (native code). */
+/* Shared by the RET-instruction uprobe (Go) and the uretprobe (native code).
+ * The kernel runs the return probes of a chain of tail calls one after the
+ * other at the one `ret`, the last call first: each takes the top of its
+ * frame's stack. */
 static __always_inline int on_exit(struct pt_regs *ctx, bool after_ret)
 {
 	__u64 now = bpf_ktime_get_ns();
@@ -294,18 +347,32 @@ static __always_inline int on_exit(struct pt_regs *ctx, bool after_ret)
 
 	if (!call_key(ctx, &key, &pid_tgid, &cookie, after_ret))
 		return 0;
-	__u64 *start = bpf_map_lookup_elem(&starts, &key);
-	if (!start) {
+	__u32 fn = cookie & ULAT_COOKIE_FN_MASK;
+	struct ulat_call *first = bpf_map_lookup_elem(&starts, &key);
+	if (!first) {
 		if (!stopping())
 			count(ULAT_CNT_UNPAIRED);
 		return 0;
 	}
-	__u64 begin = *start;
-	bpf_map_delete_elem(&starts, &key);
+	struct ulat_call_key top = key;
+	struct ulat_call *call = first;
+	if (first->depth > 0) {
+		top.level = first->depth;
+		call = bpf_map_lookup_elem(&starts, &top);
+	}
+	if (!call || call->fn != fn) {
+		if (!stopping())
+			count(ULAT_CNT_UNPAIRED);
+		return 0;
+	}
+	__u64 begin = call->start_ns;
+	if (top.level > 0)
+		first->depth--;
+	bpf_map_delete_elem(&starts, &top);
 	if (aggregate)
-		record(key.fn, now - begin, cookie >> ULAT_COOKIE_BIAS_SHIFT);
+		record(fn, now - begin, cookie >> ULAT_COOKIE_BIAS_SHIFT);
 	else
-		submit(&key, (__u32)pid_tgid, ULAT_EV_CALL, begin, now - begin);
+		submit(key.tgid, fn, (__u32)pid_tgid, ULAT_EV_CALL, begin, now - begin);
 	return 0;
 }
 
@@ -319,6 +386,15 @@ SEC("uretprobe.multi")
 int ulat_return(struct pt_regs *ctx)
 {
 	return on_exit(ctx, true);
+}
+
+/* Does nothing: attached for a moment to find which offsets of a batch the
+ * kernel refuses to probe, since one refused instruction fails the whole
+ * uprobe_multi link. */
+SEC("uprobe.multi")
+int ulat_check(struct pt_regs *ctx)
+{
+	return 0;
 }
 
 /* The same programs for kernels without uprobe_multi (before 6.6): attached

@@ -30,16 +30,31 @@ enum ulat_counter {
 	ULAT_CNT_MAX = 4,
 };
 
-/* One call in flight. A call is identified by where its frame is: the
- * stack position at entry equals the one at its exit, so recursion,
+/* Where calls are in flight. A call is identified by where its frame is:
+ * the stack position at entry equals the one at its exit, so recursion,
  * goroutines that move between threads, and calls that never return cannot
- * mix pairs up. */
+ * mix pairs up. A native function's tail call (a jmp to a function, itself
+ * included) enters at the same frame position before the call it replaced
+ * returned: both return at the same `ret`. So a frame holds a stack of
+ * calls: level 0 is the first, and levels 1..depth (in level 0's value) the
+ * tail calls it made. */
 struct ulat_call_key {
 	__u32 tgid;
-	__u32 fn;
+	__u32 level; /* 0 for the call the frame's caller made; tail calls above */
 	__u64 ctx; /* g pointer for Go, thread id for native code */
 	__u64 pos; /* Go: distance of SP from the goroutine stack's top, which
 		    * survives the runtime moving the stack; native: SP */
+};
+
+/* Tail calls a frame holds at most: the kernel's own limit of pending
+ * uretprobes per thread (MAX_URETPROBE_DEPTH). */
+#define ULAT_MAX_TAIL 64
+
+struct ulat_call {
+	__u64 start_ns;
+	__u64 ret; /* level 0: the return address at entry; a tail call's is the uretprobe trampoline */
+	__u32 fn;
+	__u32 depth; /* level 0: how many tail calls are stacked above it */
 };
 
 enum ulat_event_kind {

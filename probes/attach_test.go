@@ -391,3 +391,89 @@ func TestNoCookiesTellsFunctionsApart(t *testing.T) {
 		})
 	}
 }
+
+// A probe on an instruction the kernel refuses (here a LOCK prefix) fails
+// a whole uprobe_multi link. Attach finds the function it belongs to,
+// leaves that function out whole, attaches the rest and lists it in
+// Refused; in both attach modes. The kernel looks at the instruction when
+// it installs the probe in a process that maps the file, so one runs.
+func TestAttachLeavesOutRefusedFunctions(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "refused.c")
+	bin := filepath.Join(dir, "refused")
+	os.WriteFile(src, []byte(`#include <unistd.h>
+__attribute__((naked)) void fine(void) { __asm__("nop\n\tret"); }
+__attribute__((naked)) void locked(void) { __asm__("nop\n\tlock addl $0,(%rsp)\n\tret"); }
+__attribute__((naked)) void also_fine(void) { __asm__("nop\n\tret"); }
+int main(void) { sleep(60); return 0; }
+`), 0o644)
+	if out, err := exec.Command("gcc", "-O2", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Skipf("SKIPPED: gcc: %v\n%s", err, out)
+	}
+	target := exec.Command(bin)
+	if err := target.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { target.Process.Kill(); target.Wait() }()
+	for i := 0; ; i++ { // until it has mapped its executable
+		if maps, _ := os.ReadFile(fmt.Sprintf("/proc/%d/maps", target.Process.Pid)); strings.Contains(string(maps), bin) {
+			break
+		}
+		if i == 500 {
+			t.Fatal("the target did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b, err := symbols.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	entry := func(name string) uint64 {
+		fns, err := b.Match(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := b.Probes(&fns[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Entry
+	}
+	fns := []Function{
+		{Name: "fine", Binary: bin, Entry: entry("fine")},
+		{Name: "locked", Binary: bin, Entry: entry("locked") + 1}, // the lock-prefixed instruction
+		{Name: "also_fine", Binary: bin, Entry: entry("also_fine")},
+	}
+	for _, mode := range []AttachMode{AttachMulti, AttachPerf} {
+		t.Run(string(mode), func(t *testing.T) {
+			before := bpfLinks(t)
+			tr, err := Open(Options{Attach: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			if err := tr.Attach(fns); err != nil {
+				t.Fatalf("Attach: %v", err)
+			}
+			refused := tr.Refused()
+			if len(refused) != 1 || refused[0].Index != 1 || refused[0].Name != "locked" || !strings.Contains(refused[0].Err.Error(), "524") {
+				t.Errorf("Refused() = %+v, want locked (index 1) with errno 524", refused)
+			}
+			// fine and also_fine: an entry and a return probe each.
+			want := before + 2
+			if mode == AttachPerf {
+				want = before + 8
+			}
+			if n := bpfLinks(t); n != want {
+				t.Errorf("%d links, want %d (the other two functions attached)", n, want)
+			}
+			// Every function refused: an error that names them.
+			err = tr.Attach(fns[1:2])
+			if !errors.Is(err, ErrAttach) || !strings.Contains(err.Error(), "locked") {
+				t.Errorf("Attach of the refused function alone: %v, want ErrAttach naming it", err)
+			}
+		})
+	}
+}

@@ -7,6 +7,9 @@ import "math/bits"
 
 const cookieGo = uint64(1) << 32 // ULAT_COOKIE_GO
 
+// cookieFnMask keeps the function index of a cookie (ULAT_COOKIE_FN_MASK).
+const cookieFnMask = uint64(0xffffffff)
+
 const (
 	counterDropped    = 0 // ULAT_CNT_DROPPED
 	counterUnpaired   = 1 // ULAT_CNT_UNPAIRED
@@ -40,10 +43,18 @@ const eventSize = 32
 
 // callKey is struct ulat_call_key.
 type callKey struct {
-	Tgid uint32
-	Fn   uint32
-	Ctx  uint64
-	Pos  uint64
+	Tgid  uint32
+	Level uint32
+	Ctx   uint64
+	Pos   uint64
+}
+
+// call is struct ulat_call.
+type call struct {
+	StartNs uint64
+	Ret     uint64
+	Fn      uint32
+	Depth   uint32
 }
 
 // Mirrors of the in-kernel histogram layout (ULAT_HIST_* and struct

@@ -19,6 +19,7 @@ func TestLayoutMatchesBTF(t *testing.T) {
 	}
 	checkLayout(t, spec, "ulat_event", reflect.TypeOf(Event{}))
 	checkLayout(t, spec, "ulat_call_key", reflect.TypeOf(callKey{}))
+	checkLayout(t, spec, "ulat_call", reflect.TypeOf(call{}))
 	if eventSize != reflect.TypeOf(Event{}).Size() {
 		t.Errorf("eventSize %d, Event is %d bytes", eventSize, reflect.TypeOf(Event{}).Size())
 	}

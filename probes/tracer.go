@@ -128,6 +128,7 @@ type Tracer struct {
 	// cookieProgs is set on kernels without BPF cookies: each perf-event
 	// probe then runs a program of its own that passes its cookie on.
 	cookieProgs *cookiePrograms
+	refused     []Refused // by the last Attach
 }
 
 // Mode reports how probes are attached: AttachMulti or AttachPerf.
@@ -136,7 +137,7 @@ func (t *Tracer) Mode() AttachMode { return t.mode }
 // multiPrograms and perfPrograms name the same probe kinds' programs for
 // each attach mode; only one set is loaded.
 var (
-	multiPrograms = map[string]string{"entry": "ulat_entry", "exit": "ulat_exit", "return": "ulat_return"}
+	multiPrograms = map[string]string{"entry": "ulat_entry", "exit": "ulat_exit", "return": "ulat_return", "check": "ulat_check"}
 	perfPrograms  = map[string]string{"entry": "ulat_entry_pe", "exit": "ulat_exit_pe", "return": "ulat_return_pe"}
 )
 
@@ -399,9 +400,21 @@ func plan(fns []Function) []*probeSet {
 	return out
 }
 
+// Refused is a function the kernel refused to probe when Attach tried: an
+// instruction under one of its probes that its uprobes will not handle.
+type Refused struct {
+	Index int    // in the functions given to Attach
+	Name  string // Function.Name
+	Err   error  // the kernel's answer
+}
+
 // Attach attaches entry and exit probes for fns; the index of a function in
-// fns is the Fn of its events. All or nothing: when one attach fails, the
-// ones already made are undone and the error names what failed.
+// fns is the Fn of its events. All or nothing, function by function: when
+// the kernel refuses a probe (ENOTSUPP: an instruction its uprobes cannot
+// handle; one such offset fails a whole uprobe_multi link),
+// the functions it belongs to are found, left out whole, and listed by
+// Refused; the others are attached. Any other failure undoes every attach
+// and the error names what failed.
 func (t *Tracer) Attach(fns []Function) error {
 	if t.hists != nil && len(fns) > t.nfns {
 		return fmt.Errorf("attach %d functions: the in-kernel histograms were sized for %d", len(fns), t.nfns)
@@ -410,16 +423,139 @@ func (t *Tracer) Attach(fns []Function) error {
 	if t.pid > 0 && !t.follow {
 		pid = t.pid
 	}
-	for _, s := range plan(fns) {
-		if err := t.attachSet(s, pid); err != nil {
-			t.detach()
+	t.refused = nil
+	left := map[int]bool{}
+	for {
+		var keep []Function
+		var index []int // keep[i] is fns[index[i]]
+		for i, f := range fns {
+			if !left[i] {
+				keep = append(keep, f)
+				index = append(index, i)
+			}
+		}
+		var refused []Refused
+		var err error
+		for _, s := range plan(keep) {
+			if refused, err = t.attachSet(s, pid); err != nil || len(refused) > 0 {
+				break
+			}
+		}
+		if err != nil || len(refused) == 0 {
+			if err != nil {
+				t.detach()
+			}
 			return err
 		}
+		// Start again without them: a function is attached whole or
+		// not at all.
+		t.detach()
+		for _, r := range refused {
+			r.Index = index[r.Index]
+			if !left[r.Index] {
+				left[r.Index] = true
+				t.refused = append(t.refused, r)
+			}
+		}
+		if len(left) == len(fns) {
+			return fmt.Errorf("%w: the kernel refused to probe every function (%s): %w", ErrAttach, summarize(names(t.refused)), t.refused[0].Err)
+		}
 	}
-	return nil
 }
 
-func (t *Tracer) attachSet(s *probeSet, pid int) error {
+// Refused lists the functions the last Attach left out.
+func (t *Tracer) Refused() []Refused { return t.refused }
+
+func names(rs []Refused) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Name
+	}
+	return out
+}
+
+// refusedErrno tells the kernel's "this instruction cannot be probed"
+// (x86's arch_uprobe_analyze_insn: ENOTSUPP, 524, which Go's syscall
+// package has no name for, or ENOEXEC when it cannot decode it) from other
+// failures. (arm64 says EINVAL, as it does for a bad offset: not taken for
+// a refusal until the arm64 matrix can tell them apart.)
+func refusedErrno(err error) bool {
+	var errno syscall.Errno
+	return errors.As(err, &errno) && (errno == 524 || errno == syscall.ENOEXEC)
+}
+
+// attachSet attaches one probe set. A set the kernel refuses comes back
+// as the functions (by cookie index) whose offsets it refuses, with no
+// error, and nothing of the set attached.
+func (t *Tracer) attachSet(s *probeSet, pid int) ([]Refused, error) {
+	refusedAt := func(i int, err error) []Refused {
+		return []Refused{{Index: int(s.cookies[i] & cookieFnMask), Name: s.names[i], Err: unwrapErrno(err)}}
+	}
+	err := t.attachSetOnce(s, pid)
+	var errno syscall.Errno
+	if err == nil || !refusedErrno(err) || !errors.As(err, &errno) {
+		return nil, err
+	}
+	if t.mode == AttachPerf {
+		var at *perfAttachError
+		if errors.As(err, &at) {
+			return refusedAt(at.index, err), nil
+		}
+		return nil, err
+	}
+	// Bisect the offsets with a program that does nothing, so that
+	// finding the culprits leaves no trace in the maps.
+	check, cerr := t.mod.GetProgram(multiPrograms["check"])
+	if cerr != nil {
+		return nil, err
+	}
+	var out []Refused
+	var find func(idx []int) error
+	find = func(idx []int) error {
+		offs := make([]uint64, len(idx))
+		for i, j := range idx {
+			offs[i] = s.offsets[j]
+		}
+		l, e := check.AttachUprobeMulti(pid, s.binary, offs, nil)
+		if e == nil {
+			l.Destroy()
+			return nil
+		}
+		if !refusedErrno(e) {
+			return fmt.Errorf("%w: %s probes on %s (%s): %w", ErrAttach, s.kind, s.binary, summarize(s.names), unwrapErrno(e))
+		}
+		if len(idx) == 1 {
+			out = append(out, refusedAt(idx[0], e)...)
+			return nil
+		}
+		if e := find(idx[:len(idx)/2]); e != nil {
+			return e
+		}
+		return find(idx[len(idx)/2:])
+	}
+	all := make([]int, len(s.offsets))
+	for i := range all {
+		all[i] = i
+	}
+	if e := find(all); e != nil {
+		return nil, e
+	}
+	if len(out) == 0 {
+		return nil, err // refused as a whole, but not offset by offset
+	}
+	return out, nil
+}
+
+// perfAttachError is a perf-event attach that failed at one offset.
+type perfAttachError struct {
+	index int
+	err   error
+}
+
+func (e *perfAttachError) Error() string { return e.err.Error() }
+func (e *perfAttachError) Unwrap() error { return e.err }
+
+func (t *Tracer) attachSetOnce(s *probeSet, pid int) error {
 	programs := multiPrograms
 	if t.mode == AttachPerf {
 		programs = perfPrograms
@@ -440,7 +576,7 @@ func (t *Tracer) attachSet(s *probeSet, pid int) error {
 			}
 			l, err := attachPerf(fd, s.binary, off, s.ret, pid, s.cookies[i], noLink)
 			if err != nil {
-				return fmt.Errorf("%w: %s probe on %s at %#x (%s): %w", ErrAttach, s.kind, s.binary, off, s.names[i], unwrapErrno(err))
+				return &perfAttachError{i, fmt.Errorf("%w: %s probe on %s at %#x (%s): %w", ErrAttach, s.kind, s.binary, off, s.names[i], unwrapErrno(err))}
 			}
 			t.perfLinks = append(t.perfLinks, l)
 		}
@@ -591,6 +727,11 @@ func (t *Tracer) Leftovers() (Leftovers, error) {
 			continue
 		}
 		k := *(*callKey)(unsafe.Pointer(&raw[0]))
+		val, err := starts.GetValue(unsafe.Pointer(&raw[0]))
+		if err != nil || len(val) < int(unsafe.Sizeof(call{})) {
+			continue // gone meanwhile (LRU)
+		}
+		c := *(*call)(unsafe.Pointer(&val[0]))
 		live, ok := alive[k.Tgid]
 		if !ok {
 			live = processRunning(int(k.Tgid))
@@ -599,7 +740,7 @@ func (t *Tracer) Leftovers() (Leftovers, error) {
 		if live {
 			l.InFlight++
 		} else {
-			l.NoReturn[k.Fn]++
+			l.NoReturn[c.Fn]++
 		}
 	}
 	if err := it.Err(); err != nil {

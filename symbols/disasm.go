@@ -27,7 +27,7 @@ func (b *Binary) goProbes(f *Function) (Probes, error) {
 	code, err := b.code(f.Addr, f.End)
 	if err != nil {
 		// One bad function must not abort a listing of the others.
-		return Probes{}, &ErrCannotProbe{f.Name, err.Error()}
+		return Probes{}, &ErrCannotProbe{Function: f.Name, Reason: err.Error()}
 	}
 	switch b.Arch {
 	case "amd64":
@@ -35,7 +35,7 @@ func (b *Binary) goProbes(f *Function) (Probes, error) {
 	case "arm64":
 		return b.goProbesARM64(f, code)
 	}
-	return Probes{}, &ErrCannotProbe{f.Name, fmt.Sprintf("Go on %s is not supported yet", b.Arch)}
+	return Probes{}, &ErrCannotProbe{Function: f.Name, Reason: fmt.Sprintf("Go on %s is not supported yet", b.Arch)}
 }
 
 func (b *Binary) goProbesAMD64(f *Function, code []byte) (Probes, error) {
@@ -48,7 +48,7 @@ func (b *Binary) goProbesAMD64(f *Function, code []byte) (Probes, error) {
 	for pc := 0; pc < len(code); {
 		inst, err := x86asm.Decode(code[pc:], 64)
 		if err != nil {
-			return Probes{}, &ErrCannotProbe{f.Name, fmt.Sprintf("cannot disassemble the instruction at %#x", f.Addr+uint64(pc))}
+			return Probes{}, &ErrCannotProbe{Function: f.Name, Reason: fmt.Sprintf("cannot disassemble the instruction at %#x", f.Addr+uint64(pc))}
 		}
 		addr := f.Addr + uint64(pc)
 		n++
@@ -69,7 +69,7 @@ func (b *Binary) goProbesAMD64(f *Function, code []byte) (Probes, error) {
 // check's branch (0 when f has no check), rets the addresses of its RETs.
 func (b *Binary) goProbePoints(f *Function, afterCheck uint64, rets []uint64) (Probes, error) {
 	if len(rets) == 0 {
-		return Probes{}, &ErrCannotProbe{f.Name, "it has no RET instruction (it never returns normally, or ends in a tail call)"}
+		return Probes{}, &ErrCannotProbe{Function: f.Name, Reason: "it has no RET instruction (it never returns normally, or ends in a tail call)"}
 	}
 	entry := f.Addr
 	if afterCheck != 0 {
@@ -79,7 +79,12 @@ func (b *Binary) goProbePoints(f *Function, afterCheck uint64, rets []uint64) (P
 		if r == entry {
 			// Entry and exit probes on one instruction fire in no
 			// guaranteed order.
-			return Probes{}, &ErrCannotProbe{f.Name, "its body is a single RET instruction"}
+			return Probes{}, &ErrCannotProbe{Function: f.Name, Reason: "its body is a single RET instruction"}
+		}
+	}
+	for _, at := range append([]uint64{entry}, rets...) {
+		if what := b.refusedProbe(at); what != "" {
+			return Probes{}, refusedError(f, at, what)
 		}
 	}
 	p := Probes{EntryEmulated: b.emulatedEntry(entry)}

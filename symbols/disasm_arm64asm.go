@@ -38,7 +38,7 @@ const arm64CheckWindow = 8 // instructions from the start in which the check mus
 func (b *Binary) goProbesARM64(f *Function, code []byte) (Probes, error) {
 	afterCheck, rets, reason := scanGoARM64(code, f.Addr)
 	if reason != "" {
-		return Probes{}, &ErrCannotProbe{f.Name, reason}
+		return Probes{}, &ErrCannotProbe{Function: f.Name, Reason: reason}
 	}
 	return b.goProbePoints(f, afterCheck, rets)
 }

@@ -60,6 +60,9 @@ type Probes struct {
 type ErrCannotProbe struct {
 	Function string
 	Reason   string
+	// Refused, when not empty, is what about an instruction under one of
+	// its probes makes the kernel refuse it ("a LOCK prefix").
+	Refused string
 }
 
 func (e *ErrCannotProbe) Error() string {

@@ -95,17 +95,40 @@ func (b *Binary) Suggest(pattern string, n int) []string {
 // Probes works out where to attach f's entry and exit probes.
 func (b *Binary) Probes(f *Function) (Probes, error) {
 	if f.problem != "" {
-		return Probes{}, &ErrCannotProbe{f.Name, f.problem}
+		return Probes{}, &ErrCannotProbe{Function: f.Name, Reason: f.problem}
 	}
 	if f.InlinedOnly() {
-		return Probes{}, &ErrCannotProbe{f.Name, "it is inlined into every caller and has no out-of-line copy"}
+		return Probes{}, &ErrCannotProbe{Function: f.Name, Reason: "it is inlined into every caller and has no out-of-line copy"}
+	}
+	if f.Lang == Native && f.Addr != 0 && f.Addr == b.file.Entry {
+		// _start (and ld.so's, where every dynamically linked program
+		// starts) is entered with argc where a return address would
+		// be: a return probe there would overwrite it.
+		return Probes{}, &ErrCannotProbe{Function: f.Name, Reason: "it is the file's entry point, entered without a return address (a return probe would overwrite argc)"}
+	}
+	if f.Lang == Native && isSignalTrampoline(f.Name) {
+		return Probes{}, &ErrCannotProbe{Function: f.Name, Reason: "it is the signal return trampoline, entered without a return address (a return probe would corrupt the signal frame)"}
 	}
 	if f.Lang == Go {
 		return b.goProbes(f)
 	}
 	off, err := b.fileOffset(f.Addr)
 	if err != nil {
-		return Probes{}, &ErrCannotProbe{f.Name, err.Error()}
+		return Probes{}, &ErrCannotProbe{Function: f.Name, Reason: err.Error()}
+	}
+	if what := b.refusedProbe(f.Addr); what != "" {
+		return Probes{}, refusedError(f, f.Addr, what)
 	}
 	return Probes{Entry: off, EntryEmulated: b.emulatedEntry(f.Addr)}, nil
+}
+
+// isSignalTrampoline tells the C libraries' sigreturn trampolines: the
+// kernel's signal delivery "returns" into them, so their stack holds the
+// signal frame, not a return address.
+func isSignalTrampoline(name string) bool {
+	switch name {
+	case "__restore_rt", "__restore", "__sigreturn", "__rt_sigreturn", "__kernel_rt_sigreturn":
+		return true
+	}
+	return false
 }

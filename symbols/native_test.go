@@ -150,3 +150,44 @@ func TestEntryEmulated(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedInstructions: a function whose first instruction the kernel
+// refuses to probe (LOCK or segment-override prefix, HLT, INT3) cannot be
+// probed, and says why; REX and FS prefixes are fine.
+func TestRefusedInstructions(t *testing.T) {
+	t.Parallel()
+	b := open(t, buildC(t, "c-refused", "refused.c", "-O2"))
+	for name, want := range map[string]string{
+		"locked":             "(a LOCK prefix)",
+		"cs_prefixed":        "(a segment-override prefix (0x2e))",
+		"halts":              "(hlt, which cannot be single-stepped)",
+		"traps":              "(int3, which cannot be single-stepped)",
+		"rex_then_lock_free": "",
+		"fs_prefixed":        "",
+	} {
+		f := lookup(t, b, name)
+		_, err := b.Probes(&f)
+		var cannot *ErrCannotProbe
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v, want probes", name, err)
+		case want != "" && (!errors.As(err, &cannot) || !strings.Contains(cannot.Reason, want)):
+			t.Errorf("%s: error %v, want a reason with %q", name, err, want)
+		}
+	}
+}
+
+// TestNoReturnProbeOnEntryPoint: _start is entered with argc where a return
+// address would be, so a return probe there would change the program.
+func TestNoReturnProbeOnEntryPoint(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{cPIE(t), cNoPIE(t)} {
+		b := open(t, path)
+		f := lookup(t, b, "_start")
+		_, err := b.Probes(&f)
+		var cannot *ErrCannotProbe
+		if !errors.As(err, &cannot) || !strings.Contains(cannot.Reason, "entry point") {
+			t.Errorf("%s: Probes(_start) = %v, want ErrCannotProbe for the entry point", path, err)
+		}
+	}
+}

@@ -21,6 +21,7 @@ type target struct {
 	probe    probes.Function
 	lib      string          // base name of its library when it was named by LIB
 	overhead probes.Overhead // the kind of probe pair it gets, for its bias
+	refused  bool            // the kernel refused its probes: not traced, not reported
 }
 
 // group is the patterns to look for in one file.
@@ -228,10 +229,15 @@ func resolveGroup(g *group) ([]target, []string, int, error) {
 	if bin.Warning != "" {
 		warnings = append(warnings, bin.Warning)
 	}
+	var refused []string
 	for i := range fns {
 		f := &fns[i]
 		p, err := bin.Probes(f)
 		var cannot *symbols.ErrCannotProbe
+		if errors.As(err, &cannot) && cannot.Refused != "" {
+			refused = append(refused, fmt.Sprintf("%s (%s)", f.Name, cannot.Refused))
+			continue
+		}
 		if errors.As(err, &cannot) {
 			warnings = append(warnings, cannot.Error())
 			continue
@@ -262,6 +268,10 @@ func resolveGroup(g *group) ([]target, []string, int, error) {
 				Go:     f.Lang == symbols.Go,
 			},
 		})
+	}
+	if len(refused) > 0 {
+		warnings = append(warnings, fmt.Sprintf("the kernel's uprobes refuse an instruction where %d %s probes would go, so %s not traced: %s",
+			len(refused), plural(len(refused), "function's", "functions'"), plural(len(refused), "it is", "they are"), strings.Join(refused, ", ")))
 	}
 	return targets, warnings, len(fns), nil
 }
@@ -392,6 +402,9 @@ func (a *aggregate) report(elapsed time.Duration, lost probes.Lost, left *probes
 		r.Lost.InFlight = left.InFlight
 	}
 	for i, t := range a.targets {
+		if t.refused {
+			continue
+		}
 		fs := report.FunctionStats{Function: t.name, Binary: t.binary, Hist: a.hists[i], DidNotReturn: a.noReturn[i]}
 		if left != nil {
 			fs.DidNotReturn += left.NoReturn[uint32(i)]

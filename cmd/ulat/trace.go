@@ -274,7 +274,33 @@ func (p *prepared) open(cfg traceConfig, opts probes.Options) (*probes.Tracer, e
 		tracer.Close()
 		return nil, err
 	}
+	if refused := tracer.Refused(); len(refused) > 0 {
+		w := refusedWarning(refused)
+		for _, r := range refused {
+			p.targets[r.Index].refused = true
+		}
+		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
+		p.warnings = append(p.warnings, w)
+	}
 	return tracer, nil
+}
+
+// refusedWarning says, in one line, which functions the kernel refused to
+// probe: every name, since these are few and the user may want to know.
+func refusedWarning(refused []probes.Refused) string {
+	names := make([]string, len(refused))
+	for i, r := range refused {
+		names[i] = r.Name
+	}
+	return fmt.Sprintf("the kernel refused to probe %d %s (%v: an instruction its uprobes cannot handle), which %s not traced: %s",
+		len(refused), plural(len(refused), "function", "functions"), refused[0].Err, plural(len(refused), "is", "are"), strings.Join(names, ", "))
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // prepare resolves the patterns to functions, and meanwhile measures the
