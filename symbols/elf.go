@@ -135,7 +135,7 @@ func (b *Binary) Close() error {
 }
 
 // Functions returns every function found, in address order (inlined-only
-// functions, which have no address, last).
+// functions, which have no address, last, by name).
 func (b *Binary) Functions() []Function { return b.funcs }
 
 // fileOffset maps a virtual address to its offset in the file, which is what
