@@ -183,13 +183,13 @@ func (b *bench) countProbes(ctx context.Context, bin string, patterns []string) 
 	n := 0
 	for _, line := range strings.Split(out, "\n") {
 		m := symRow.FindStringSubmatch(line)
-		if m == nil || m[3] == "-" {
+		if m == nil || m[1] == "-" {
 			continue
 		}
-		if m[4] == "uretprobe" {
+		if m[2] == "uretprobe" {
 			n += 2
 		} else {
-			e, _ := strconv.Atoi(m[4])
+			e, _ := strconv.Atoi(m[2])
 			n += 1 + e
 		}
 	}

@@ -85,7 +85,11 @@ type probeSite struct {
 	exits int    // number of RET probes; -1: a uretprobe
 }
 
-var symRow = regexp.MustCompile(`^\|\s*(\S+)\s*\|\s*(\w+)\s*\|\s*(0x[0-9a-f]+|-)\s*\|\s*(\d+|uretprobe|-)\s*\|`)
+// symRow matches a row of `ulat symbols`: LANG, ENTRY, EXITS, INLINED,
+// then FUNCTION, which runs to the end of the line (names can hold
+// spaces) unless the function cannot be timed and a note follows it.
+// Submatches: 1 entry, 2 exits, 3 function.
+var symRow = regexp.MustCompile(`^(?:go|native)\s+(0x[0-9a-f]+|-)\s+(\d+|uretprobe|-)\s+(?:no|only|partly)\s+(\S.*)$`)
 
 // ulatSymbols asks `ulat symbols` where ulat puts its probes.
 func (b *bench) ulatSymbols(ctx context.Context, bin string, fns ...string) (map[string]probeSite, error) {
@@ -96,18 +100,18 @@ func (b *bench) ulatSymbols(ctx context.Context, bin string, fns ...string) (map
 	sites := map[string]probeSite{}
 	for _, line := range strings.Split(out, "\n") {
 		m := symRow.FindStringSubmatch(line)
-		if m == nil || m[3] == "-" {
+		if m == nil || m[1] == "-" {
 			continue
 		}
-		entry, err := strconv.ParseUint(strings.TrimPrefix(m[3], "0x"), 16, 64)
+		entry, err := strconv.ParseUint(strings.TrimPrefix(m[1], "0x"), 16, 64)
 		if err != nil {
 			return nil, err
 		}
 		s := probeSite{entry: entry, exits: -1}
-		if m[4] != "uretprobe" {
-			s.exits, _ = strconv.Atoi(m[4])
+		if m[2] != "uretprobe" {
+			s.exits, _ = strconv.Atoi(m[2])
 		}
-		sites[m[1]] = s
+		sites[m[3]] = s
 	}
 	for _, fn := range fns {
 		if _, ok := sites[fn]; !ok {

@@ -20,13 +20,36 @@ const barWidth = 40
 func WriteTable(w io.Writer, r *Report) error {
 	// Render into memory so that w sees one write and one possible error.
 	var buf bytes.Buffer
-	for i, f := range r.Functions {
-		if i > 0 {
+	// A glob can match hundreds of functions of which few are called: a
+	// "no calls" line for each buried the histograms. Past a few, they
+	// get one line at the end; the summary table still lists every one.
+	var idle []string
+	for _, f := range r.Functions {
+		if !hasCalls(f) {
+			idle = append(idle, f.Function)
+		}
+	}
+	summariseIdle := len(idle) > idleNamed
+	blocks := 0
+	for _, f := range r.Functions {
+		if summariseIdle && !hasCalls(f) {
+			continue
+		}
+		if blocks > 0 {
 			buf.WriteByte('\n')
 		}
 		writeHist(&buf, f)
+		blocks++
 	}
-	if len(r.Functions) > 0 {
+	if summariseIdle {
+		if blocks > 0 {
+			buf.WriteByte('\n')
+		}
+		fmt.Fprintf(&buf, "%d functions had no calls: %s and %d more\n",
+			len(idle), strings.Join(idle[:idleNamed], ", "), len(idle)-idleNamed)
+		blocks++
+	}
+	if blocks > 0 {
 		buf.WriteByte('\n')
 	}
 	if err := writeSummary(&buf, r.Functions); err != nil {
@@ -55,6 +78,14 @@ func WriteTable(w io.Writer, r *Report) error {
 	_, err := w.Write(buf.Bytes())
 	return err
 }
+
+// idleNamed is how many functions without calls WriteTable names on a
+// line each; more are summarised in one line that names this many.
+const idleNamed = 3
+
+// hasCalls reports whether f has a histogram to draw: a call that
+// returned. Calls that never returned are reported on their own line.
+func hasCalls(f FunctionStats) bool { return f.Hist.Count() > 0 }
 
 func writeHist(buf *bytes.Buffer, f FunctionStats) {
 	buckets := f.Hist.Buckets()

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -58,6 +59,57 @@ main.nilhist: no calls
 `
 	if !strings.HasPrefix(out, want) {
 		t.Errorf("histogram section:\n%s\nwant prefix:\n%s", out, want)
+	}
+}
+
+// A glob over many functions of which few are called: past three, the
+// functions without calls share one line after the histograms, while the
+// summary table and the JSON report still list every one.
+func TestTableManyWithoutCalls(t *testing.T) {
+	idle := func(n int) []FunctionStats {
+		var fns []FunctionStats
+		for i := 0; i < n; i++ {
+			fns = append(fns, FunctionStats{Function: fmt.Sprintf("main.idle%03d", i), Hist: NewHistogram()})
+		}
+		return fns
+	}
+	work := FunctionStats{Function: "main.work", Hist: histOf(1_500_000, 3_000_000)}
+
+	r := &Report{Functions: append(idle(2), append([]FunctionStats{work}, idle(148)[2:]...)...)}
+	out := renderTable(t, r)
+	want := `main.work  (ns)
+[1M, 2M)               1 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|
+[2M, 4M)               1 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|
+
+148 functions had no calls: main.idle000, main.idle001, main.idle002 and 145 more
+
++`
+	if !strings.HasPrefix(out, want) {
+		t.Errorf("histogram section:\n%s\nwant prefix:\n%s", out, want)
+	}
+	if n := strings.Count(out, "no calls"); n != 1 {
+		t.Errorf("%d lines say \"no calls\", want 1:\n%s", n, out)
+	}
+	for _, f := range r.Functions {
+		if f.Function == "main.work" {
+			continue
+		}
+		if got := strings.Join(summaryRow(t, out, f.Function), ","); got != f.Function+",0,-,-,-,-,-,-" {
+			t.Errorf("%s row = %s", f.Function, got)
+		}
+	}
+	if got := len(r.JSON().Functions); got != len(r.Functions) {
+		t.Errorf("JSON lists %d functions, want all %d", got, len(r.Functions))
+	}
+
+	// Up to three, each has its line, where it was.
+	out = renderTable(t, &Report{Functions: append(idle(3), work)})
+	if !strings.HasPrefix(out, "main.idle000: no calls\n\nmain.idle001: no calls\n\nmain.idle002: no calls\n\nmain.work  (ns)\n") {
+		t.Errorf("three functions without calls:\n%s", out)
+	}
+	out = renderTable(t, &Report{Functions: idle(4)})
+	if !strings.HasPrefix(out, "4 functions had no calls: main.idle000, main.idle001, main.idle002 and 1 more\n\n+") {
+		t.Errorf("four functions, none called:\n%s", out)
 	}
 }
 

@@ -61,13 +61,14 @@ func (b *Binary) goProbesAMD64(f *Function, code []byte) (Probes, error) {
 		prev = inst
 		pc += inst.Len
 	}
-	return b.goProbePoints(f, afterCheck, rets)
+	return b.goProbePoints(f, code, afterCheck, rets)
 }
 
 // goProbePoints turns the result of an architecture's scan of f into
-// probes: afterCheck is the address of the instruction after the stack
-// check's branch (0 when f has no check), rets the addresses of its RETs.
-func (b *Binary) goProbePoints(f *Function, afterCheck uint64, rets []uint64) (Probes, error) {
+// probes: code is f's code, afterCheck the address of the instruction
+// after the stack check's branch (0 when f has no check), rets the
+// addresses of its RETs.
+func (b *Binary) goProbePoints(f *Function, code []byte, afterCheck uint64, rets []uint64) (Probes, error) {
 	if len(rets) == 0 {
 		return Probes{}, &ErrCannotProbe{Function: f.Name, Reason: "it has no RET instruction (it never returns normally, or ends in a tail call)"}
 	}
@@ -87,7 +88,14 @@ func (b *Binary) goProbePoints(f *Function, afterCheck uint64, rets []uint64) (P
 			return Probes{}, refusedError(f, at, what)
 		}
 	}
-	p := Probes{EntryEmulated: b.emulatedEntry(entry)}
+	// The entry instruction is in the code already read: decoding it from
+	// there saves reading the file again for every function.
+	var p Probes
+	if i := entry - f.Addr; i < uint64(len(code)) {
+		p.EntryEmulated = b.emulated(code[i:])
+	} else {
+		p.EntryEmulated = b.emulatedEntry(entry)
+	}
 	var err error
 	if p.Entry, err = b.fileOffset(entry); err != nil {
 		return Probes{}, err
@@ -135,6 +143,14 @@ func (b *Binary) emulatedEntry(addr uint64) bool {
 	}
 	code, err := b.code(addr, addr+15)
 	if err != nil {
+		return false
+	}
+	return b.emulated(code)
+}
+
+// emulated is emulatedEntry for the instruction at the start of code.
+func (b *Binary) emulated(code []byte) bool {
+	if b.Arch != "amd64" {
 		return false
 	}
 	inst, err := x86asm.Decode(code, 64)

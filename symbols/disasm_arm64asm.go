@@ -40,7 +40,7 @@ func (b *Binary) goProbesARM64(f *Function, code []byte) (Probes, error) {
 	if reason != "" {
 		return Probes{}, &ErrCannotProbe{Function: f.Name, Reason: reason}
 	}
-	return b.goProbePoints(f, afterCheck, rets)
+	return b.goProbePoints(f, code, afterCheck, rets)
 }
 
 // scanGoARM64 scans the code of a function that starts at addr. It returns

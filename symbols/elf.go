@@ -28,6 +28,9 @@ type Binary struct {
 	Arch string // "amd64" or "arm64"
 	IsGo bool
 	PIE  bool // ET_DYN: executable or shared library loaded at any address
+	// Size is the file's size in bytes when it was opened: every file
+	// offset is smaller.
+	Size int64
 	// DebugFile is the separate debug file the symbols came from, if any.
 	DebugFile string
 	// Warning says what is wrong with the binary that ulat worked
@@ -73,7 +76,14 @@ func Open(path string) (*Binary, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	b := &Binary{Path: abs, file: ef, osf: osf, PIE: ef.Type == elf.ET_DYN}
+	// Stat the opened file once here rather than on every code read:
+	// listing a large binary reads the code of ~100k functions.
+	ost, err := osf.Stat()
+	if err != nil {
+		osf.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	b := &Binary{Path: abs, file: ef, osf: osf, Size: ost.Size(), PIE: ef.Type == elf.ET_DYN}
 	if err := b.check(); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -125,7 +135,7 @@ func (b *Binary) Close() error {
 }
 
 // Functions returns every function found, in address order (inlined-only
-// functions, which have no address, last).
+// functions, which have no address, last, by name).
 func (b *Binary) Functions() []Function { return b.funcs }
 
 // fileOffset maps a virtual address to its offset in the file, which is what
@@ -154,11 +164,7 @@ func (b *Binary) code(addr, end uint64) ([]byte, error) {
 	if err != nil || endOff-off != end-1-addr {
 		return nil, fmt.Errorf("function [%#x, %#x) is not inside one executable segment", addr, end)
 	}
-	st, err := b.osf.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if endOff >= uint64(st.Size()) {
+	if endOff >= uint64(b.Size) {
 		return nil, fmt.Errorf("function [%#x, %#x) ends past the end of the file", addr, end)
 	}
 	buf := make([]byte, end-addr)

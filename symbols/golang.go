@@ -103,6 +103,11 @@ func delveFunctions(b *Binary) ([]Function, error) {
 		if (fns[i].Addr == 0) != (fns[j].Addr == 0) {
 			return fns[j].Addr == 0
 		}
+		if fns[i].Addr == 0 {
+			// delve's order of inlined-only functions changes from one
+			// run to the next; by name, listings are repeatable.
+			return fns[i].Name < fns[j].Name
+		}
 		return fns[i].Addr < fns[j].Addr
 	})
 	return fns, nil

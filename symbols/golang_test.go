@@ -263,9 +263,13 @@ func TestGoFunctionsList(t *testing.T) {
 	for _, path := range []string{goNormal(t), goPIE(t), goStripped(t)} {
 		b := open(t, path)
 		fns := b.Functions()
-		sawInlinedOnly := false
+		sawInlinedOnly, misordered := false, false
 		for i, f := range fns {
 			if f.Addr == 0 {
+				if sawInlinedOnly && fns[i-1].Name >= f.Name && !misordered {
+					misordered = true
+					t.Errorf("%s: inlined-only %s after %s: want them by name, so that listings are repeatable", path, f.Name, fns[i-1].Name)
+				}
 				sawInlinedOnly = true
 				continue
 			}

@@ -1,14 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 
-	"github.com/olekukonko/tablewriter/tw"
 	"github.com/urfave/cli/v2"
 
-	"github.com/ulat-dev/ulat/report"
 	"github.com/ulat-dev/ulat/symbols"
 )
 
@@ -49,41 +49,89 @@ BINARY or LIB, lists the functions of the process's own executable.`,
 					return err
 				}
 			}
-			l, r := tw.AlignLeft, tw.AlignRight
-			t := report.NewTable(c.App.Writer, l, l, r, r, l, l)
-			t.Header("FUNCTION", "LANG", "ENTRY", "EXITS", "INLINED", "NOTE")
+			t := newSymbolsTable(c.App.Writer, fns, bin.Size)
 			for i := range fns {
 				f := &fns[i]
-				entry, exits, note := "-", "-", ""
+				row := symbolsRow{function: f.Name, lang: string(f.Lang), entry: "-", exits: "-", inlined: "no"}
 				p, err := bin.Probes(f)
 				var cannot *symbols.ErrCannotProbe
 				switch {
 				case errors.As(err, &cannot):
-					note = cannot.Reason
+					row.note = cannot.Reason
 				case err != nil:
+					// The rows so far stand: show them before the error.
+					t.flush()
 					return err
 				default:
-					entry = fmt.Sprintf("%#x", p.Entry)
-					exits = "uretprobe"
+					row.entry = fmt.Sprintf("%#x", p.Entry)
+					row.exits = "uretprobe"
 					if p.Exits != nil {
-						exits = strconv.Itoa(len(p.Exits))
+						row.exits = strconv.Itoa(len(p.Exits))
 					}
 				}
-				inlined := "no"
 				switch {
 				case f.InlinedOnly():
-					inlined = "only"
+					row.inlined = "only"
 				case f.Inlined:
-					inlined = "partly"
+					row.inlined = "partly"
 				}
-				if err := t.Append(f.Name, string(f.Lang), entry, exits, inlined, note); err != nil {
+				if err := t.write(row); err != nil {
 					return err
 				}
 			}
-			return t.Render()
+			return t.flush()
 		},
 	}
 }
+
+// symbolsRow is one function in `ulat symbols`' listing.
+type symbolsRow struct {
+	function, lang, entry, exits, inlined, note string
+}
+
+// symbolsTable writes the listing as plain columns with FUNCTION last.
+// Go generic instantiations have names hundreds of characters long, and a
+// table that aligns any column after the names pads every row to the
+// longest of them: terraform's listing was 111k rows padded to a name of
+// 1,000 characters, 125 MB, which the table renderer built in memory and
+// took half the run time to lay out. Last, a name pads nothing; the
+// note, long but for few functions, follows it. The other columns are
+// short and their widths are known before any function is disassembled,
+// so rows stream out as they are worked out.
+type symbolsTable struct {
+	w                  *bufio.Writer
+	lang, entry, exits int
+}
+
+// newSymbolsTable sizes the columns for fns of a file of size bytes and
+// writes the header.
+func newSymbolsTable(w io.Writer, fns []symbols.Function, size int64) *symbolsTable {
+	t := &symbolsTable{w: bufio.NewWriter(w), lang: len("LANG"), entry: len("ENTRY"), exits: len("EXITS")}
+	// Entries are file offsets, so none is wider than the file's size.
+	t.entry = max(t.entry, len(fmt.Sprintf("%#x", size)))
+	for i := range fns {
+		t.lang = max(t.lang, len(fns[i].Lang))
+		if fns[i].Lang == symbols.Native {
+			t.exits = max(t.exits, len("uretprobe"))
+		}
+	}
+	// An error here comes back from the first row or from flush.
+	_ = t.write(symbolsRow{function: "FUNCTION", lang: "LANG", entry: "ENTRY", exits: "EXITS", inlined: "INLINED"})
+	return t
+}
+
+// write adds a row. It returns the error of any failed write so far (the
+// bufio.Writer keeps it): on a closed pipe the caller stops instead of
+// disassembling the rest for nobody.
+func (t *symbolsTable) write(r symbolsRow) error {
+	fmt.Fprintf(t.w, "%-*s  %*s  %*s  %-*s  %s", t.lang, r.lang, t.entry, r.entry, t.exits, r.exits, len("INLINED"), r.inlined, r.function)
+	if r.note != "" {
+		fmt.Fprintf(t.w, "  (%s)", r.note)
+	}
+	return t.w.WriteByte('\n')
+}
+
+func (t *symbolsTable) flush() error { return t.w.Flush() }
 
 // symbolsTarget works out which file `ulat symbols` lists and the patterns
 // to look for: BINARY or LIB first (LIB resolved through --pid when
