@@ -84,7 +84,13 @@ func (b *Binary) goProbePoints(f *Function, code []byte, afterCheck uint64, rets
 		}
 	}
 	for _, at := range append([]uint64{entry}, rets...) {
-		if what := b.refusedProbe(at); what != "" {
+		what := ""
+		if i := at - f.Addr; i < uint64(len(code)) {
+			what = b.refused(code[i:])
+		} else {
+			what = b.refusedProbe(at)
+		}
+		if what != "" {
 			return Probes{}, refusedError(f, at, what)
 		}
 	}

@@ -19,7 +19,15 @@ func (b *Binary) refusedProbe(addr uint64) string {
 		return ""
 	}
 	code, err := b.code(addr, addr+15)
-	if err != nil || len(code) == 0 {
+	if err != nil {
+		return ""
+	}
+	return b.refused(code)
+}
+
+// refused is refusedProbe for the instruction at the start of code.
+func (b *Binary) refused(code []byte) string {
+	if b.Arch != "amd64" {
 		return ""
 	}
 	for i, c := range code {
