@@ -123,8 +123,15 @@ func fileCRC(path string) uint32 {
 }
 
 // noSymbolsError explains a binary that has no functions to offer.
+// The functions of the shared libraries it uses can be traced all the
+// same, and the message says how, with its own libraries' names.
 func noSymbolsError(b *Binary) error {
-	return fmt.Errorf("%w: the binary is stripped and exports no functions, and no separate debug file was found (looked for its build ID under %v and its .gnu_debuglink); rebuild it without -s, or install its debug symbols (the -dbgsym or -dbg package)", ErrNoSymbols, DebugDirs)
+	libs := ""
+	if needed, err := b.file.ImportedLibraries(); err == nil && len(needed) > 0 {
+		first := strings.SplitN(needed[0], ".so", 2)[0]
+		libs = fmt.Sprintf("; the functions of the libraries it uses (%s) can still be traced in it: ulat run --func '%s:FUNC' -- %s ..., or ulat trace --pid PID '%s:FUNC'", strings.Join(needed, ", "), first, b.Path, first)
+	}
+	return fmt.Errorf("%w: the binary is stripped and exports no functions, and no separate debug file was found (looked for its build ID under %v and its .gnu_debuglink); rebuild it without -s, or install its debug symbols (the -dbgsym or -dbg package)%s", ErrNoSymbols, DebugDirs, libs)
 }
 
 // BuildID returns the build ID of the ELF file at path, as hex: the GNU
