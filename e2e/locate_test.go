@@ -390,3 +390,30 @@ func TestTracePidGoNameWithSlash(t *testing.T) {
 		t.Errorf("a misspelt Go name: exit %d, %q; want 2, no function matches, and the suggestion example.com/m/x.Work", code, stderr)
 	}
 }
+
+// (7) --pid of a process that makes no calls while others run the same
+// executable (a server's master and its workers): the report says so, and
+// names them.
+func TestTracePidSiblingsHint(t *testing.T) {
+	requireRoot(t)
+	bin := cTarget(t, true)
+	master := startWaiting(t, []string{bin, "1", "1", "1000"})
+	w1 := startWaiting(t, []string{bin, "1", "1", "1000"})
+	w2 := startWaiting(t, []string{bin, "1", "1", "1000"})
+	for _, w := range []*waitingTarget{master, w1, w2} {
+		w.waitBlocked(t, "/ctarget")
+	}
+	tr := startTrace(t, "--pid", itoa(master.pid), "work")
+	master.cmd.Process.Kill()
+	master.cmd.Wait()
+	r := tr.Wait(20 * time.Second)
+	var hint string
+	for _, w := range r.Warnings {
+		if strings.Contains(w, "run the same executable") {
+			hint = w
+		}
+	}
+	if !strings.Contains(hint, "process "+itoa(master.pid)+" made no calls") || !strings.Contains(hint, itoa(w1.pid)) || !strings.Contains(hint, itoa(w2.pid)) || !strings.Contains(hint, "--pid") {
+		t.Errorf("want a warning naming processes %d and %d that run the same executable; warnings: %q", w1.pid, w2.pid, r.Warnings)
+	}
+}

@@ -461,6 +461,32 @@ func statID(path string) (fileID, error) {
 	return fileID{uint64(st.Dev), st.Ino}, nil
 }
 
+// SameExecutable lists the other processes that run pid's executable
+// file (the same inode), in pid order: a server's worker processes, say,
+// which --pid of its master does not trace.
+func SameExecutable(pid int) []int {
+	want, err := statID(procPath(pid, "exe"))
+	if err != nil {
+		return nil
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		other, err := strconv.Atoi(e.Name())
+		if err != nil || other == pid {
+			continue
+		}
+		if id, err := statID(procPath(other, "exe")); err == nil && id == want {
+			out = append(out, other)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
 func procPath(pid int, elem ...string) string {
 	return filepath.Join(append([]string{"/proc", strconv.Itoa(pid)}, elem...)...)
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -222,7 +223,39 @@ func runTrace(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if w := siblingsWarning(cfg.pid, r); w != "" {
+		r.Warnings = append(r.Warnings, w)
+	}
 	return writeReport(out, cfg.format, r)
+}
+
+// siblingsWarning explains a --pid session without a single call when other
+// processes run the same executable: a server's master process often only
+// supervises the workers that do the work.
+func siblingsWarning(pid int, r *report.Report) string {
+	if pid <= 0 {
+		return ""
+	}
+	for _, f := range r.Functions {
+		if f.Hist.Count() > 0 || f.DidNotReturn > 0 {
+			return ""
+		}
+	}
+	others := symbols.SameExecutable(pid)
+	if len(others) == 0 {
+		return ""
+	}
+	shown := others
+	more := ""
+	if len(shown) > 8 {
+		shown, more = shown[:8], fmt.Sprintf(" and %d more", len(others)-8)
+	}
+	ids := make([]string, len(shown))
+	for i, o := range shown {
+		ids[i] = strconv.Itoa(o)
+	}
+	return fmt.Sprintf("process %d made no calls, and %d other %s run the same executable (%s%s): if they do the work (a server's workers), trace one of them with --pid, or leave --pid out to trace every process",
+		pid, len(others), plural(len(others), "process", "processes"), strings.Join(ids, ", "), more)
 }
 
 // prepared is what a tracing command knows before it attaches.
