@@ -461,26 +461,34 @@ func statID(path string) (fileID, error) {
 	return fileID{uint64(st.Dev), st.Ino}, nil
 }
 
-// SameExecutable lists the other processes that run pid's executable
-// file (the same inode), in pid order: a server's worker processes, say,
-// which --pid of its master does not trace.
-func SameExecutable(pid int) []int {
-	want, err := statID(procPath(pid, "exe"))
+// ExecutableID identifies the file a process runs (device and inode).
+type ExecutableID struct{ id fileID }
+
+// ExecutableOf identifies pid's executable file, for ProcessesRunning.
+func ExecutableOf(pid int) (ExecutableID, error) {
+	id, err := statID(procPath(pid, "exe"))
 	if err != nil {
-		return nil
+		return ExecutableID{}, procError(pid, "executable", err)
 	}
+	return ExecutableID{id}, nil
+}
+
+// ProcessesRunning lists the processes other than except that run exe, in
+// pid order: a server's worker processes, say, which --pid of its master
+// does not trace.
+func ProcessesRunning(exe ExecutableID, except int) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
 	var out []int
 	for _, e := range entries {
-		other, err := strconv.Atoi(e.Name())
-		if err != nil || other == pid {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == except {
 			continue
 		}
-		if id, err := statID(procPath(other, "exe")); err == nil && id == want {
-			out = append(out, other)
+		if id, err := statID(procPath(pid, "exe")); err == nil && id == exe.id {
+			out = append(out, pid)
 		}
 	}
 	sort.Ints(out)

@@ -219,11 +219,13 @@ func runTrace(c *cli.Context) error {
 		noun = "function"
 	}
 	fmt.Fprintf(os.Stderr, "Tracing %d %s in %s... Hit Ctrl-C to end.\n", len(p.targets), noun, describeGroups(p.groups))
+	// Taken now: the process may have exited by the end.
+	exe, exeErr := symbols.ExecutableOf(cfg.pid)
 	r, err := collect(tracer, p, cfg, stop, out)
 	if err != nil {
 		return err
 	}
-	if w := siblingsWarning(cfg.pid, r); w != "" {
+	if w := siblingsWarning(cfg.pid, exe, exeErr, r); w != "" {
 		r.Warnings = append(r.Warnings, w)
 	}
 	return writeReport(out, cfg.format, r)
@@ -232,8 +234,8 @@ func runTrace(c *cli.Context) error {
 // siblingsWarning explains a --pid session without a single call when other
 // processes run the same executable: a server's master process often only
 // supervises the workers that do the work.
-func siblingsWarning(pid int, r *report.Report) string {
-	if pid <= 0 {
+func siblingsWarning(pid int, exe symbols.ExecutableID, exeErr error, r *report.Report) string {
+	if pid <= 0 || exeErr != nil {
 		return ""
 	}
 	for _, f := range r.Functions {
@@ -241,7 +243,7 @@ func siblingsWarning(pid int, r *report.Report) string {
 			return ""
 		}
 	}
-	others := symbols.SameExecutable(pid)
+	others := symbols.ProcessesRunning(exe, pid)
 	if len(others) == 0 {
 		return ""
 	}
