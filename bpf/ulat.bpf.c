@@ -432,3 +432,36 @@ int BPF_PROG(ulat_fork, struct task_struct *parent, struct task_struct *child)
 		count(ULAT_CNT_UNFOLLOWED);
 	return 0;
 }
+
+/* Stops a followed process that has just exec'd a program, before its first
+ * instruction, and tells user space, which attaches the functions of that
+ * program it was asked for and lets it go on (SIGCONT). Loaded only when
+ * user space waits for programs to exec (ulat run --follow-forks with
+ * patterns the command's own binary does not have). */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(ulat_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (!bpf_map_lookup_elem(&followed, &tgid))
+		return 0;
+	/* Reserved first: a process stopped without telling user space would
+	 * stay stopped. */
+	struct ulat_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(ULAT_CNT_DROPPED);
+		return 0;
+	}
+	e->pid = tgid;
+	e->tid = (__u32)bpf_get_current_pid_tgid();
+	e->fn = 0;
+	e->kind = ULAT_EV_EXEC;
+	e->start_ns = bpf_ktime_get_ns();
+	e->duration_ns = 0;
+	if (bpf_send_signal(19 /* SIGSTOP */)) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	return 0;
+}

@@ -60,6 +60,7 @@ struct ulat_call {
 enum ulat_event_kind {
 	ULAT_EV_CALL = 0,      /* a completed call */
 	ULAT_EV_NO_RETURN = 1, /* a call whose frame was reused before it returned */
+	ULAT_EV_EXEC = 2,      /* a followed process exec'd a program and is stopped (SIGSTOP) */
 };
 
 /* In-kernel histograms: log-linear buckets. Durations below 64 ns have a

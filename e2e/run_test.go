@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -286,5 +287,66 @@ func TestRunElapsedIsTheRunTime(t *testing.T) {
 	const slack = 20 * time.Millisecond
 	if elapsed < mainTook || elapsed > mainTook+slack {
 		t.Errorf("elapsed %v; main ran %v, so the command ran between that and %v", elapsed, mainTook, mainTook+slack)
+	}
+}
+
+// The CI workflow a Go user tries first: `go test` builds the test binary
+// after ulat has started it, so with --follow-forks the patterns the go
+// command does not have are looked for in each program it runs, and
+// attached before the test binary's first instruction. Without
+// --follow-forks the error says to add it; a pattern that never matched is
+// named at the end.
+func TestRunFollowsGoTest(t *testing.T) {
+	requireRoot(t)
+	gotool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("SKIPPED: no go command: %v", err)
+	}
+	dir, err := filepath.Abs("testdata/gomodule")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotest := []string{gotool, "test", "-count=1", "-v", "-run", "TestWork", "./x"}
+	run := func(args ...string) (*reportJSON, int, string) {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "run.json")
+		c := exec.Command(ulatBin, append([]string{"run", "-f", "json", "-o", out}, args...)...)
+		c.Dir = dir
+		c.Env = append(os.Environ(), "WORK_CALLS=13", "GOFLAGS=", "GOWORK=off")
+		var stdout, stderr bytes.Buffer
+		c.Stdout, c.Stderr = &stdout, &stderr
+		code := exitCode(t, c.Run())
+		if code != 0 {
+			return nil, code, stderr.String()
+		}
+		return ulattest.ReadReport(t, out), code, stdout.String() + stderr.String()
+	}
+
+	r, code, out := run(append([]string{"--follow-forks", "--func", "example.com/m/x.Work", "--func", "example.com/m/x.Nothing"}, append([]string{"--"}, gotest...)...)...)
+	if code != 0 {
+		t.Fatalf("ulat run --follow-forks -- go test: exit %d\n%s", code, out)
+	}
+	var calls uint64
+	for _, line := range strings.Split(out, "\n") {
+		if _, err := fmt.Sscanf(line, "TestWork: %d calls", &calls); err == nil {
+			break
+		}
+	}
+	if calls != 13 {
+		t.Fatalf("the test did not say it made 13 calls:\n%s", out)
+	}
+	wantCount(t, r, "example.com/m/x.Work", calls)
+	wantNoLoss(t, r)
+	var named bool
+	for _, w := range r.Warnings {
+		named = named || strings.Contains(w, `--func "example.com/m/x.Nothing" matched no function`) && strings.Contains(w, "x.test")
+	}
+	if !named {
+		t.Errorf("want a warning that example.com/m/x.Nothing matched nothing, naming the test binary; warnings: %q", r.Warnings)
+	}
+
+	_, code, stderr := run(append([]string{"--func", "example.com/m/x.Work", "--"}, gotest...)...)
+	if code != 2 || !strings.Contains(stderr, "add --follow-forks") {
+		t.Errorf("without --follow-forks: exit %d, %q; want 2 and a hint to add --follow-forks", code, stderr)
 	}
 }

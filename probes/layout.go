@@ -27,6 +27,10 @@ const (
 	// before it returned: a panic, Goexit or longjmp unwound it
 	// (ULAT_EV_NO_RETURN). Its DurationNs is 0.
 	EventNoReturn EventKind = 1
+	// EventExec is a followed process that has exec'd a program and is
+	// stopped before its first instruction, with Options.StopOnExec
+	// (ULAT_EV_EXEC): whoever reads it must let it go on (Continue).
+	EventExec EventKind = 2
 )
 
 // Event is struct ulat_event.

@@ -57,7 +57,7 @@ func TestPlan(t *testing.T) {
 		{Name: "main.a", Binary: "/x", Entry: 0x10, Exits: []uint64{0x20, 0x30}, Go: true},
 		{Name: "c_b", Binary: "/x", Entry: 0x40},
 		{Name: "c_c", Binary: "/lib.so", Entry: 0x50},
-	})
+	}, []int{0, 1, 2})
 	type row struct {
 		kind, bin string
 		ret       bool

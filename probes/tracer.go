@@ -67,7 +67,12 @@ type Options struct {
 	// and the BPF program filters, where without it the kernel installs
 	// them in Pid's process only.
 	FollowForks bool
-	Verbose     bool       // show libbpf's own log on stderr
+	// StopOnExec (with FollowForks) stops each followed process that
+	// execs a program before its first instruction and reports it as an
+	// EventExec, so that the program's functions can be added (Add)
+	// before any of them runs; the reader lets it go on with Continue.
+	StopOnExec bool
+	Verbose    bool       // show libbpf's own log on stderr
 	Attach      AttachMode // "" means AttachAuto
 	// RingBuffer is the ring buffer's size in bytes: a power of two and a
 	// multiple of the page size (0: the object's 4 MiB). Calls that
@@ -125,6 +130,9 @@ type Tracer struct {
 	hists     *bpf.BPFMap // with Options.Aggregate
 	nfns      int
 	forkLink  *bpf.BPFLink
+	execLink  *bpf.BPFLink // with stopOnExec
+	// stopOnExec: followed processes stop at exec (Options.StopOnExec).
+	stopOnExec bool
 	// cookieProgs is set on kernels without BPF cookies: each perf-event
 	// probe then runs a program of its own that passes its cookie on.
 	cookieProgs *cookiePrograms
@@ -205,6 +213,10 @@ func Open(opts Options) (*Tracer, error) {
 	if !t.follow {
 		unused = append(unused, "ulat_fork")
 	}
+	if !t.follow || !opts.StopOnExec {
+		unused = append(unused, "ulat_exec")
+	}
+	t.stopOnExec = t.follow && opts.StopOnExec
 	for _, name := range unused {
 		prog, err := mod.GetProgram(name)
 		if err == nil {
@@ -341,6 +353,38 @@ func (t *Tracer) startFollowing() error {
 	if t.forkLink, err = prog.AttachGeneric(); err != nil {
 		return fmt.Errorf("%w: fork tracepoint: %w", ErrAttach, unwrapErrno(err))
 	}
+	if t.stopOnExec {
+		prog, err := t.mod.GetProgram("ulat_exec")
+		if err != nil {
+			return fmt.Errorf("find program ulat_exec: %w", err)
+		}
+		if t.execLink, err = prog.AttachGeneric(); err != nil {
+			return fmt.Errorf("%w: exec tracepoint: %w", ErrAttach, unwrapErrno(err))
+		}
+	}
+	return nil
+}
+
+// stopStopping detaches the exec tracepoint of StopOnExec.
+func (t *Tracer) stopStopping() error {
+	if t.execLink == nil {
+		return nil
+	}
+	err := t.execLink.Destroy()
+	t.execLink = nil
+	if err != nil {
+		return fmt.Errorf("detach exec tracepoint: %w", err)
+	}
+	return nil
+}
+
+// Continue lets a process that StopOnExec stopped go on. A process that
+// has not reached its stop yet loses it (SIGCONT discards a pending
+// SIGSTOP), which is as good.
+func (t *Tracer) Continue(pid int) error {
+	if err := unix.Kill(pid, unix.SIGCONT); err != nil && err != unix.ESRCH {
+		return fmt.Errorf("continue process %d: %w", pid, err)
+	}
 	return nil
 }
 
@@ -355,8 +399,9 @@ type probeSet struct {
 	names   []string
 }
 
-// plan groups the functions' probes into one link per binary and probe kind.
-func plan(fns []Function) []*probeSet {
+// plan groups the functions' probes into one link per binary and probe
+// kind; fns[i] is function index[i] in events (its cookie).
+func plan(fns []Function, index []int) []*probeSet {
 	sets := map[string]*probeSet{}
 	add := func(kind string, ret bool, binary string, off, cookie uint64, name string) {
 		k := kind + "\x00" + binary
@@ -370,7 +415,7 @@ func plan(fns []Function) []*probeSet {
 		s.names = append(s.names, name)
 	}
 	for i, fn := range fns {
-		cookie := uint64(i) | min(fn.BiasNs, maxCookieBias)<<cookieBiasShift
+		cookie := uint64(index[i]) | min(fn.BiasNs, maxCookieBias)<<cookieBiasShift
 		if fn.Go {
 			cookie |= cookieGo
 		}
@@ -403,7 +448,7 @@ func plan(fns []Function) []*probeSet {
 // Refused is a function the kernel refused to probe when Attach tried: an
 // instruction under one of its probes that its uprobes will not handle.
 type Refused struct {
-	Index int    // in the functions given to Attach
+	Index int    // in the functions given to Attach (for Add: base + index)
 	Name  string // Function.Name
 	Err   error  // the kernel's answer
 }
@@ -419,39 +464,63 @@ func (t *Tracer) Attach(fns []Function) error {
 	if t.hists != nil && len(fns) > t.nfns {
 		return fmt.Errorf("attach %d functions: the in-kernel histograms were sized for %d", len(fns), t.nfns)
 	}
+	t.refused = nil
+	return t.attach(fns, 0)
+}
+
+// Add attaches more functions while tracing, as Attach does: fns[i] is
+// function base+i in events. Only what Add attached is undone when it
+// fails; Refused lists the functions it left out.
+func (t *Tracer) Add(fns []Function, base int) error {
+	if t.hists != nil && base+len(fns) > t.nfns {
+		return fmt.Errorf("add %d functions: the in-kernel histograms were sized for %d", base+len(fns), t.nfns)
+	}
+	t.refused = nil
+	return t.attach(fns, base)
+}
+
+func (t *Tracer) attach(fns []Function, base int) error {
 	pid := -1
 	if t.pid > 0 && !t.follow {
 		pid = t.pid
 	}
-	t.refused = nil
-	left := map[int]bool{}
+	links, perfLinks := len(t.links), len(t.perfLinks)
+	undo := func() {
+		for i := len(t.links) - 1; i >= links; i-- {
+			t.links[i].Destroy()
+		}
+		for i := len(t.perfLinks) - 1; i >= perfLinks; i-- {
+			t.perfLinks[i].close()
+		}
+		t.links, t.perfLinks = t.links[:links], t.perfLinks[:perfLinks]
+	}
+	left := map[int]bool{} // by function index
 	for {
 		var keep []Function
-		var index []int // keep[i] is fns[index[i]]
+		var index []int
 		for i, f := range fns {
-			if !left[i] {
+			if !left[base+i] {
 				keep = append(keep, f)
-				index = append(index, i)
+				index = append(index, base+i)
 			}
 		}
 		var refused []Refused
 		var err error
-		for _, s := range plan(keep) {
+		for _, s := range plan(keep, index) {
 			if refused, err = t.attachSet(s, pid); err != nil || len(refused) > 0 {
 				break
 			}
 		}
 		if err != nil || len(refused) == 0 {
 			if err != nil {
-				t.detach()
+				undo()
 			}
 			return err
 		}
 		// Start again without them: a function is attached whole or
 		// not at all.
-		t.detach()
+		undo()
 		for _, r := range refused {
-			r.Index = index[r.Index]
 			if !left[r.Index] {
 				left[r.Index] = true
 				t.refused = append(t.refused, r)
@@ -778,6 +847,11 @@ func (l Lost) Minus(earlier Lost) Lost {
 // drained and counters read until Close. Exits whose entry probe is
 // already gone meanwhile are not counted as unpaired.
 func (t *Tracer) Detach() error {
+	// First, so that no process stops at exec once nobody will read it:
+	// the reader lets those already stopped go on after its last Drain.
+	if err := t.stopStopping(); err != nil {
+		return err
+	}
 	if t.mod != nil {
 		if control, err := t.mod.GetMap("control"); err == nil {
 			key, one := uint32(0), uint32(1)
@@ -811,7 +885,16 @@ func (t *Tracer) detach() error {
 
 // Close detaches every probe and unloads the object. Safe to call twice.
 func (t *Tracer) Close() error {
-	err := t.detach()
+	err := t.stopStopping()
+	err = errors.Join(err, t.detach())
+	if t.stopOnExec && t.ring != nil {
+		// Processes stopped at exec that nobody has let go on yet.
+		t.ring.drain(func(e *Event) {
+			if e.Kind == EventExec {
+				t.Continue(int(e.Pid))
+			}
+		})
+	}
 	if t.forkLink != nil {
 		if e := t.forkLink.Destroy(); e != nil {
 			err = errors.Join(err, fmt.Errorf("detach fork tracepoint: %w", e))

@@ -473,6 +473,12 @@ func ExecutableOf(pid int) (ExecutableID, error) {
 	return ExecutableID{id}, nil
 }
 
+// IdentifyFile identifies the file at path, to compare with ExecutableOf.
+func IdentifyFile(path string) (ExecutableID, error) {
+	id, err := statID(path)
+	return ExecutableID{id}, err
+}
+
 // ProcessesRunning lists the processes other than except that run exe, in
 // pid order: a server's worker processes, say, which --pid of its master
 // does not trace.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ulat-dev/ulat/launch"
 	"github.com/ulat-dev/ulat/probes"
+	"github.com/ulat-dev/ulat/symbols"
 )
 
 // Exit statuses of `ulat run` when the command cannot be run, as env(1),
@@ -65,10 +66,25 @@ func runRun(c *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "ulat: run: %v\n", err)
 		return exitStatus{code}
 	}
-	// Patterns without LIB: are the command's own functions.
-	p, err := prepare(cfg, path, 0, patterns)
+	// Patterns without LIB: are the command's own functions; with
+	// --follow-forks, those it does not have are looked for in the
+	// programs it runs, as they start.
+	follow := c.Bool("follow-forks")
+	here, later := patterns, []string(nil)
+	if follow {
+		if here, later, err = splitByCommand(path, patterns); err != nil {
+			return err
+		}
+	}
+	p, err := prepare(cfg, path, 0, here)
+	if errors.Is(err, symbols.ErrNoMatch) && !follow {
+		return fmt.Errorf("%w; if COMMAND runs the code in another program (go test runs a test binary it builds), add --follow-forks", err)
+	}
 	if err != nil {
 		return err
+	}
+	if len(later) > 0 {
+		p.follower = newExecFollower(later, path)
 	}
 	out, closeOut, err := openOutput(cfg.output, c.App.ErrWriter)
 	if err != nil {
@@ -87,7 +103,7 @@ func runRun(c *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "ulat: run: %v\n", err)
 		return exitStatus{exitCannotExecute}
 	}
-	tracer, err := p.open(cfg, probes.Options{Pid: proc.Pid, FollowForks: c.Bool("follow-forks")})
+	tracer, err := p.open(cfg, probes.Options{Pid: proc.Pid, FollowForks: follow})
 	if err != nil {
 		proc.Kill()
 		return err
@@ -138,6 +154,13 @@ func runRun(c *cli.Context) error {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d processes started by the command were not followed (more than 16384 at once)", lost.Unfollowed))
 	}
 	r.Elapsed = end.at.Sub(resumed)
+	if p.follower != nil {
+		for _, w := range p.follower.unmatched(path) {
+			fmt.Fprintf(os.Stderr, "warning: %s\n", w)
+			r.Warnings = append(r.Warnings, w)
+		}
+		r.Warnings = append(r.Warnings, p.follower.warnings...)
+	}
 	r.Run.Command = argv
 	r.Run.ExitStatus = &end.code
 	if err := writeReport(out, cfg.format, r); err != nil {

@@ -214,13 +214,19 @@ func resolveGroup(g *group) ([]target, []string, int, error) {
 		return nil, nil, 0, err
 	}
 	defer bin.Close()
-	fns, err := bin.Match(g.patterns...)
-	if err != nil {
-		return nil, nil, 0, err
-	}
 	lib := ""
 	if g.spec.lib {
 		lib = filepath.Base(g.loc.Name)
+	}
+	return resolveIn(bin, g.patterns, lib)
+}
+
+// resolveIn turns the functions of bin that patterns match into targets;
+// lib, when not "", is the library name they were asked for by.
+func resolveIn(bin *symbols.Binary, patterns []string, lib string) ([]target, []string, int, error) {
+	fns, err := bin.Match(patterns...)
+	if err != nil {
+		return nil, nil, 0, err
 	}
 	var (
 		targets  []target
@@ -307,25 +313,30 @@ type aggregate struct {
 	hists    []*report.Histogram
 	noReturn []uint64
 	bias     []uint64 // per target; nil when not measured
-	correct  bool     // subtract bias from each event's duration
+	biasOf   probes.Bias
+	correct  bool // subtract bias from each event's duration
 	// inKernel: completed calls are counted in the kernel, which
 	// subtracts the bias itself; events are only calls that never returned.
 	inKernel bool
 }
 
 func newAggregate(targets []target, bias probes.Bias, correct, inKernel bool) *aggregate {
-	a := &aggregate{targets: targets, hists: make([]*report.Histogram, len(targets)), noReturn: make([]uint64, len(targets)),
-		correct: correct && bias != nil, inKernel: inKernel}
-	for i := range a.hists {
-		a.hists[i] = report.NewHistogram()
-	}
-	if bias != nil {
-		a.bias = make([]uint64, len(targets))
-		for i, t := range targets {
-			a.bias[i] = bias[t.overhead]
+	a := &aggregate{biasOf: bias, correct: correct && bias != nil, inKernel: inKernel}
+	a.grow(targets)
+	return a
+}
+
+// grow takes targets, which extends the ones it has, as its own: functions
+// attached while tracing.
+func (a *aggregate) grow(targets []target) {
+	for i := len(a.hists); i < len(targets); i++ {
+		a.hists = append(a.hists, report.NewHistogram())
+		a.noReturn = append(a.noReturn, 0)
+		if a.biasOf != nil {
+			a.bias = append(a.bias, a.biasOf[targets[i].overhead])
 		}
 	}
-	return a
+	a.targets = targets
 }
 
 func (a *aggregate) record(e *probes.Event) {

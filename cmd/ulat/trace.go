@@ -269,6 +269,9 @@ type prepared struct {
 	// inKernel: calls are counted in in-kernel histograms, which subtract
 	// the probes' cost themselves.
 	inKernel bool
+	// follower, when not nil, finds functions in the programs followed
+	// processes exec (ulat run --follow-forks).
+	follower *execFollower
 }
 
 // kernelHistogramBudget is the most kernel memory --aggregate auto lets
@@ -279,17 +282,27 @@ const kernelHistogramBudget = 64 << 20
 // open loads the tracer with the session's options on top of opts, and
 // attaches the prepared functions. All or nothing.
 func (p *prepared) open(cfg traceConfig, opts probes.Options) (*probes.Tracer, error) {
-	switch cfg.aggregate {
-	case "kernel":
+	switch {
+	case p.follower != nil:
+		// Functions are added while tracing, and the in-kernel
+		// histograms are sized when the object loads.
+		p.inKernel = false
+		if cfg.aggregate == "kernel" {
+			w := "--aggregate kernel: functions of programs the command runs are added while it runs, so every call is streamed to user space instead (--aggregate user)"
+			fmt.Fprintf(os.Stderr, "warning: %s\n", w)
+			p.warnings = append(p.warnings, w)
+		}
+	case cfg.aggregate == "kernel":
 		p.inKernel = true
-	case "user":
+	case cfg.aggregate == "user":
 		p.inKernel = false
 	default:
 		p.inKernel = probes.HistogramBytes(len(p.targets)) <= kernelHistogramBudget
 	}
+	opts.StopOnExec = p.follower != nil
 	opts.Verbose, opts.Attach, opts.RingBuffer = cfg.verbose, cfg.attach, cfg.buffer
 	opts.Aggregate, opts.Functions = p.inKernel, len(p.targets)
-	tracer, inKernel, warning, err := probes.OpenCounting(opts, cfg.aggregate == "auto")
+	tracer, inKernel, warning, err := probes.OpenCounting(opts, cfg.aggregate == "auto" && p.follower == nil)
 	if err != nil {
 		return nil, err
 	}
@@ -305,19 +318,45 @@ func (p *prepared) open(cfg traceConfig, opts probes.Options) (*probes.Tracer, e
 			fns[i].BiasNs = p.bias[t.overhead]
 		}
 	}
-	if err := tracer.Attach(fns); err != nil {
-		tracer.Close()
-		return nil, err
-	}
-	if refused := tracer.Refused(); len(refused) > 0 {
-		w := refusedWarning(refused)
-		for _, r := range refused {
-			p.targets[r.Index].refused = true
+	if len(fns) > 0 {
+		if err := tracer.Attach(fns); err != nil {
+			tracer.Close()
+			return nil, err
 		}
-		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
-		p.warnings = append(p.warnings, w)
 	}
+	p.noteRefused(tracer)
 	return tracer, nil
+}
+
+// noteRefused marks and warns about the functions the last attach left out.
+func (p *prepared) noteRefused(tracer *probes.Tracer) {
+	refused := tracer.Refused()
+	if len(refused) == 0 {
+		return
+	}
+	w := refusedWarning(refused)
+	for _, r := range refused {
+		p.targets[r.Index].refused = true
+	}
+	fmt.Fprintf(os.Stderr, "warning: %s\n", w)
+	p.warnings = append(p.warnings, w)
+}
+
+// add attaches targets found while tracing (in a program a followed process
+// exec'd) after the ones there are.
+func (p *prepared) add(tracer *probes.Tracer, ts []target) error {
+	fns := make([]probes.Function, len(ts))
+	for i, t := range ts {
+		fns[i] = t.probe
+	}
+	base := len(p.targets)
+	p.targets = append(p.targets, ts...)
+	if err := tracer.Add(fns, base); err != nil {
+		p.targets = p.targets[:base]
+		return err
+	}
+	p.noteRefused(tracer)
+	return nil
 }
 
 // refusedWarning says, in one line, which functions the kernel refused to
@@ -352,9 +391,18 @@ func prepare(cfg traceConfig, binary string, pid int, patterns []string) (*prepa
 		calibrated <- calibration{b, err}
 	}()
 
-	targets, groups, warnings, err := resolveTargets(binary, pid, patterns)
-	if err != nil {
-		return nil, err
+	var (
+		targets  []target
+		groups   []*group
+		warnings []string
+		err      error
+	)
+	// No patterns: every one waits for a program the command execs
+	// (ulat run --follow-forks).
+	if len(patterns) > 0 {
+		if targets, groups, warnings, err = resolveTargets(binary, pid, patterns); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.format == "table" && len(groups) > 1 {
 		labelLibraryFunctions(targets)
@@ -407,11 +455,37 @@ func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan ti
 	total := newAggregate(p.targets, p.bias, !cfg.raw, p.inKernel)
 	window := newAggregate(p.targets, p.bias, !cfg.raw, p.inKernel)
 	var lastHists []probes.Histogram // in-kernel histograms at the last interval
+	var execs []int // processes stopped at exec, to let go on
 	record := func(e *probes.Event) {
+		if e.Kind == probes.EventExec {
+			execs = append(execs, int(e.Pid))
+			return
+		}
 		total.record(e)
 		if tick != nil {
 			window.record(e)
 		}
+	}
+	// Each stopped process gets the functions of its new program attached,
+	// then goes on; it goes on whatever happens.
+	followExecs := func() error {
+		var errs []error
+		for _, pid := range execs {
+			if ts := p.follower.resolve(pid); len(ts) > 0 {
+				if err := p.add(tracer, ts); err != nil {
+					errs = append(errs, err)
+				} else {
+					total.grow(p.targets)
+					window.grow(p.targets)
+					fmt.Fprintf(os.Stderr, "ulat: process %d runs %s: timing %d %s there\n", pid, ts[0].binary, len(ts), plural(len(ts), "function", "functions"))
+				}
+			}
+			if err := tracer.Continue(pid); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		execs = execs[:0]
+		return errors.Join(errs...)
 	}
 	start := time.Now()
 	windowStart := start
@@ -455,6 +529,9 @@ func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan ti
 			if _, err := tracer.Poll(50*time.Millisecond, record); err != nil {
 				return nil, err
 			}
+			if err := followExecs(); err != nil {
+				return nil, err
+			}
 		}
 	}
 	// Detach first so no call completes after the final drain.
@@ -463,6 +540,9 @@ func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan ti
 		return nil, fmt.Errorf("detach: %w", err)
 	}
 	tracer.Drain(record)
+	for _, pid := range execs { // stopped as tracing ended: nothing to add
+		tracer.Continue(pid)
+	}
 	lost, err := tracer.Lost()
 	if err != nil {
 		return nil, err
