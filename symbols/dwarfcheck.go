@@ -12,7 +12,7 @@ import (
 // bad DWARF 5 file-entry table; symbols/testdata/known-crashes), so ulat
 // looks first. A binary without DWARF passes.
 func checkDWARF(b *Binary) error {
-	if b.file.Section(".debug_info") == nil && b.file.Section(".zdebug_info") == nil {
+	if !hasDWARF(b) {
 		return nil
 	}
 	d, err := b.file.DWARF()

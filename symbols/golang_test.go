@@ -1,6 +1,8 @@
 package symbols
 
 import (
+	"debug/elf"
+	"debug/gosym"
 	"errors"
 	"slices"
 	"sort"
@@ -479,5 +481,93 @@ func TestCgoStripped(t *testing.T) {
 				t.Errorf("main.work in the stripped binary: probes %+v, %v", p, err)
 			}
 		})
+	}
+}
+
+// TestPclntabFuncsMatchesGosym: ulat's lean reader of .gopclntab lists the
+// same functions, at the same addresses, as the standard library's.
+func TestPclntabFuncsMatchesGosym(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{goNormal(t), goStripped(t), goPIE(t), stripped(t, goCgo(t))} {
+		f, err := elf.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		sec := f.Section(".gopclntab")
+		data, err := sec.Data()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := &Binary{Path: path, file: f}
+		start, err := goTextStart(b, sec.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tab, err := gosym.NewTable(nil, gosym.NewLineTable(data, start))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := pclntabFuncs(sec, start, f, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if len(got) != len(tab.Funcs) {
+			t.Fatalf("%s: %d functions, debug/gosym has %d", path, len(got), len(tab.Funcs))
+		}
+		for i, w := range tab.Funcs {
+			if g := got[i]; g.name != w.Name || g.entry != w.Entry || g.end != w.End {
+				t.Errorf("%s: function %d is %s [%#x, %#x), debug/gosym says %s [%#x, %#x)", path, i, g.name, g.entry, g.end, w.Name, w.Entry, w.End)
+			}
+		}
+	}
+}
+
+// TestPclntabInliningMatchesDelve: read from .gopclntab's inline trees, the
+// functions inlined into every caller and those also inlined somewhere
+// are the ones delve finds in a binary without DWARF.
+func TestPclntabInliningMatchesDelve(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{goStripped(t), buildGo(t, "go-stripped-pie", "amd64", "-buildmode=pie", "-ldflags=-s -w")} {
+		f, err := elf.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b := &Binary{Path: path, file: f, Arch: "amd64"}
+		want, err := delveFunctions(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pclntabFunctions(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := func(fns []Function) map[string]string {
+			m := map[string]string{}
+			for _, f := range fns {
+				switch {
+				case f.InlinedOnly():
+					m[f.Name] = "only"
+				case f.Inlined:
+					m[f.Name] = "partly"
+				}
+			}
+			return m
+		}
+		w, g := kinds(want), kinds(got)
+		if len(w) == 0 {
+			t.Fatalf("%s: delve finds no inlined functions", path)
+		}
+		for name, k := range w {
+			if g[name] != k {
+				t.Errorf("%s: %s is inlined %q by delve, %q from .gopclntab", path, name, k, g[name])
+			}
+		}
+		for name, k := range g {
+			if w[name] == "" {
+				t.Errorf("%s: %s is inlined %q from .gopclntab, not by delve", path, name, k)
+			}
+		}
 	}
 }
