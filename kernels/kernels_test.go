@@ -70,9 +70,17 @@ func bundle(t *testing.T, dir string) {
 		cc("ctarget", "e2e/testdata/ctarget/ctarget.c", "-pthread"),
 		cc("runtarget", "e2e/testdata/runtarget/runtarget.c"),
 		cc("cforker", "e2e/testdata/cforker/cforker.c"),
+		cc("cdistro", "e2e/testdata/cdistro/cdistro.c"),
 		gobuild("gotarget", "./e2e/testdata/gotarget"),
 		gobuild("gounwind", "./e2e/testdata/gounwind"),
 		{"go", "test", "-c", "-o", filepath.Join(dir, "guest.test"), "./kernels/guest"},
+	}
+	// A module of its own (example.com/m): built from its directory.
+	gomodule := exec.Command("go", "build", "-o", filepath.Join(dir, "gomodule-work"), "./cmd/work")
+	gomodule.Dir = filepath.Join(root, "e2e/testdata/gomodule")
+	gomodule.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off")
+	if out, err := gomodule.CombinedOutput(); err != nil {
+		t.Fatalf("build gomodule-work: %v\n%s", err, out)
 	}
 	for _, s := range steps {
 		c := exec.Command(s[0], s[1:]...)

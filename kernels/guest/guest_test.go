@@ -197,6 +197,61 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// Tail calls at -O2 (ping and pong jump to each other, countdown to
+// itself): every entry is a call that returns, none lost; a function
+// starting with a LOCK prefix is left out with a warning, the rest traced.
+// Counts are the target's own. (Not '*': a static binary's libc has
+// functions that return twice or never, which the e2e suite covers.)
+func TestTailCallsAndRefused(t *testing.T) {
+	setup(t)
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			r, code, out := ulattest.Run(t, ulat(), append(m.flags, "--func", "ping", "--func", "pong", "--func", "countdown", "--func", "plain", "--func", "locked", "--", target("cdistro"), "20", "10")...)
+			if code != 0 {
+				t.Fatalf("exit status %d", code)
+			}
+			var ping, pong, countdown, locked, plain, sum uint64
+			if _, err := fmt.Sscanf(out, "ping %d pong %d countdown %d locked %d plain %d sum %d", &ping, &pong, &countdown, &locked, &plain, &sum); err != nil {
+				t.Fatalf("cdistro output %q: %v", out, err)
+			}
+			ulattest.WantCount(t, r, "ping", ping)
+			ulattest.WantCount(t, r, "pong", pong)
+			ulattest.WantCount(t, r, "countdown", countdown)
+			ulattest.WantCount(t, r, "plain", plain)
+			for _, f := range []string{"ping", "pong", "countdown"} {
+				if d := ulattest.Fn(t, r, f).DidNotReturn; d != 0 {
+					t.Errorf("%s: %d calls did not return", f, d)
+				}
+			}
+			ulattest.WantNoLoss(t, r)
+			warned := false
+			for _, w := range r.Warnings {
+				warned = warned || strings.Contains(w, "locked (a LOCK prefix)")
+			}
+			if !warned {
+				t.Errorf("no warning that locked cannot be probed: %q", r.Warnings)
+			}
+		})
+	}
+}
+
+// ulat run --follow-forks: a pattern the command does not have is found in
+// the program its child execs, and attached before that program's first
+// instruction (the process is stopped at exec, then let go on).
+func TestRunFollowsExec(t *testing.T) {
+	setup(t)
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			r, code, out := ulattest.Run(t, ulat(), append(m.flags, "--follow-forks", "--func", "example.com/m/x.Work", "--", target("cdistro"), "exec", target("gomodule-work"), "6")...)
+			if code != 0 {
+				t.Fatalf("exit status %d, output %q", code, out)
+			}
+			ulattest.WantCount(t, r, "example.com/m/x.Work", 6)
+			ulattest.WantNoLoss(t, r)
+		})
+	}
+}
+
 // ulat doctor passes (nothing FAILs), and what it loads and attaches is
 // what trace and run then use.
 func TestDoctor(t *testing.T) {

@@ -1,5 +1,6 @@
 // Code as distributions' compilers emit it, which tracers get wrong.
-// Built with gcc -O2. Usage: cdistro N DEPTH
+// Built with gcc -O2. Usage: cdistro N DEPTH, or cdistro exec PROGRAM ARGS...
+// (runs PROGRAM in a child process and waits: a launcher, like go test).
 //   - ping and pong call each other in tail position: -O2 turns each call
 //     into a jmp, so a chain of DEPTH+1 calls returns with one ret.
 //   - countdown tail-calls itself through a pointer (a jmp to its own
@@ -10,6 +11,9 @@
 // counts, the independent counter the tests check ulat against.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 volatile long sink;
 long ping_calls, pong_calls, countdown_calls, locked_calls, plain_calls;
@@ -59,6 +63,18 @@ __attribute__((noinline)) long plain(long n)
 
 int main(int argc, char **argv)
 {
+	if (argc >= 3 && strcmp(argv[1], "exec") == 0) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			execv(argv[2], argv + 2);
+			perror(argv[2]);
+			_exit(127);
+		}
+		int status;
+		if (pid < 0 || waitpid(pid, &status, 0) < 0)
+			return 126;
+		return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	}
 	if (argc < 3) {
 		fprintf(stderr, "usage: cdistro N DEPTH\n");
 		return 2;
