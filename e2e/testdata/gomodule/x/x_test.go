@@ -27,6 +27,6 @@ func TestWork(t *testing.T) {
 
 func BenchmarkSpin(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		Spin(1000)
+		Spin(200000)
 	}
 }
