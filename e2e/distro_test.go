@@ -107,3 +107,85 @@ func TestTraceEverythingLeavesTheProgramAlone(t *testing.T) {
 		t.Errorf("under ulat run --func '*': exit %d, output %q; alone: exit 0, %q", code, got, want)
 	}
 }
+
+// `ulat symbols` of a large Go program is readable: a row is as long as
+// its own name needs, whatever the longest name in the binary (generic
+// instantiations run to hundreds of characters), and every function the
+// binary's .gopclntab has is listed (checked against `go tool nm`'s text
+// symbols on gofmt, which keeps its symbol table).
+func TestSymbolsLargeBinary(t *testing.T) {
+	gofmt := gofmtPath(t)
+	out, err := exec.Command(ulatBin, "symbols", gofmt).Output()
+	if err != nil {
+		t.Fatalf("ulat symbols %s: %v", gofmt, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	header := strings.Fields(lines[0])
+	if strings.Join(header, " ") != "LANG ENTRY EXITS INLINED FUNCTION" {
+		t.Fatalf("header %q", lines[0])
+	}
+	rows := 0
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			t.Fatalf("row %q", l)
+		}
+		name := f[4]
+		// The columns before the name are padded to fixed widths; the
+		// name and an optional note follow.
+		before := strings.Index(l, name)
+		if before < 0 || before > 60 {
+			t.Errorf("row padded before its name (%d characters): %q", before, l)
+		}
+		rows++
+	}
+	nm, err := exec.Command("go", "tool", "nm", gofmt).Output()
+	if err != nil {
+		t.Fatalf("go tool nm: %v", err)
+	}
+	text := map[string]bool{}
+	for _, l := range strings.Split(string(nm), "\n") {
+		if f := strings.Fields(l); len(f) >= 3 && (f[1] == "T" || f[1] == "t") && !strings.HasSuffix(f[2], ".abi0") {
+			text[f[2]] = true
+		}
+	}
+	listed := map[string]bool{}
+	for _, l := range lines[1:] {
+		listed[strings.Fields(l)[4]] = true
+	}
+	missing := 0
+	for name := range text {
+		if strings.HasPrefix(name, "main.") || strings.HasPrefix(name, "go/") {
+			if !listed[name] {
+				missing++
+				t.Logf("missing: %s", name)
+			}
+		}
+	}
+	if missing > 0 || rows < 1000 {
+		t.Errorf("%d rows; %d functions of main and go/... that go tool nm lists are missing", rows, missing)
+	}
+}
+
+// A glob over many functions of which few are called: the functions
+// without calls are summed up in one line, not a line each.
+func TestTraceManyFunctionsWithoutCalls(t *testing.T) {
+	requireRoot(t)
+	bin := cDistro(t)
+	out, err := exec.Command(ulatBin, "run", "--func", "libc:str*", "--", bin, "3", "2").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ulat run: %v\n%s", err, out)
+	}
+	var summary, single int
+	for _, l := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.Contains(l, "functions had no calls: "):
+			summary++
+		case strings.HasSuffix(l, ": no calls"):
+			single++
+		}
+	}
+	if summary != 1 || single != 0 {
+		t.Errorf("want one summary line of the functions without calls and no line each; got %d and %d:\n%s", summary, single, out)
+	}
+}
