@@ -439,7 +439,7 @@ int BPF_PROG(ulat_fork, struct task_struct *parent, struct task_struct *child)
  * user space waits for programs to exec (ulat run --follow-forks with
  * patterns the command's own binary does not have). */
 SEC("tp_btf/sched_process_exec")
-int BPF_PROG(ulat_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+int BPF_PROG(ulat_exec, struct task_struct *p, int old_pid, void *bprm)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
