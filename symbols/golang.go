@@ -19,30 +19,26 @@ import (
 func goFunctions(b *Binary) ([]Function, error) {
 	if err := checkDWARF(b); err != nil {
 		b.Warning = fmt.Sprintf("%s has corrupt DWARF (%v): its functions come from .gopclntab alone", b.Path, err)
-		fns, err := pclntabFunctions(b)
-		if err != nil {
-			return nil, err
-		}
-		return withCFunctions(b, fns, nil), nil
+		return goTableFunctions(b)
 	}
 	if !hasDWARF(b) {
 		// Stripped (-s -w, as distributions ship Go programs): the
 		// same functions and inlining delve would read from
 		// .gopclntab, in a third of its memory (terraform: 65 MB
 		// against 201 MB).
-		fns, err := pclntabFunctions(b)
+		fns, err := goTableFunctions(b)
 		if err != nil {
 			return nil, fmt.Errorf("%w: its Go function table is unreadable: %v", ErrNoSymbols, err)
 		}
-		return withCFunctions(b, fns, nil), nil
+		return fns, nil
 	}
 	fns, err := delveFunctions(b)
 	if err != nil {
 		var perr error
-		if fns, perr = pclntabFunctions(b); perr != nil {
+		if fns, perr = goTableFunctions(b); perr != nil {
 			return nil, fmt.Errorf("%w: its Go function tables are unreadable (delve: %v; .gopclntab: %v)", ErrNoSymbols, err, perr)
 		}
-		return withCFunctions(b, fns, nil), nil
+		return fns, nil
 	}
 	return fns, nil
 }

@@ -11,18 +11,31 @@ import (
 	"sort"
 )
 
+// goTableFunctions lists a Go binary's functions from .gopclntab, and the
+// C functions of a cgo binary from its symbol table.
+func goTableFunctions(b *Binary) ([]Function, error) {
+	fns, entries, err := pclntabFunctions(b)
+	if err != nil {
+		return nil, err
+	}
+	return withCFunctions(b, fns, entries), nil
+}
+
 // pclntabFunctions lists a Go binary's functions from .gopclntab alone,
 // with the standard library: what is left when delve cannot read the
 // binary (corrupt DWARF, or a stripped binary linked by the system linker,
 // as cgo programs are) . It knows nothing of inlining.
-func pclntabFunctions(b *Binary) ([]Function, error) {
+//
+// entries holds every function entry the table has, the ABI wrappers whose
+// names it lists once included, so that C functions can be told from them.
+func pclntabFunctions(b *Binary) (fns []Function, entries map[uint64]bool, err error) {
 	sec := b.file.Section(".gopclntab")
 	if sec == nil {
-		return nil, fmt.Errorf("%w: no .gopclntab to fall back on", ErrNoSymbols)
+		return nil, nil, fmt.Errorf("%w: no .gopclntab to fall back on", ErrNoSymbols)
 	}
 	start, err := goTextStart(b, sec.Addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var gofunc uint64
 	var magic [4]byte
@@ -35,22 +48,23 @@ func pclntabFunctions(b *Binary) ([]Function, error) {
 	if errors.Is(err, errOldPclntab) {
 		data, err := sec.Data()
 		if err != nil {
-			return nil, fmt.Errorf("read .gopclntab: %w", err)
+			return nil, nil, fmt.Errorf("read .gopclntab: %w", err)
 		}
 		tab, err := gosym.NewTable(nil, gosym.NewLineTable(data, start))
 		if err != nil {
-			return nil, fmt.Errorf("read .gopclntab: %w", err)
+			return nil, nil, fmt.Errorf("read .gopclntab: %w", err)
 		}
 		funcs = funcs[:0]
 		for _, f := range tab.Funcs {
 			funcs = append(funcs, pclnFunc{f.Name, f.Entry, f.End})
 		}
 	} else if err != nil {
-		return nil, fmt.Errorf("read .gopclntab: %w", err)
+		return nil, nil, fmt.Errorf("read .gopclntab: %w", err)
 	}
-	var fns []Function
 	byName := map[string]int{}
+	entries = make(map[uint64]bool, len(funcs))
 	for _, f := range funcs {
+		entries[f.entry] = true
 		if f.entry == 0 || f.end <= f.entry {
 			continue
 		}
@@ -80,7 +94,7 @@ func pclntabFunctions(b *Binary) ([]Function, error) {
 	for _, name := range only {
 		fns = append(fns, Function{Name: name, Lang: Go, Inlined: true})
 	}
-	return fns, nil
+	return fns, entries, nil
 }
 
 // goTextStart finds the address of runtime.text, the base that Go 1.18+
