@@ -456,9 +456,9 @@ type Refused struct {
 // Attach attaches entry and exit probes for fns; the index of a function in
 // fns is the Fn of its events. All or nothing, function by function: when
 // the kernel refuses a probe (ENOTSUPP: an instruction its uprobes cannot
-// handle; one such offset fails a whole uprobe_multi link),
-// the functions it belongs to are found, left out whole, and listed by
-// Refused; the others are attached. Any other failure undoes every attach
+// handle; one such offset fails a whole uprobe_multi link), the functions
+// it belongs to are found, left out whole, and listed by Refused; the
+// others are attached. Any other failure undoes every attach
 // and the error names what failed.
 func (t *Tracer) Attach(fns []Function) error {
 	if t.hists != nil && len(fns) > t.nfns {
@@ -561,8 +561,7 @@ func (t *Tracer) attachSet(s *probeSet, pid int) ([]Refused, error) {
 		return []Refused{{Index: int(s.cookies[i] & cookieFnMask), Name: s.names[i], Err: unwrapErrno(err)}}
 	}
 	err := t.attachSetOnce(s, pid)
-	var errno syscall.Errno
-	if err == nil || !refusedErrno(err) || !errors.As(err, &errno) {
+	if err == nil || !refusedErrno(err) {
 		return nil, err
 	}
 	if t.mode == AttachPerf {
