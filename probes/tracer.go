@@ -73,7 +73,7 @@ type Options struct {
 	// before any of them runs; the reader lets it go on with Continue.
 	StopOnExec bool
 	Verbose    bool       // show libbpf's own log on stderr
-	Attach      AttachMode // "" means AttachAuto
+	Attach     AttachMode // "" means AttachAuto
 	// RingBuffer is the ring buffer's size in bytes: a power of two and a
 	// multiple of the page size (0: the object's 4 MiB). Calls that
 	// complete while it is full are dropped, and counted.
