@@ -455,7 +455,7 @@ func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan ti
 	total := newAggregate(p.targets, p.bias, !cfg.raw, p.inKernel)
 	window := newAggregate(p.targets, p.bias, !cfg.raw, p.inKernel)
 	var lastHists []probes.Histogram // in-kernel histograms at the last interval
-	var execs []int // processes stopped at exec, to let go on
+	var execs []int                  // processes stopped at exec, to let go on
 	record := func(e *probes.Event) {
 		if e.Kind == probes.EventExec {
 			execs = append(execs, int(e.Pid))
