@@ -189,3 +189,29 @@ func TestTraceManyFunctionsWithoutCalls(t *testing.T) {
 		t.Errorf("want one summary line of the functions without calls and no line each; got %d and %d:\n%s", summary, single, out)
 	}
 }
+
+// A static binary (glibc inside) traced whole: glibc names many functions
+// several times (malloc, __malloc, __libc_malloc), and each is timed once,
+// so no exit goes unpaired; the program's own counts are exact and its
+// output unchanged.
+func TestTraceStaticBinaryWhole(t *testing.T) {
+	requireRoot(t)
+	bin := build(t, "cdistro-static", "gcc", "-static", "-O2", "-g", "-o", "$OUT", "testdata/cdistro/cdistro.c")
+	want := run(t, bin, "20", "10")
+	r, code, out := ulatRun(t, "--func", "*", "--", bin, "20", "10")
+	if code != 0 || out != want {
+		t.Fatalf("under ulat run --func '*': exit %d, output %q; alone %q", code, out, want)
+	}
+	counts := distroCounts(t, out)
+	for _, f := range []string{"ping", "pong", "countdown", "plain"} {
+		wantCount(t, r, f, counts[f])
+	}
+	wantNoLoss(t, r)
+	aliases := false
+	for _, w := range r.Warnings {
+		aliases = aliases || strings.Contains(w, "other names of a traced function")
+	}
+	if !aliases {
+		t.Errorf("no warning about the functions merged as other names of one: %q", r.Warnings)
+	}
+}

@@ -160,8 +160,8 @@ func TestRefusedInstructions(t *testing.T) {
 	for name, want := range map[string]string{
 		"locked":             "(a LOCK prefix)",
 		"cs_prefixed":        "(a segment-override prefix (0x2e))",
-		"halts":              "(hlt, which cannot be single-stepped)",
-		"traps":              "(int3, which cannot be single-stepped)",
+		"halts":              "(hlt, which uprobes cannot single-step)",
+		"traps":              "(int3, which uprobes cannot single-step)",
 		"rex_then_lock_free": "",
 		"fs_prefixed":        "",
 	} {

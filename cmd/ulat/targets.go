@@ -279,7 +279,55 @@ func resolveIn(bin *symbols.Binary, patterns []string, lib string) ([]target, []
 		warnings = append(warnings, fmt.Sprintf("the kernel's uprobes refuse an instruction where %d %s probes would go, so %s not traced: %s",
 			len(refused), plural(len(refused), "function's", "functions'"), plural(len(refused), "it is", "they are"), strings.Join(refused, ", ")))
 	}
+	targets, aliases := mergeAliases(targets, patterns)
+	if len(aliases) > 0 {
+		warnings = append(warnings, fmt.Sprintf("%d %s other names of a traced function, timed once under its name: %s",
+			len(aliases), plural(len(aliases), "function is", "functions are"), strings.Join(aliases, ", ")))
+	}
 	return targets, warnings, len(fns), nil
+}
+
+// mergeAliases keeps one target per entry point. Symbols that name one
+// address (a static glibc's malloc, __malloc and __libc_malloc) are one
+// function: probed under each name, every call would enter it three times
+// and pair with only one. The name kept is one a pattern names exactly,
+// else the one with the fewest leading underscores, then the shortest.
+func mergeAliases(targets []target, patterns []string) ([]target, []string) {
+	exact := map[string]bool{}
+	for _, p := range patterns {
+		exact[p] = true
+	}
+	better := func(a, b string) bool {
+		if exact[a] != exact[b] {
+			return exact[a]
+		}
+		ua, ub := len(a)-len(strings.TrimLeft(a, "_")), len(b)-len(strings.TrimLeft(b, "_"))
+		if ua != ub {
+			return ua < ub
+		}
+		if len(a) != len(b) {
+			return len(a) < len(b)
+		}
+		return a < b
+	}
+	byEntry := map[uint64]int{}
+	var out []target
+	var aliases []string
+	for _, t := range targets {
+		i, ok := byEntry[t.probe.Entry]
+		if !ok {
+			byEntry[t.probe.Entry] = len(out)
+			out = append(out, t)
+			continue
+		}
+		if better(t.name, out[i].name) {
+			aliases = append(aliases, fmt.Sprintf("%s (as %s)", out[i].name, t.name))
+			out[i] = t
+		} else {
+			aliases = append(aliases, fmt.Sprintf("%s (as %s)", t.name, out[i].name))
+		}
+	}
+	return out, aliases
 }
 
 // labelLibraryFunctions prefixes the functions of libraries named by LIB

@@ -1,47 +1,35 @@
 package main
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/ulat-dev/ulat/probes"
 )
 
-// In-kernel histograms become the report's: over the whole session with
-// the exact min, max and sum; over an interval, minus the previous reading.
-func TestAggregateSetKernel(t *testing.T) {
-	slot := func(ns uint64) int {
-		for i := 0; i < probes.HistSlots; i++ {
-			if lo, hi := probes.SlotBounds(i); lo <= ns && ns < hi {
-				return i
-			}
+// Symbols that name one entry point are one target; the name kept is the
+// one a pattern names exactly, else the plainest.
+func TestMergeAliases(t *testing.T) {
+	at := func(name string, entry uint64) target {
+		return target{name: name, probe: probes.Function{Name: name, Entry: entry}}
+	}
+	targets := []target{at("__libc_malloc", 0x10), at("malloc", 0x10), at("__malloc", 0x10), at("free", 0x20), at("gsignal", 0x30), at("raise", 0x30)}
+	names := func(ts []target) []string {
+		var out []string
+		for _, t := range ts {
+			out = append(out, t.name)
 		}
-		t.Fatalf("no bucket holds %d", ns)
-		return -1
+		return out
 	}
-	var before, now probes.Histogram
-	before.Count, before.SumLo, before.Min, before.Max = 2, 2_000, 1_000, 1_000
-	before.Slots[slot(1_000)] = 2
-	now = before
-	now.Count, now.SumLo, now.Max = 5, 2_000+3*50_000, 50_000
-	now.Slots[slot(50_000)] = 3
-
-	a := newAggregate([]target{{name: "f"}}, nil, false, true)
-	a.setKernel([]probes.Histogram{now}, nil)
-	h := a.hists[0]
-	if h.Count() != 5 || h.Min() != 1_000 || h.Max() != 50_000 || h.Mean() != (2_000+150_000)/5 {
-		t.Errorf("session: count/min/max/mean = %d/%d/%d/%d", h.Count(), h.Min(), h.Max(), h.Mean())
+	got, aliases := mergeAliases(targets, []string{"*"})
+	if want := []string{"malloc", "free", "raise"}; !slices.Equal(names(got), want) {
+		t.Errorf("kept %v, want %v", names(got), want)
 	}
-	if p := h.Percentile(90); p < 48_500 || p > 51_500 {
-		t.Errorf("session p90 = %d, want 50000 within 3%%", p)
+	if len(aliases) != 3 {
+		t.Errorf("aliases %v, want 3", aliases)
 	}
-
-	a.setKernel([]probes.Histogram{now}, []probes.Histogram{before})
-	h = a.hists[0]
-	if h.Count() != 3 || h.Mean() != 50_000 {
-		t.Errorf("window: count/mean = %d/%d, want 3/50000", h.Count(), h.Mean())
-	}
-	// The bucket's edges, the max no higher than the session's.
-	if lo, _ := probes.SlotBounds(slot(50_000)); h.Min() != lo || h.Max() != 50_000 {
-		t.Errorf("window: min/max = %d/%d, want %d/50000", h.Min(), h.Max(), lo)
+	got, _ = mergeAliases(targets, []string{"*", "gsignal"})
+	if want := []string{"malloc", "free", "gsignal"}; !slices.Equal(names(got), want) {
+		t.Errorf("with gsignal named: kept %v, want %v", names(got), want)
 	}
 }
