@@ -471,7 +471,11 @@ func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan ti
 	followExecs := func() error {
 		var errs []error
 		for _, pid := range execs {
-			if ts := p.follower.resolve(pid); len(ts) > 0 {
+			var ts []target
+			if p.follower != nil {
+				ts = p.follower.resolve(pid)
+			}
+			if len(ts) > 0 {
 				if err := p.add(tracer, ts); err != nil {
 					errs = append(errs, err)
 				} else {
