@@ -500,7 +500,7 @@ func TestPclntabFuncsMatchesGosym(t *testing.T) {
 			t.Fatal(err)
 		}
 		b := &Binary{Path: path, file: f}
-		start, err := goTextStart(b, sec.Addr)
+		start, _, err := goTableBases(b, sec.Addr, true)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,10 +21,11 @@ func goTableFunctions(b *Binary) ([]Function, error) {
 	return withCFunctions(b, fns, entries), nil
 }
 
-// pclntabFunctions lists a Go binary's functions from .gopclntab alone,
-// with the standard library: what is left when delve cannot read the
-// binary (corrupt DWARF, or a stripped binary linked by the system linker,
-// as cgo programs are) . It knows nothing of inlining.
+// pclntabFunctions lists a Go binary's functions from .gopclntab alone:
+// for a binary without DWARF, and what is left when delve cannot read one
+// (corrupt DWARF, or a stripped binary linked by the system linker, as cgo
+// programs are). Inlining comes from the inline trees (Go 1.18+), and
+// tables of older Go are read with debug/gosym, without it.
 //
 // entries holds every function entry the table has, the ABI wrappers whose
 // names it lists once included, so that C functions can be told from them.
@@ -33,16 +34,13 @@ func pclntabFunctions(b *Binary) (fns []Function, entries map[uint64]bool, err e
 	if sec == nil {
 		return nil, nil, fmt.Errorf("%w: no .gopclntab to fall back on", ErrNoSymbols)
 	}
-	start, err := goTextStart(b, sec.Addr)
+	var magic [4]byte
+	if _, err := sec.ReadAt(magic[:], 0); err != nil {
+		return nil, nil, fmt.Errorf("read .gopclntab: %w", err)
+	}
+	start, gofunc, err := goTableBases(b, sec.Addr, binary.LittleEndian.Uint32(magic[:]) == go120Magic)
 	if err != nil {
 		return nil, nil, err
-	}
-	var gofunc uint64
-	var magic [4]byte
-	if _, err := sec.ReadAt(magic[:], 0); err == nil {
-		if base, ok := goFuncBase(b, sec.Addr, binary.LittleEndian.Uint32(magic[:]) == 0xfffffff1); ok {
-			gofunc = base
-		}
 	}
 	funcs, inlined, err := pclntabFuncs(sec, start, b.file, gofunc)
 	if errors.Is(err, errOldPclntab) {
@@ -97,58 +95,53 @@ func pclntabFunctions(b *Binary) (fns []Function, entries map[uint64]bool, err e
 	return fns, entries, nil
 }
 
-// goTextStart finds the address of runtime.text, the base that Go 1.18+
-// function entries in .gopclntab are offsets from. It is the start of
-// .text only when the Go linker laid the binary out: the system linker (cgo
-// programs) puts the C runtime's code first, and the table's own copy of
-// the base is written as 0 then. Without the symbol table (stripped), the
-// runtime's module data still holds it: the first word of
-// runtime.firstmoduledata points at .gopclntab, and its `text` field is
-// runtime.text (the layout has kept these offsets since Go 1.16).
-func goTextStart(b *Binary, pclntab uint64) (uint64, error) {
+// goTableBases finds the two bases .gopclntab's offsets count from:
+// runtime.text for function entries (Go 1.18+), and go:func.* for funcdata
+// (moduledata.gofunc, 0 when not found). runtime.text is the start of
+// .text only when the Go linker laid the binary out: the system linker
+// (cgo programs) puts the C runtime's code first, and the table's own copy
+// of the base is written as 0 then. Without the symbol table (stripped),
+// the runtime's module data still holds both: the first word of
+// runtime.firstmoduledata points at .gopclntab, and its `text` and
+// `gofunc` fields are the bases. The symbol table is read once, and the
+// module data looked for only when a base is missing from it.
+func goTableBases(b *Binary, pclntab uint64, go120 bool) (textStart, gofunc uint64, err error) {
 	text := b.file.Section(".text")
 	if text == nil {
-		return 0, fmt.Errorf("%w: no .text section", ErrNoSymbols)
+		return 0, 0, fmt.Errorf("%w: no .text section", ErrNoSymbols)
 	}
 	if syms, err := b.file.Symbols(); err == nil {
 		for _, s := range syms {
-			if s.Name == "runtime.text" {
-				return s.Value, nil
+			switch s.Name {
+			case "runtime.text":
+				textStart = s.Value
+			case "go:func.*", "go.func.*":
+				gofunc = s.Value
 			}
 		}
 	}
-	inText := func(a uint64) bool { return a >= text.Addr && a < text.Addr+text.Size }
-	if md, ok := findModuleData(b.file, pclntab, inText); ok {
-		a, _ := md.word(md.addr + moduleDataTextOff)
-		return a, nil
-	}
-	return text.Addr, nil
-}
-
-// goFuncBase finds go:func.*, the base of the funcdata offsets of Go 1.18+
-// (moduledata.gofunc): from the symbol table, or from the module data.
-func goFuncBase(b *Binary, pclntab uint64, go120 bool) (uint64, bool) {
-	if syms, err := b.file.Symbols(); err == nil {
-		for _, s := range syms {
-			if s.Name == "go:func.*" || s.Name == "go.func.*" {
-				return s.Value, true
-			}
-		}
-	}
-	text := b.file.Section(".text")
-	if text == nil {
-		return 0, false
+	if textStart != 0 && gofunc != 0 {
+		return textStart, gofunc, nil
 	}
 	inText := func(a uint64) bool { return a >= text.Addr && a < text.Addr+text.Size }
 	md, ok := findModuleData(b.file, pclntab, inText)
 	if !ok {
-		return 0, false
+		if textStart == 0 {
+			textStart = text.Addr
+		}
+		return textStart, gofunc, nil
 	}
-	off := uint64(moduleDataGoFunc118)
-	if go120 {
-		off = moduleDataGoFunc120
+	if textStart == 0 {
+		textStart, _ = md.word(md.addr + moduleDataTextOff)
 	}
-	return md.word(md.addr + off)
+	if gofunc == 0 {
+		off := uint64(moduleDataGoFunc118)
+		if go120 {
+			off = moduleDataGoFunc120
+		}
+		gofunc, _ = md.word(md.addr + off)
+	}
+	return textStart, gofunc, nil
 }
 
 // Offsets in runtime.moduledata (64-bit): pcHeader, five slices, ftab,
@@ -291,6 +284,12 @@ type pclnFunc struct {
 	entry, end uint64
 }
 
+// The magic numbers of the .gopclntab layouts ulat reads itself.
+const (
+	go118Magic = 0xfffffff0
+	go120Magic = 0xfffffff1
+)
+
 // errOldPclntab: a table of Go before 1.18, for debug/gosym.
 var errOldPclntab = errors.New("a .gopclntab of Go before 1.18")
 
@@ -316,9 +315,9 @@ func pclntabFuncs(sec *elf.Section, textStart uint64, f *elf.File, gofunc uint64
 	le := binary.LittleEndian
 	var funcHdr, inlSize, inlName int // _func header size, inlinedCall size, nameOff in it
 	switch le.Uint32(hdr[:]) {
-	case 0xfffffff0: // Go 1.18, 1.19
+	case go118Magic: // Go 1.18, 1.19
 		funcHdr, inlSize, inlName = 40, 20, 12
-	case 0xfffffff1: // Go 1.20+: _func.startLine, a smaller inlinedCall
+	case go120Magic: // Go 1.20+: _func.startLine, a smaller inlinedCall
 		funcHdr, inlSize, inlName = 44, 16, 4
 	default:
 		return nil, nil, errOldPclntab
