@@ -102,31 +102,25 @@ func (f *execFollower) unmatched(command string) []string {
 
 // splitByCommand sorts run's plain patterns into those the command's own
 // executable has and those it does not: with --follow-forks, the second
-// wait for the programs it runs. LIB: patterns stay with the first.
+// wait for the programs it runs. LIB: patterns stay with the first. A
+// stripped launcher (make, a shell) has no functions of its own to match.
 func splitByCommand(path string, patterns []string) (here, later []string, err error) {
 	bin, err := symbols.Open(path)
-	if err != nil {
-		if errors.Is(err, symbols.ErrNoSymbols) {
-			// A stripped launcher (a shell, a wrapper script's
-			// interpreter): everything waits for what it runs.
-			for _, p := range patterns {
-				if _, _, ok := symbols.SplitLibrary(p); ok {
-					here = append(here, p)
-				} else {
-					later = append(later, p)
-				}
-			}
-			return here, later, nil
-		}
+	if err != nil && !errors.Is(err, symbols.ErrNoSymbols) {
 		return nil, nil, err
 	}
-	defer bin.Close()
-	for _, p := range patterns {
-		if _, _, ok := symbols.SplitLibrary(p); ok {
-			here = append(here, p)
-			continue
+	if bin != nil {
+		defer bin.Close()
+	}
+	has := func(p string) bool {
+		if _, _, ok := symbols.SplitLibrary(p); ok || bin == nil {
+			return ok
 		}
-		if fns, err := bin.Match(p); err == nil && len(fns) > 0 {
+		fns, err := bin.Match(p)
+		return err == nil && len(fns) > 0
+	}
+	for _, p := range patterns {
+		if has(p) {
 			here = append(here, p)
 		} else {
 			later = append(later, p)
