@@ -214,11 +214,7 @@ func runTrace(c *cli.Context) error {
 		stop <- time.Now()
 	}()
 
-	noun := "functions"
-	if len(p.targets) == 1 {
-		noun = "function"
-	}
-	fmt.Fprintf(os.Stderr, "Tracing %d %s in %s... Hit Ctrl-C to end.\n", len(p.targets), noun, describeGroups(p.groups))
+	fmt.Fprintf(os.Stderr, "Tracing %d %s in %s... Hit Ctrl-C to end.\n", len(p.targets), plural(len(p.targets), "function", "functions"), describeGroups(p.groups))
 	// Taken now: the process may have exited by the end.
 	exe, exeErr := symbols.ExecutableOf(cfg.pid)
 	r, err := collect(tracer, p, cfg, stop, out)
