@@ -299,8 +299,11 @@ static __always_inline int on_entry(struct pt_regs *ctx)
 	if (!call_key(ctx, &key, &pid_tgid, &cookie, false))
 		return 0;
 	count(ULAT_CNT_ENTRIES);
+	bool go = cookie & ULAT_COOKIE_GO;
+	/* Only native calls tell tail calls by their return address: not
+	 * read for Go's, a user-memory read less on every entry. */
 	struct ulat_call call = {
-		.ret = return_address(ctx),
+		.ret = go ? 0 : return_address(ctx),
 		.fn = cookie & ULAT_COOKIE_FN_MASK,
 	};
 
@@ -312,7 +315,7 @@ static __always_inline int on_entry(struct pt_regs *ctx)
 		 * return probe put there). The same address is a new call from
 		 * the same call site: the first was unwound (longjmp). Go's
 		 * tail calls (wrappers) cannot be told apart that way. */
-		if (!(cookie & ULAT_COOKIE_GO) && call.ret != first->ret && first->depth < ULAT_MAX_TAIL) {
+		if (!go && call.ret != first->ret && first->depth < ULAT_MAX_TAIL) {
 			first->depth++;
 			struct ulat_call_key k = key;
 			k.level = first->depth;

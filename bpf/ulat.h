@@ -52,7 +52,7 @@ struct ulat_call_key {
 
 struct ulat_call {
 	__u64 start_ns;
-	__u64 ret; /* level 0: the return address at entry; a tail call's is the uretprobe trampoline */
+	__u64 ret; /* native, level 0: the return address at entry; a tail call's is the uretprobe trampoline (Go: 0) */
 	__u32 fn;
 	__u32 depth; /* level 0: how many tail calls are stacked above it */
 };
