@@ -38,6 +38,10 @@ const volatile bool aggregate = false;
  * bpf_get_attach_cookie call in it does not stop older kernels loading. */
 const volatile bool have_cookies = true;
 const volatile __u64 wakeup_threshold = 1 << 19; /* bytes pending before we wake the reader */
+/* The in-kernel histograms' bucket tables (ULAT_HIST_SLOTS), filled from
+ * Go package buckets before load. */
+const volatile __u16 hist_cells[ULAT_HIST_CELLS] = {};
+const volatile __u64 hist_upper[ULAT_HIST_SLOTS] = {};
 /* Never read: puts struct ulat_event into the object's BTF so that a Go test
  * can check its mirror of the layout. */
 const volatile struct ulat_event ulat_event_layout = {};
@@ -79,13 +83,13 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* control[0] is set by user space before it detaches: probes go one at a
- * time (on the perf-event path ~80 ms each), and exits that lose their
- * entry probe first are an artifact of stopping, not calls that began
- * before tracing did. */
+/* Set by user space (enum ulat_control). ULAT_CTL_STOPPING is set before
+ * it detaches: probes go one at a time (on the perf-event path ~80 ms
+ * each), and exits that lose their entry probe first are an artifact of
+ * stopping, not calls that began before tracing did. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, ULAT_CTL_MAX);
 	__type(key, __u32);
 	__type(value, __u32);
 } control SEC(".maps");
@@ -117,11 +121,15 @@ static __always_inline __u64 probe_cookie(struct pt_regs *ctx)
 	return c ? *c : 0;
 }
 
+static __always_inline __u32 control_value(__u32 idx)
+{
+	__u32 *v = bpf_map_lookup_elem(&control, &idx);
+	return v ? *v : 0;
+}
+
 static __always_inline bool stopping(void)
 {
-	__u32 zero = 0;
-	__u32 *v = bpf_map_lookup_elem(&control, &zero);
-	return v && *v;
+	return control_value(ULAT_CTL_STOPPING);
 }
 
 static __always_inline void count(__u32 idx)
@@ -216,26 +224,30 @@ static __always_inline __u32 log2_u64(__u64 v)
 	return r;
 }
 
-/* The log-linear bucket of d (see ULAT_HIST_SLOTS). */
+/* Bounds v in the register that indexes an array. A C bounds check is not
+ * enough: clang tests one copy of the value and indexes with another, and
+ * the 6.1 verifier loses the bound between them ("R0 unbounded memory
+ * access"). */
+#define BOUNDED(v, max) ({ __u64 __b = (v); asm volatile("if %0 <= %1 goto +1; %0 = %1" : "+r"(__b) : "i"(max)); __b; })
+
+/* The slot of d (see ULAT_HIST_SLOTS): its cell's slot, or the next when d
+ * is past that slot's upper bound. */
 static __always_inline __u64 hist_slot(__u64 d)
 {
-	const __u64 sub = 1 << ULAT_HIST_SUB_BITS;
+	const __u64 n = 1 << ULAT_HIST_CELL_BITS;
+	__u64 cell;
 
-	if (d < sub)
-		return d;
-	__u32 e = log2_u64(d);
-	if (e >= ULAT_HIST_MAX_EXP)
+	if (d >> ULAT_HIST_MAX_EXP)
 		return ULAT_HIST_SLOTS - 1;
-	return sub + (e - ULAT_HIST_SUB_BITS) * sub + ((d >> (e - ULAT_HIST_SUB_BITS)) & (sub - 1));
-}
-
-/* Bounds a slot index in the register that indexes the array. A C bounds
- * check is not enough: clang tests one copy of the value and indexes with
- * another, and the 6.1 verifier loses the bound between them ("R0
- * unbounded memory access"). */
-static __always_inline __u64 bounded_slot(__u64 s)
-{
-	asm volatile("if %0 <= %1 goto +1; %0 = %1" : "+r"(s) : "i"(ULAT_HIST_SLOTS - 1));
+	if (d < n) {
+		cell = d;
+	} else {
+		__u32 e = log2_u64(d);
+		cell = n + (e - ULAT_HIST_CELL_BITS) * n + ((d >> (e - ULAT_HIST_CELL_BITS)) & (n - 1));
+	}
+	__u64 s = BOUNDED(hist_cells[BOUNDED(cell, ULAT_HIST_CELLS - 1)], ULAT_HIST_SLOTS - 2);
+	if (d > hist_upper[s])
+		s++;
 	return s;
 }
 
@@ -248,6 +260,7 @@ static __always_inline void record(__u32 fn, __u64 d, __u64 bias)
 	struct ulat_hist *h = bpf_map_lookup_elem(&hists, &fn);
 	if (!h)
 		return;
+	__u64 epoch = control_value(ULAT_CTL_EPOCH);
 	d = d > bias ? d - bias : 0;
 	__sync_fetch_and_add(&h->count, 1);
 	__sync_fetch_and_add(&h->sum, d);
@@ -255,7 +268,16 @@ static __always_inline void record(__u32 fn, __u64 d, __u64 bias)
 		h->min_plus1 = d + 1;
 	if (d > h->max)
 		h->max = d;
-	__sync_fetch_and_add(&h->slots[bounded_slot(hist_slot(d))], 1);
+	if (h->epoch != epoch) {
+		h->epoch = epoch;
+		h->emin_plus1 = 0;
+		h->emax = 0;
+	}
+	if (h->emin_plus1 == 0 || d + 1 < h->emin_plus1)
+		h->emin_plus1 = d + 1;
+	if (d > h->emax)
+		h->emax = d;
+	__sync_fetch_and_add(&h->slots[BOUNDED(hist_slot(d), ULAT_HIST_SLOTS - 1)], 1);
 }
 
 /* The return address of the call being entered (the entry probe sits

@@ -63,15 +63,26 @@ enum ulat_event_kind {
 	ULAT_EV_EXEC = 2,      /* a followed process exec'd a program and is stopped (SIGSTOP) */
 };
 
-/* In-kernel histograms: log-linear buckets. Durations below 64 ns have a
- * bucket each; above, each power of two [2^e, 2^(e+1)) is split into 64
- * equal sub-buckets, so a bucket's midpoint is within 1/128 (0.8%) of every
- * value in it. One last bucket holds everything from 2^40 ns (18 minutes).
- * 2241 buckets: 17.9 KB a function and CPU, and 64 sub-buckets is the most
- * a per-CPU map value allows (32 KB). */
-#define ULAT_HIST_SUB_BITS 6
+/* In-kernel histograms: the buckets of Go package buckets, whose comment
+ * says it all: a Prometheus native histogram of schema 6 over durations in
+ * seconds, so that percentiles are within 0.55% and exporters downscale
+ * exactly. Slot 0 holds 0 ns, the last slot everything past 1024 s. A slot
+ * is found through a table of cells: each power of two of ns is split into
+ * 2^ULAT_HIST_CELL_BITS cells, each narrower than a bucket, holding the slot
+ * of its first duration; one comparison with that slot's upper bound
+ * finishes. 2229 slots: 17.9 KB a function and CPU (a per-CPU map value may
+ * have 32 KB). */
+#define ULAT_HIST_SLOTS 2229
+#define ULAT_HIST_CELL_BITS 7
 #define ULAT_HIST_MAX_EXP 40
-#define ULAT_HIST_SLOTS ((1 << ULAT_HIST_SUB_BITS) + (ULAT_HIST_MAX_EXP - ULAT_HIST_SUB_BITS) * (1 << ULAT_HIST_SUB_BITS) + 1)
+#define ULAT_HIST_CELLS ((1 << ULAT_HIST_CELL_BITS) + (ULAT_HIST_MAX_EXP - ULAT_HIST_CELL_BITS) * (1 << ULAT_HIST_CELL_BITS))
+
+/* Indexes into the `control` array, written by user space. */
+enum ulat_control {
+	ULAT_CTL_STOPPING = 0, /* detaching: exits without entries are not counted */
+	ULAT_CTL_EPOCH = 1,    /* the interval the extremes (emin, emax) are kept for */
+	ULAT_CTL_MAX = 2,
+};
 
 /* One function's histogram on one CPU. */
 struct ulat_hist {
@@ -79,6 +90,11 @@ struct ulat_hist {
 	__u64 sum;
 	__u64 min_plus1; /* 0: no call yet */
 	__u64 max;
+	/* The extremes of the calls of interval `epoch` (ulat_control): user
+	 * space moves to the next interval and reads these of the last. */
+	__u64 epoch;
+	__u64 emin_plus1;
+	__u64 emax;
 	__u64 slots[ULAT_HIST_SLOTS];
 };
 

@@ -13,35 +13,25 @@ import (
 // sample is one side of one function: its histogram in the form the
 // statistics need.
 type sample struct {
-	bins     []report.BinRange
+	bins     []report.Slot
 	n        uint64
 	min, max uint64
 	mean     float64 // exact
 }
 
 func newSample(h *report.Histogram) sample {
-	return sample{bins: h.BinRanges(), n: h.Count(), min: h.Min(), max: h.Max(), mean: float64(h.Mean())}
+	return sample{bins: h.Slots(), n: h.Count(), min: h.Min(), max: h.Max(), mean: float64(h.Mean())}
 }
 
-// percentileRank is the rank of the call whose bin is the p-th percentile,
-// computed as hdrhistogram-go does (nearest rank, within [1, n]), so that
-// the percentile of the recorded bins is exactly report.Histogram.Percentile.
-func percentileRank(p float64, n uint64) uint64 {
-	rank := p/100*float64(n) + 0.5
-	if !(rank >= 1) {
-		return 1
-	}
-	if rank >= float64(n) {
-		return n
-	}
-	return uint64(rank)
-}
+// percentileRank is the rank of the call whose slot is the p-th
+// percentile, as report.Histogram.Percentile takes it.
+func percentileRank(p float64, n uint64) uint64 { return report.PercentileRank(p, n) }
 
-// binValue is what Percentile reports for a percentile falling in bin i:
-// the bin's highest equivalent value, clamped into the exact [min, max].
-// It is at least 1 so that ratios of durations are defined.
+// binValue is what Percentile reports for a percentile falling in slot i:
+// the slot's representative, clamped into the exact [min, max]. It is at
+// least 1 so that ratios of durations are defined.
 func (s *sample) binValue(i int) float64 {
-	v := min(max(s.bins[i].HiNs, s.min), s.max)
+	v := min(max(s.bins[i].ValueNs, s.min), s.max)
 	return float64(max(v, 1))
 }
 
@@ -102,7 +92,16 @@ func percentileDist(s *sample, p float64) (observed float64, d dist) {
 	}
 	// The mass left out above is given to the last bin kept.
 	d.cdf[len(d.cdf)-1] = 1
-	return s.binValue(obs), d
+	// The lowest and highest ranks are the exact extremes, as Percentile
+	// reports them.
+	observed = s.binValue(obs)
+	switch rank {
+	case 1:
+		observed = float64(max(s.min, 1))
+	case s.n:
+		observed = float64(max(s.max, 1))
+	}
+	return observed, d
 }
 
 // binomialAtLeast returns P(Binomial(n, q) >= r) for 1 <= r <= n, which is
@@ -228,7 +227,7 @@ func newMeanResampler(s *sample) *meanResampler {
 	var n, sum float64
 	mids := make([]float64, len(s.bins))
 	for i, b := range s.bins {
-		mids[i] = float64(b.LoNs) + float64(b.HiNs-b.LoNs)/2
+		mids[i] = float64(b.ValueNs)
 		n += float64(b.Count)
 		sum += float64(b.Count) * mids[i]
 	}

@@ -1,6 +1,6 @@
 package probes
 
-import "math/bits"
+import "github.com/ulat-dev/ulat/buckets"
 
 // These mirror bpf/ulat.h; layout_test.go checks them against the compiled
 // object's BTF so the two sides cannot drift apart silently.
@@ -61,51 +61,29 @@ type call struct {
 	Depth   uint32
 }
 
-// Mirrors of the in-kernel histogram layout (ULAT_HIST_* and struct
-// ulat_hist).
+// Mirrors of the in-kernel histogram layout (struct ulat_hist, whose
+// buckets are package buckets').
 const (
 	cookieBiasShift = 40 // ULAT_COOKIE_BIAS_SHIFT
 	maxCookieBias   = 1<<(64-cookieBiasShift) - 1
-	histSubBits     = 6  // ULAT_HIST_SUB_BITS
-	histMaxExp      = 40 // ULAT_HIST_MAX_EXP
 	// HistSlots is the number of buckets of an in-kernel histogram.
-	HistSlots = 1<<histSubBits + (histMaxExp-histSubBits)<<histSubBits + 1
+	HistSlots = buckets.Slots
+)
+
+// Indexes into the control map (enum ulat_control).
+const (
+	controlStopping = 0 // ULAT_CTL_STOPPING
+	controlEpoch    = 1 // ULAT_CTL_EPOCH
 )
 
 // kernelHist is struct ulat_hist.
 type kernelHist struct {
-	Count    uint64
-	Sum      uint64
-	MinPlus1 uint64
-	Max      uint64
-	Slots    [HistSlots]uint64
-}
-
-// SlotBounds returns the range [lo, hi) of durations in ns that bucket i of
-// an in-kernel histogram counts; the last bucket's hi is the largest uint64.
-func SlotBounds(i int) (lo, hi uint64) {
-	const sub = 1 << histSubBits
-	switch {
-	case i < sub:
-		return uint64(i), uint64(i) + 1
-	case i >= HistSlots-1:
-		return 1 << histMaxExp, ^uint64(0)
-	}
-	e := (i-sub)/sub + histSubBits
-	s := uint64((i - sub) % sub)
-	shift := e - histSubBits
-	return (sub + s) << shift, (sub + s + 1) << shift
-}
-
-// slotOf is hist_slot in the BPF program, for tests.
-func slotOf(d uint64) int {
-	const sub = 1 << histSubBits
-	if d < sub {
-		return int(d)
-	}
-	e := 63 - bits.LeadingZeros64(d)
-	if e >= histMaxExp {
-		return HistSlots - 1
-	}
-	return sub + (e-histSubBits)*sub + int((d>>(e-histSubBits))&(sub-1))
+	Count     uint64
+	Sum       uint64
+	MinPlus1  uint64
+	Max       uint64
+	Epoch     uint64
+	EMinPlus1 uint64
+	EMax      uint64
+	Slots     [HistSlots]uint64
 }

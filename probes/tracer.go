@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/ulat-dev/ulat/buckets"
 	"math/bits"
 	"os"
 	"runtime"
@@ -128,6 +129,7 @@ type Tracer struct {
 	pid       int
 	follow    bool
 	hists     *bpf.BPFMap // with Options.Aggregate
+	epoch     uint64      // the interval of the histograms' extremes (NextInterval)
 	nfns      int
 	forkLink  *bpf.BPFLink
 	execLink  *bpf.BPFLink // with stopOnExec
@@ -275,6 +277,12 @@ func Open(opts Options) (*Tracer, error) {
 		}
 		if err == nil {
 			err = mod.InitGlobalVariable("aggregate", true)
+		}
+		if err == nil {
+			err = mod.InitGlobalVariable("hist_cells", buckets.CellSlots())
+		}
+		if err == nil {
+			err = mod.InitGlobalVariable("hist_upper", buckets.Upper())
 		}
 		if err != nil {
 			t.Close()
@@ -730,7 +738,12 @@ type Histogram struct {
 	Count        uint64
 	SumHi, SumLo uint64 // the 128-bit sum of the durations
 	Min, Max     uint64
-	Slots        [HistSlots]uint64 // counts of the buckets SlotBounds describes
+	// IntervalMin and IntervalMax are the extremes of the calls since the
+	// last NextInterval (since attaching before the first); IntervalCalls
+	// tells whether there was any.
+	IntervalMin, IntervalMax uint64
+	IntervalCalls            bool
+	Slots                    [HistSlots]uint64 // counts of package buckets' slots
 }
 
 // Histograms reads every function's in-kernel histogram, in the order of
@@ -757,6 +770,13 @@ func (t *Tracer) Histograms() ([]Histogram, error) {
 				h.Min = k.MinPlus1 - 1
 			}
 			h.Max = max(h.Max, k.Max)
+			if k.Epoch == t.epoch && k.EMinPlus1 != 0 {
+				if !h.IntervalCalls || k.EMinPlus1-1 < h.IntervalMin {
+					h.IntervalMin = k.EMinPlus1 - 1
+				}
+				h.IntervalMax = max(h.IntervalMax, k.EMax)
+				h.IntervalCalls = true
+			}
 			h.Count += k.Count
 			var carry uint64
 			h.SumLo, carry = bits.Add64(h.SumLo, k.Sum, 0)
@@ -767,6 +787,26 @@ func (t *Tracer) Histograms() ([]Histogram, error) {
 		}
 	}
 	return out, nil
+}
+
+// NextInterval starts a new interval of the histograms' extremes: read
+// Histograms, then call NextInterval. A call that completes between the
+// two (microseconds) is counted in the next interval's counts but not in
+// any interval's extremes.
+func (t *Tracer) NextInterval() error {
+	if t.mod == nil {
+		return errors.New("next interval: tracer is closed")
+	}
+	control, err := t.mod.GetMap("control")
+	if err != nil {
+		return fmt.Errorf("next interval: %w", err)
+	}
+	key, epoch := uint32(controlEpoch), uint32(t.epoch+1)
+	if err := control.Update(unsafe.Pointer(&key), unsafe.Pointer(&epoch)); err != nil {
+		return fmt.Errorf("next interval: %w", err)
+	}
+	t.epoch++
+	return nil
 }
 
 // Leftovers are the calls whose entry is still recorded when tracing ends.
@@ -853,7 +893,7 @@ func (t *Tracer) Detach() error {
 	}
 	if t.mod != nil {
 		if control, err := t.mod.GetMap("control"); err == nil {
-			key, one := uint32(0), uint32(1)
+			key, one := uint32(controlStopping), uint32(1)
 			_ = control.Update(unsafe.Pointer(&key), unsafe.Pointer(&one))
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"math"
 	"math/bits"
 
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/ulat-dev/ulat/buckets"
 )
 
 const (
@@ -17,13 +17,15 @@ const (
 	hdrSigFigs = 2
 )
 
-// Histogram records call durations in nanoseconds. Percentiles come from an
-// HDR histogram; count, min, max, sum and the power-of-two buckets are kept
-// exactly. The zero value and a nil *Histogram are valid empty histograms.
-// A Histogram is not safe for concurrent use.
+// Histogram records call durations in nanoseconds, in the buckets of
+// package buckets (a Prometheus native histogram of schema 6, the layout of
+// the in-kernel histograms too), so that percentiles are within 0.55% of
+// the exact ones. Count, min, max, sum and the power-of-two buckets are
+// kept exactly. The zero value and a nil *Histogram are valid empty
+// histograms. A Histogram is not safe for concurrent use.
 type Histogram struct {
-	// data is allocated on the first Record: an HDR histogram of this range is
-	// tens of KiB, and most functions matched by a glob are never called.
+	// data is allocated on the first Record: the slots are 17.9 KB, and
+	// most functions matched by a glob are never called.
 	data  *histData
 	count uint64
 	min   uint64
@@ -33,8 +35,8 @@ type Histogram struct {
 }
 
 type histData struct {
-	hdr  *hdrhistogram.Histogram
-	log2 [65]uint64 // index 0 holds value 0, index k holds [2^(k-1), 2^k)
+	slots [buckets.Slots]uint64
+	log2  [65]uint64 // index 0 holds value 0, index k holds [2^(k-1), 2^k)
 }
 
 // NewHistogram returns an empty histogram.
@@ -42,17 +44,14 @@ func NewHistogram() *Histogram { return &Histogram{} }
 
 func (h *Histogram) ensure() {
 	if h.data == nil {
-		h.data = &histData{hdr: hdrhistogram.New(hdrLowest, hdrHighest, hdrSigFigs)}
+		h.data = &histData{}
 	}
 }
 
-// Record adds one call of ns nanoseconds. Values beyond the HDR range (one
-// hour) are clamped for percentile purposes only; min, max, mean and buckets
-// still see the real value.
+// Record adds one call of ns nanoseconds.
 func (h *Histogram) Record(ns uint64) {
 	h.ensure()
-	// RecordValue cannot fail: the value is clamped into the configured range.
-	_ = h.data.hdr.RecordValue(int64(min(ns, hdrHighest)))
+	h.data.slots[buckets.Of(ns)]++
 	h.data.log2[bits.Len64(ns)]++
 	if h.count == 0 || ns < h.min {
 		h.min = ns
@@ -74,7 +73,9 @@ func (h *Histogram) Merge(o *Histogram) {
 		return
 	}
 	h.ensure()
-	h.data.hdr.Merge(o.data.hdr)
+	for i, c := range o.data.slots {
+		h.data.slots[i] += c
+	}
 	for i, c := range o.data.log2 {
 		h.data.log2[i] += c
 	}
@@ -92,8 +93,7 @@ func (h *Histogram) Reset() {
 	data := h.data
 	*h = Histogram{data: data}
 	if data != nil {
-		data.hdr.Reset()
-		data.log2 = [65]uint64{}
+		*data = histData{}
 	}
 }
 
@@ -131,18 +131,51 @@ func (h *Histogram) Mean() uint64 {
 	return q
 }
 
-// Percentile returns the value below or at which p percent of calls fall,
-// p in (0,100]. HDR's answer is the upper edge of its bin, which can lie past
-// the real extremes, so it is clamped into [Min, Max]. Returns 0 when empty.
+// PercentileRank is the rank (1-based, in increasing order) of the call
+// that is the p-th percentile of n calls: the nearest rank, ceil(p/100*n),
+// within [1, n].
+func PercentileRank(p float64, n uint64) uint64 {
+	r := math.Ceil(p / 100 * float64(n))
+	if !(r >= 1) {
+		return 1
+	}
+	if r >= float64(n) {
+		return n
+	}
+	return uint64(r)
+}
+
+// Percentile returns the p-th percentile (p in (0,100]) of the calls: the
+// representative of the slot holding the call of rank PercentileRank,
+// within 0.55% of that call's duration, clamped into the exact [Min, Max]
+// (so the lowest and highest ranks are exact). Returns 0 when empty.
 func (h *Histogram) Percentile(p float64) uint64 {
 	if h.Count() == 0 {
 		return 0
 	}
-	if math.IsNaN(p) || p <= 0 {
+	rank := PercentileRank(p, h.count)
+	switch rank {
+	case 1:
 		return h.min
+	case h.count:
+		return h.max
 	}
-	v := uint64(h.data.hdr.ValueAtQuantile(min(p, 100)))
-	return min(max(v, h.min), h.max)
+	var c uint64
+	for s, n := range h.data.slots {
+		if c += n; c >= rank {
+			return min(max(buckets.Representative(s), h.min), h.max)
+		}
+	}
+	return h.max
+}
+
+// ZeroCount returns the number of calls of 0 ns: with the probes' cost
+// subtracted, calls measured at or below that cost.
+func (h *Histogram) ZeroCount() uint64 {
+	if h.Count() == 0 {
+		return 0
+	}
+	return h.data.slots[0]
 }
 
 // Bucket is one power-of-two histogram bucket covering [LoNs, HiNs).
@@ -184,43 +217,32 @@ func bucketBounds(i int) (lo, hi uint64) {
 	}
 }
 
-// Bin is one non-empty bin of the HDR histogram: Count calls whose
-// durations are equivalent to ValueNs at the histogram's precision.
-type Bin struct{ ValueNs, Count uint64 }
-
-// Bins returns the non-empty HDR bins in increasing order, each named by its
-// lowest equivalent value: with Buckets, Min, Max, Count and Sum they are
-// everything needed to rebuild h exactly (HistogramFromParts), so that
-// histograms written to JSON can be merged and compared later.
-func (h *Histogram) Bins() []Bin {
-	ranges := h.BinRanges()
-	if ranges == nil {
-		return nil
-	}
-	out := make([]Bin, len(ranges))
-	for i, r := range ranges {
-		out[i] = Bin{ValueNs: r.LoNs, Count: r.Count}
-	}
-	return out
+// Slot is one non-empty slot of package buckets: Count calls in
+// [LoNs, HiNs] (both inclusive), whose percentiles are reported as
+// ValueNs (buckets.Representative).
+type Slot struct {
+	Slot                int
+	LoNs, HiNs, ValueNs uint64
+	Count               uint64
 }
 
-// BinRange is one non-empty HDR bin with its whole range of equivalent
-// values, [LoNs, HiNs] (both inclusive).
-type BinRange struct{ LoNs, HiNs, Count uint64 }
-
-// BinRanges returns the non-empty HDR bins in increasing order with both
-// edges. Percentile(p) is the HiNs of the bin that holds the call of rank
-// p/100*Count (rounded to nearest, at least 1), clamped into [Min, Max]; so
-// a comparison can recompute percentiles of resampled bin counts exactly as
-// Percentile would.
-func (h *Histogram) BinRanges() []BinRange {
+// Slots returns the non-empty slots in increasing order: with Buckets, Min,
+// Max, Count and Sum they are everything needed to rebuild h exactly
+// (HistogramFromParts), so that histograms written to JSON can be merged
+// and compared later, and exported as Prometheus native histograms.
+// Percentile(p) is the ValueNs of the slot holding the call of rank
+// PercentileRank(p, Count), clamped into [Min, Max], so a comparison can
+// recompute percentiles of resampled slot counts exactly as Percentile
+// would.
+func (h *Histogram) Slots() []Slot {
 	if h.Count() == 0 {
 		return nil
 	}
-	var out []BinRange
-	for _, b := range h.data.hdr.Distribution() {
-		if b.Count > 0 {
-			out = append(out, BinRange{LoNs: uint64(b.From), HiNs: uint64(b.To), Count: uint64(b.Count)})
+	var out []Slot
+	for s, c := range h.data.slots {
+		if c > 0 {
+			lo, hi := buckets.Bounds(s)
+			out = append(out, Slot{Slot: s, LoNs: lo, HiNs: hi, ValueNs: buckets.Representative(s), Count: c})
 		}
 	}
 	return out
@@ -238,29 +260,38 @@ func (h *Histogram) Sum() (hi, lo uint64) {
 // do not describe one histogram.
 var ErrInconsistent = errors.New("inconsistent histogram")
 
-// HistogramFromParts rebuilds a histogram from what Bins, Buckets, Min, Max
-// and Sum returned, checking that the parts agree with count.
-func HistogramFromParts(count, minNs, maxNs, sumHi, sumLo uint64, buckets []Bucket, bins []Bin) (*Histogram, error) {
+// SlotCount is how many calls a slot of package buckets holds.
+type SlotCount struct {
+	Slot  int
+	Count uint64
+}
+
+// HistogramFromParts rebuilds a histogram from what Slots, Buckets, Min,
+// Max and Sum returned, checking that the parts agree with count.
+func HistogramFromParts(count, minNs, maxNs, sumHi, sumLo uint64, log2 []Bucket, slots []SlotCount) (*Histogram, error) {
+	return fromParts(count, minNs, maxNs, sumHi, sumLo, log2, slots, true)
+}
+
+// fromParts is HistogramFromParts; exact says the slots are exact, so the
+// extremes must lie in the first and last.
+func fromParts(count, minNs, maxNs, sumHi, sumLo uint64, log2 []Bucket, slots []SlotCount, exact bool) (*Histogram, error) {
 	h := NewHistogram()
 	if count == 0 {
-		if len(bins) != 0 || len(buckets) != 0 {
-			return nil, fmt.Errorf("count is 0 but there are bins: %w", ErrInconsistent)
+		if len(slots) != 0 || len(log2) != 0 {
+			return nil, fmt.Errorf("count is 0 but there are buckets: %w", ErrInconsistent)
 		}
 		return h, nil
 	}
 	h.ensure()
-	var nBins, nBuckets uint64
-	for _, b := range bins {
-		// 0 is a bin (a call the overhead correction took to 0 ns).
-		if b.ValueNs > hdrHighest {
-			return nil, fmt.Errorf("bin value %d ns out of range: %w", b.ValueNs, ErrInconsistent)
+	var nSlots, nBuckets uint64
+	for _, s := range slots {
+		if s.Slot < 0 || s.Slot >= buckets.Slots {
+			return nil, fmt.Errorf("slot %d out of range: %w", s.Slot, ErrInconsistent)
 		}
-		if err := h.data.hdr.RecordValues(int64(b.ValueNs), int64(b.Count)); err != nil {
-			return nil, fmt.Errorf("bin value %d ns: %w", b.ValueNs, ErrInconsistent)
-		}
-		nBins += b.Count
+		h.data.slots[s.Slot] += s.Count
+		nSlots += s.Count
 	}
-	for _, b := range buckets {
+	for _, b := range log2 {
 		i := bits.Len64(b.LoNs)
 		if lo, hi := bucketBounds(i); lo != b.LoNs || hi != b.HiNs {
 			return nil, fmt.Errorf("bucket [%d, %d) is not a power-of-two bucket: %w", b.LoNs, b.HiNs, ErrInconsistent)
@@ -268,34 +299,67 @@ func HistogramFromParts(count, minNs, maxNs, sumHi, sumLo uint64, buckets []Buck
 		h.data.log2[i] += b.Count
 		nBuckets += b.Count
 	}
-	if nBins != count || nBuckets != count {
-		return nil, fmt.Errorf("count %d, but %d in bins and %d in buckets: %w", count, nBins, nBuckets, ErrInconsistent)
+	if nSlots != count || nBuckets != count {
+		return nil, fmt.Errorf("count %d, but %d in histogram buckets and %d in power-of-two buckets: %w", count, nSlots, nBuckets, ErrInconsistent)
 	}
 	if minNs > maxNs {
 		return nil, fmt.Errorf("min %d > max %d: %w", minNs, maxNs, ErrInconsistent)
+	}
+	if first, last := h.nonEmpty(); exact && (minNs < lowest(first) || maxNs > highest(last)) {
+		return nil, fmt.Errorf("min %d or max %d outside the buckets' range: %w", minNs, maxNs, ErrInconsistent)
 	}
 	h.count, h.min, h.max, h.sumHi, h.sumLo = count, minNs, maxNs, sumHi, sumLo
 	return h, nil
 }
 
-// HistogramFromCounts builds a histogram from counts of calls in ranges,
-// such as an in-kernel histogram's buckets, and the calls' exact min, max
-// and sum. Each range's calls are recorded at its midpoint (clamped to
-// [minNs, maxNs]), so percentiles are within half a range's width.
-func HistogramFromCounts(ranges []Bucket, minNs, maxNs, sumHi, sumLo uint64) *Histogram {
+func (h *Histogram) nonEmpty() (first, last int) {
+	first = -1
+	for s, c := range h.data.slots {
+		if c > 0 {
+			if first < 0 {
+				first = s
+			}
+			last = s
+		}
+	}
+	return first, last
+}
+
+func lowest(s int) uint64  { lo, _ := buckets.Bounds(s); return lo }
+func highest(s int) uint64 { _, hi := buckets.Bounds(s); return hi }
+
+// HistogramFromSlots builds a histogram from an in-kernel histogram's slot
+// counts (package buckets' layout) and the calls' exact min, max and sum.
+// The power-of-two buckets count each slot's calls at its representative.
+func HistogramFromSlots(slots []uint64, minNs, maxNs, sumHi, sumLo uint64) *Histogram {
 	h := NewHistogram()
-	for _, r := range ranges {
-		if r.Count == 0 {
+	for s, c := range slots {
+		if c == 0 || s >= buckets.Slots {
 			continue
 		}
 		h.ensure()
-		v := min(max(r.LoNs+(r.HiNs-r.LoNs)/2, minNs), maxNs)
-		_ = h.data.hdr.RecordValues(int64(min(v, hdrHighest)), int64(r.Count))
-		h.data.log2[bits.Len64(v)] += r.Count
-		h.count += r.Count
+		h.data.slots[s] += c
+		v := min(max(buckets.Representative(s), minNs), maxNs)
+		h.data.log2[bits.Len64(v)] += c
+		h.count += c
 	}
 	if h.count > 0 {
 		h.min, h.max, h.sumHi, h.sumLo = minNs, maxNs, sumHi, sumLo
 	}
 	return h
+}
+
+// Bin is calls known only by a value that stands for them and their count.
+type Bin struct{ ValueNs, Count uint64 }
+
+// HistogramFromBins builds a histogram from bins (the HDR bins of reports
+// of schema 1, each named by its lowest value, 1% wide) and the calls'
+// exact min, max and sum: each bin's calls go to the slot of its value, so
+// its percentiles are within about 1.5% of the exact ones.
+func HistogramFromBins(count, minNs, maxNs, sumHi, sumLo uint64, log2 []Bucket, bins []Bin) (*Histogram, error) {
+	slots := make([]SlotCount, len(bins))
+	for i, b := range bins {
+		slots[i] = SlotCount{Slot: buckets.Of(b.ValueNs), Count: b.Count}
+	}
+	return fromParts(count, minNs, maxNs, sumHi, sumLo, log2, slots, false)
 }

@@ -1,9 +1,11 @@
 package report
 
 import (
+	"github.com/ulat-dev/ulat/buckets"
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -51,8 +53,8 @@ func TestBimodalPercentiles(t *testing.T) {
 }
 
 func TestPercentileClampedToMinMax(t *testing.T) {
-	// HDR reports the upper edge of a value's bin; with one value every
-	// percentile must still be that exact value.
+	// A slot's representative is not the value itself; with one value
+	// every percentile must still be that exact value.
 	h := NewHistogram()
 	h.Record(123_457)
 	for _, p := range []float64{0.1, 50, 99.9, 100, 150, 0, -1, math.NaN()} {
@@ -72,7 +74,7 @@ func TestEmpty(t *testing.T) {
 		}
 	}
 	if NewHistogram().data != nil {
-		t.Error("NewHistogram allocated HDR storage before the first Record")
+		t.Error("NewHistogram allocated slots before the first Record")
 	}
 }
 
@@ -137,15 +139,51 @@ func TestRecordHuge(t *testing.T) {
 		t.Errorf("Buckets() = %v, want %v", got, want)
 	}
 
-	// Beyond the HDR range percentiles clamp to one hour, but never below Min.
+	// Past the last bucket (1024 s) calls share the overflow slot; the
+	// highest rank is still the exact max.
 	twoHours := uint64(2 * time.Hour)
 	h = NewHistogram()
 	h.Record(1000)
 	h.Record(twoHours)
-	if h.Count() != 2 || h.Max() != twoHours {
-		t.Errorf("count/max = %d/%d, want 2/%d", h.Count(), h.Max(), twoHours)
+	h.Record(twoHours + 1)
+	if h.Count() != 3 || h.Max() != twoHours+1 {
+		t.Errorf("count/max = %d/%d, want 3/%d", h.Count(), h.Max(), twoHours+1)
 	}
-	within(t, "p100", h.Percentile(100), uint64(time.Hour), 0.01)
+	if got := h.Percentile(100); got != twoHours+1 {
+		t.Errorf("p100 = %d, want the max %d", got, twoHours+1)
+	}
+	if got := h.Percentile(50); got != 1024e9+1 {
+		t.Errorf("p50 = %d, want the overflow slot's lower bound %d", got, uint64(1024e9+1))
+	}
+}
+
+// Percentiles are within 0.55% (and the half ns a slot's representative is
+// rounded by) of the exact nearest-rank percentiles of the recorded values,
+// for every percentile of several distributions.
+func TestPercentilesWithinHalfABucket(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	dists := map[string]func() uint64{
+		"loguniform 1us-10s": func() uint64 { return uint64(math.Exp(math.Log(1e3) + r.Float64()*math.Log(1e7))) },
+		"narrow 2ms":         func() uint64 { return 2_000_000 + uint64(r.IntN(4000)) },
+		"bimodal":            func() uint64 { return []uint64{200_000, 3_000_000}[r.IntN(2)] + uint64(r.IntN(1000)) },
+		"short":              func() uint64 { return 4000 + uint64(r.IntN(5000)) },
+	}
+	for name, draw := range dists {
+		h := NewHistogram()
+		vals := make([]uint64, 20001)
+		for i := range vals {
+			vals[i] = draw()
+			h.Record(vals[i])
+		}
+		slices.Sort(vals)
+		for p := 0.5; p <= 100; p += 0.5 {
+			exact := vals[PercentileRank(p, uint64(len(vals)))-1]
+			got := h.Percentile(p)
+			if d := (math.Abs(float64(got)-float64(exact)) - 0.5) / float64(exact); d > 0.0055 {
+				t.Errorf("%s: p%v = %d, exact %d (%.2f%% off)", name, p, got, exact, 100*d)
+			}
+		}
+	}
 }
 
 func randomValues(r *rand.Rand, n int) []uint64 {
@@ -228,15 +266,16 @@ func TestReset(t *testing.T) {
 	sameHist(t, h, fresh)
 }
 
-func TestHistogramFromCounts(t *testing.T) {
-	h := HistogramFromCounts([]Bucket{{LoNs: 96, HiNs: 104, Count: 3}, {LoNs: 1000, HiNs: 1064, Count: 1}, {LoNs: 5000, HiNs: 6000}},
-		97, 1010, 0, 97+100+101+1010)
+func TestHistogramFromSlots(t *testing.T) {
+	var slots [buckets.Slots]uint64
+	a, b := buckets.Of(100), buckets.Of(1010)
+	slots[a], slots[b] = 3, 1
+	h := HistogramFromSlots(slots[:], 97, 1010, 0, 97+100+101+1010)
 	if h.Count() != 4 || h.Min() != 97 || h.Max() != 1010 || h.Mean() != (97+100+101+1010)/4 {
 		t.Errorf("count/min/max/mean = %d/%d/%d/%d", h.Count(), h.Min(), h.Max(), h.Mean())
 	}
-	// Midpoints: 100 for the first range; 1032 for the second, clamped to the max.
-	if p := h.Percentile(50); p != 100 {
-		t.Errorf("p50 = %d, want the first range's midpoint 100", p)
+	if p, want := h.Percentile(50), buckets.Representative(a); p != want {
+		t.Errorf("p50 = %d, want the slot's representative %d", p, want)
 	}
 	if p := h.Percentile(100); p != 1010 {
 		t.Errorf("p100 = %d, want the max 1010", p)
@@ -244,7 +283,7 @@ func TestHistogramFromCounts(t *testing.T) {
 	if b := h.Buckets(); len(b) != 4 || b[0].Count != 3 || b[3].Count != 1 {
 		t.Errorf("buckets %+v: want 3 in [64,128) and 1 in [512,1024)", b)
 	}
-	if HistogramFromCounts(nil, 0, 0, 0, 0).Count() != 0 {
-		t.Error("no ranges: not empty")
+	if HistogramFromSlots(nil, 0, 0, 0, 0).Count() != 0 {
+		t.Error("no slots: not empty")
 	}
 }

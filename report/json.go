@@ -4,13 +4,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ulat-dev/ulat/buckets"
 	"io"
 	"math/big"
 )
 
-// SchemaVersion is the "schema" value WriteJSON emits and ReadJSON accepts.
-// Fields may be added within a version; none are renamed or removed.
-const SchemaVersion = 1
+// SchemaVersion is the "schema" value WriteJSON emits. ReadJSON also
+// accepts schema 1, whose histograms were HDR bins (hdr_bins) instead of
+// native_buckets. Fields may be added within a version; none are renamed
+// or removed.
+const SchemaVersion = 2
 
 // ErrSchema is returned (wrapped) by ReadJSON for a document whose schema is
 // missing or not SchemaVersion.
@@ -36,9 +39,11 @@ type JSONReport struct {
 	Binaries    []JSONBinary `json:"binaries"`
 	Runs        int          `json:"runs"`
 	Aggregation string       `json:"aggregation,omitempty"`
-	// HDRSignificantFigures is the precision of every function's
-	// hdr_bins: bins are this many decimal digits wide.
-	HDRSignificantFigures int `json:"hdr_significant_figures"`
+	// BucketSchema is the Prometheus native histogram schema of every
+	// function's native_buckets (6: each bucket is 1.09% wide).
+	BucketSchema int `json:"bucket_schema"`
+	// HDRSignificantFigures was the precision of schema 1's hdr_bins.
+	HDRSignificantFigures int `json:"hdr_significant_figures,omitempty"`
 }
 
 // JSONBinary is a traced file and its build ID.
@@ -67,12 +72,19 @@ type JSONFunction struct {
 	ProbeOverheadNs uint64 `json:"probe_overhead_ns"`
 	ProbeKind       string `json:"probe_kind,omitempty"`
 	ProbeDominated  bool   `json:"probe_dominated"`
-	// The exact sum of all durations (for merging means), and every
-	// non-empty HDR bin as [lowest equivalent value in ns, count]: with
-	// count, min, max and buckets, the whole histogram, so that reports
-	// can be merged and compared without loss.
-	SumNs   *big.Int    `json:"sum_ns"`
-	HDRBins [][2]uint64 `json:"hdr_bins"`
+	// The exact sum of all durations (for merging means), and the
+	// histogram as a Prometheus native histogram of the report's
+	// bucket_schema over durations in seconds: calls of 0 ns (zero_count),
+	// every non-empty bucket as [index, count] (bucket i holds durations in
+	// (2^((i-1)/64), 2^(i/64)] s), and calls past 1024 s
+	// (overflow_count). With count, min and max, the whole histogram, so
+	// that reports can be merged, compared and exported without loss.
+	SumNs         *big.Int   `json:"sum_ns"`
+	ZeroCount     uint64     `json:"zero_count"`
+	NativeBuckets [][2]int64 `json:"native_buckets"`
+	OverflowCount uint64     `json:"overflow_count"`
+	// HDRBins was schema 1's histogram: [lowest equivalent value in ns, count].
+	HDRBins [][2]uint64 `json:"hdr_bins,omitempty"`
 }
 
 // JSONBucket is one power-of-two bucket, [LoNs, HiNs).
@@ -104,14 +116,14 @@ func (r *Report) JSON() *JSONReport {
 		ProbeOverheadNs:   map[string]uint64{},
 		OverheadCorrected: r.OverheadCorrected,
 
-		UlatVersion:           r.Run.UlatVersion,
-		Kernel:                r.Run.Kernel,
-		Command:               r.Run.Command,
-		ExitStatus:            r.Run.ExitStatus,
-		Binaries:              []JSONBinary{},
-		Runs:                  max(r.Run.Runs, 1),
-		Aggregation:           r.Run.Aggregation,
-		HDRSignificantFigures: hdrSigFigs,
+		UlatVersion:  r.Run.UlatVersion,
+		Kernel:       r.Run.Kernel,
+		Command:      r.Run.Command,
+		ExitStatus:   r.Run.ExitStatus,
+		Binaries:     []JSONBinary{},
+		Runs:         max(r.Run.Runs, 1),
+		Aggregation:  r.Run.Aggregation,
+		BucketSchema: buckets.Schema,
 	}
 	for _, b := range r.Run.Binaries {
 		out.Binaries = append(out.Binaries, JSONBinary(b))
@@ -136,13 +148,19 @@ func (r *Report) JSON() *JSONReport {
 			ProbeKind:       f.ProbeKind,
 			ProbeDominated:  f.ProbeDominated(r.OverheadCorrected),
 
-			HDRBins: [][2]uint64{},
+			NativeBuckets: [][2]int64{},
 		}
 		hi, lo := h.Sum()
 		jf.SumNs = new(big.Int).Lsh(new(big.Int).SetUint64(hi), 64)
 		jf.SumNs.Or(jf.SumNs, new(big.Int).SetUint64(lo))
-		for _, b := range h.Bins() {
-			jf.HDRBins = append(jf.HDRBins, [2]uint64{b.ValueNs, b.Count})
+		for _, sl := range h.Slots() {
+			if i, ok := buckets.Index(sl.Slot); ok {
+				jf.NativeBuckets = append(jf.NativeBuckets, [2]int64{int64(i), int64(sl.Count)})
+			} else if sl.Slot == 0 {
+				jf.ZeroCount = sl.Count
+			} else {
+				jf.OverflowCount = sl.Count
+			}
 		}
 		if f.ProbeOverheadNs != 0 {
 			out.ProbeOverheadNs[f.ProbeKind] = f.ProbeOverheadNs
@@ -182,21 +200,26 @@ func ReadJSON(rd io.Reader) (*JSONReport, error) {
 	if doc.Schema == nil {
 		return nil, fmt.Errorf("read report json: no schema field: %w", ErrSchema)
 	}
-	if *doc.Schema != SchemaVersion {
-		return nil, fmt.Errorf("read report json: schema %d, want %d: %w", *doc.Schema, SchemaVersion, ErrSchema)
+	if *doc.Schema != SchemaVersion && *doc.Schema != 1 {
+		return nil, fmt.Errorf("read report json: schema %d, want 1 or %d: %w", *doc.Schema, SchemaVersion, ErrSchema)
+	}
+	if *doc.Schema == SchemaVersion && doc.BucketSchema != buckets.Schema {
+		return nil, fmt.Errorf("read report json: bucket_schema %d, want %d: %w", doc.BucketSchema, buckets.Schema, ErrSchema)
 	}
 	doc.JSONReport.Schema = *doc.Schema
 	return &doc.JSONReport, nil
 }
 
 // ErrNoHistogram is returned (wrapped) by JSONFunction.Histogram for a
-// function written without hdr_bins and sum_ns (by ulat before they were
-// added): its percentiles can be shown but not merged or compared.
+// function written without a histogram and sum_ns (by ulat before they
+// were added): its percentiles can be shown but not merged or compared.
 var ErrNoHistogram = errors.New("no histogram data (recorded by an older ulat; record it again)")
 
-// Histogram rebuilds the function's histogram from its JSON form.
+// Histogram rebuilds the function's histogram from its JSON form, of
+// either schema.
 func (f *JSONFunction) Histogram() (*Histogram, error) {
-	if f.Count > 0 && (f.SumNs == nil || len(f.HDRBins) == 0) {
+	hasSlots := len(f.NativeBuckets) > 0 || f.ZeroCount > 0 || f.OverflowCount > 0
+	if f.Count > 0 && (f.SumNs == nil || (!hasSlots && len(f.HDRBins) == 0)) {
 		return nil, fmt.Errorf("%s: %w", f.Function, ErrNoHistogram)
 	}
 	var hi, lo uint64
@@ -207,15 +230,35 @@ func (f *JSONFunction) Histogram() (*Histogram, error) {
 		lo = new(big.Int).And(f.SumNs, new(big.Int).SetUint64(^uint64(0))).Uint64()
 		hi = new(big.Int).Rsh(f.SumNs, 64).Uint64()
 	}
-	buckets := make([]Bucket, len(f.Buckets))
+	log2 := make([]Bucket, len(f.Buckets))
 	for i, b := range f.Buckets {
-		buckets[i] = Bucket(b)
+		log2[i] = Bucket(b)
 	}
-	bins := make([]Bin, len(f.HDRBins))
-	for i, b := range f.HDRBins {
-		bins[i] = Bin{ValueNs: b[0], Count: b[1]}
+	var h *Histogram
+	var err error
+	if len(f.HDRBins) > 0 && !hasSlots {
+		bins := make([]Bin, len(f.HDRBins))
+		for i, b := range f.HDRBins {
+			bins[i] = Bin{ValueNs: b[0], Count: b[1]}
+		}
+		h, err = HistogramFromBins(f.Count, f.MinNs, f.MaxNs, hi, lo, log2, bins)
+	} else {
+		var slots []SlotCount
+		if f.ZeroCount > 0 {
+			slots = append(slots, SlotCount{Slot: 0, Count: f.ZeroCount})
+		}
+		for _, b := range f.NativeBuckets {
+			s, ok := buckets.SlotOfIndex(int32(b[0]))
+			if !ok || b[0] != int64(int32(b[0])) || b[1] < 0 {
+				return nil, fmt.Errorf("%s: bucket %d (count %d) is not one of schema %d's non-empty buckets up to 1024 s: %w", f.Function, b[0], b[1], buckets.Schema, ErrInconsistent)
+			}
+			slots = append(slots, SlotCount{Slot: s, Count: uint64(b[1])})
+		}
+		if f.OverflowCount > 0 {
+			slots = append(slots, SlotCount{Slot: buckets.Slots - 1, Count: f.OverflowCount})
+		}
+		h, err = HistogramFromParts(f.Count, f.MinNs, f.MaxNs, hi, lo, log2, slots)
 	}
-	h, err := HistogramFromParts(f.Count, f.MinNs, f.MaxNs, hi, lo, buckets, bins)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Function, err)
 	}

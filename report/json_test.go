@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/ulat-dev/ulat/buckets"
 	"math/big"
 	"reflect"
 	"strings"
@@ -40,19 +41,20 @@ func TestJSONRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Small values are exact in the HDR histogram (or clamped to the exact max).
+	// The median is its slot's representative; min and max are exact.
+	idx := func(v uint64) int64 { i, _ := buckets.Index(buckets.Of(v)); return int64(i) }
 	want := &JSONReport{
-		Schema:    1,
+		Schema:    2,
 		ElapsedNs: 5_000_000_000,
 		Functions: []JSONFunction{
 			{
 				Function: "main.work", Binary: "/abs/path/server",
-				Count: 3, MinNs: 100, MeanNs: 200, P50Ns: 200, P90Ns: 300, P99Ns: 300, MaxNs: 300,
-				Buckets: []JSONBucket{{64, 128, 1}, {128, 256, 1}, {256, 512, 1}},
-				SumNs:   big.NewInt(600),
-				HDRBins: [][2]uint64{{100, 1}, {200, 1}, {300, 1}},
+				Count: 3, MinNs: 100, MeanNs: 200, P50Ns: buckets.Representative(buckets.Of(200)), P90Ns: 300, P99Ns: 300, MaxNs: 300,
+				Buckets:       []JSONBucket{{64, 128, 1}, {128, 256, 1}, {256, 512, 1}},
+				SumNs:         big.NewInt(600),
+				NativeBuckets: [][2]int64{{idx(100), 1}, {idx(200), 1}, {idx(300), 1}},
 			},
-			{Function: "main.idle", Binary: "/abs/path/server", Buckets: []JSONBucket{}, SumNs: big.NewInt(0), HDRBins: [][2]uint64{}},
+			{Function: "main.idle", Binary: "/abs/path/server", Buckets: []JSONBucket{}, SumNs: big.NewInt(0), NativeBuckets: [][2]int64{}},
 		},
 		Lost:            JSONLost{DroppedEvents: 3, UnpairedExits: 1},
 		Warnings:        []string{"main.inl: inlined into all callers, cannot be timed"},
@@ -60,7 +62,7 @@ func TestJSONRoundTrip(t *testing.T) {
 
 		UlatVersion: "v1.2.3", Kernel: "6.18.0", Command: []string{"./server", "-n", "3"}, ExitStatus: &three,
 		Binaries: []JSONBinary{{Path: "/abs/path/server", BuildID: "abcd"}},
-		Runs:     1, HDRSignificantFigures: 2,
+		Runs:     1, BucketSchema: 6,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ReadJSON(WriteJSON(r)) =\n%+v\nwant\n%+v", got, want)
@@ -82,7 +84,7 @@ func TestJSONFieldNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	if !strings.HasPrefix(out, "{\n  \"schema\": 1,\n") || !strings.HasSuffix(out, "}\n") {
+	if !strings.HasPrefix(out, "{\n  \"schema\": 2,\n") || !strings.HasSuffix(out, "}\n") {
 		t.Errorf("want 2-space indented object ending in newline, got:\n%s", out)
 	}
 	var doc map[string]any
@@ -90,12 +92,12 @@ func TestJSONFieldNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	hasKeys(t, "top level", doc, "schema", "elapsed_ns", "functions", "lost", "warnings",
-		"ulat_version", "kernel", "binaries", "runs", "hdr_significant_figures", "probe_overhead_ns")
+		"ulat_version", "kernel", "binaries", "runs", "bucket_schema", "probe_overhead_ns")
 	hasKeys(t, "lost", doc["lost"].(map[string]any), "dropped_events", "unpaired_exits")
 	fns := doc["functions"].([]any)
 	work := fns[0].(map[string]any)
 	hasKeys(t, "function", work, "function", "binary", "count", "min_ns", "mean_ns",
-		"p50_ns", "p90_ns", "p99_ns", "max_ns", "buckets", "sum_ns", "hdr_bins")
+		"p50_ns", "p90_ns", "p99_ns", "max_ns", "buckets", "sum_ns", "zero_count", "native_buckets", "overflow_count")
 	hasKeys(t, "bucket", work["buckets"].([]any)[0].(map[string]any), "lo_ns", "hi_ns", "count")
 
 	if b, ok := fns[1].(map[string]any)["buckets"].([]any); !ok || len(b) != 0 {
@@ -157,7 +159,7 @@ func TestJSONHistogramRebuild(t *testing.T) {
 	for i := uint64(1); i <= 20000; i++ {
 		orig.Record(i*i%7919*1000 + i%13) // spread over several decades
 	}
-	orig.Record(hdrHighest * 3) // beyond the HDR range: clamped there
+	orig.Record(3 << 40) // past 1024 s: the overflow slot
 	doc := jsonOf(t, &Report{Functions: []FunctionStats{{Function: "f", Hist: orig}, {Function: "idle", Hist: NewHistogram()}}})
 	got, err := doc.Functions[0].Histogram()
 	if err != nil {
@@ -172,7 +174,7 @@ func TestJSONHistogramRebuild(t *testing.T) {
 		t.Errorf("count/mean/min/max = %d/%d/%d/%d, want %d/%d/%d/%d", got.Count(), got.Mean(), got.Min(), got.Max(),
 			orig.Count(), orig.Mean(), orig.Min(), orig.Max())
 	}
-	if !reflect.DeepEqual(got.Buckets(), orig.Buckets()) || !reflect.DeepEqual(got.Bins(), orig.Bins()) {
+	if !reflect.DeepEqual(got.Buckets(), orig.Buckets()) || !reflect.DeepEqual(got.Slots(), orig.Slots()) {
 		t.Error("buckets or bins differ after the round trip")
 	}
 	// Merging rebuilt histograms equals merging the originals.
@@ -182,7 +184,7 @@ func TestJSONHistogramRebuild(t *testing.T) {
 	rebuilt := NewHistogram()
 	rebuilt.Merge(got)
 	rebuilt.Merge(got)
-	if !reflect.DeepEqual(twice.Bins(), rebuilt.Bins()) || twice.Mean() != rebuilt.Mean() || twice.Percentile(99) != rebuilt.Percentile(99) {
+	if !reflect.DeepEqual(twice.Slots(), rebuilt.Slots()) || twice.Mean() != rebuilt.Mean() || twice.Percentile(99) != rebuilt.Percentile(99) {
 		t.Error("merge of rebuilt histograms differs from merge of the originals")
 	}
 	if idle, err := doc.Functions[1].Histogram(); err != nil || idle.Count() != 0 {
@@ -192,20 +194,28 @@ func TestJSONHistogramRebuild(t *testing.T) {
 
 func TestJSONHistogramErrors(t *testing.T) {
 	ok := JSONFunction{Function: "f", Count: 2, MinNs: 100, MaxNs: 200, SumNs: big.NewInt(300),
-		Buckets: []JSONBucket{{64, 128, 1}, {128, 256, 1}}, HDRBins: [][2]uint64{{100, 1}, {200, 1}}}
+		Buckets: []JSONBucket{{64, 128, 1}, {128, 256, 1}}, NativeBuckets: [][2]int64{{-1488, 1}, {-1424, 1}}}
 	if _, err := ok.Histogram(); err != nil {
 		t.Fatalf("consistent function rejected: %v", err)
 	}
 	old := ok
-	old.SumNs, old.HDRBins = nil, nil
+	old.SumNs, old.NativeBuckets = nil, nil
 	if _, err := old.Histogram(); !errors.Is(err, ErrNoHistogram) {
-		t.Errorf("function without hdr_bins: error %v, want ErrNoHistogram", err)
+		t.Errorf("function without native_buckets: error %v, want ErrNoHistogram", err)
+	}
+	// Schema 1's HDR bins are read into the slots of their values.
+	schema1 := ok
+	schema1.NativeBuckets, schema1.HDRBins = nil, [][2]uint64{{100, 1}, {200, 1}}
+	if h, err := schema1.Histogram(); err != nil || h.Count() != 2 || h.Max() != 200 {
+		t.Errorf("schema 1 function: %v, %v", h, err)
 	}
 	for name, mutate := range map[string]func(*JSONFunction){
-		"bins short of count":    func(f *JSONFunction) { f.HDRBins = [][2]uint64{{100, 1}} },
+		"slots short of count":   func(f *JSONFunction) { f.NativeBuckets = f.NativeBuckets[:1] },
 		"buckets short of count": func(f *JSONFunction) { f.Buckets = f.Buckets[:1] },
 		"bucket not power of 2":  func(f *JSONFunction) { f.Buckets = []JSONBucket{{60, 128, 1}, {128, 256, 1}} },
-		"bin out of range":       func(f *JSONFunction) { f.HDRBins = [][2]uint64{{100, 1}, {hdrHighest + 1, 1}} },
+		"bucket out of range":    func(f *JSONFunction) { f.NativeBuckets = [][2]int64{{-1488, 1}, {641, 1}} },
+		"empty bucket":           func(f *JSONFunction) { f.NativeBuckets = [][2]int64{{-1488, 1}, {-1900, 1}} },
+		"max past the buckets":   func(f *JSONFunction) { f.MaxNs = 250 },
 		"negative sum":           func(f *JSONFunction) { f.SumNs = big.NewInt(-1) },
 		"min above max":          func(f *JSONFunction) { f.MinNs = 300 },
 	} {

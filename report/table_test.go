@@ -158,14 +158,14 @@ func summaryRow(t *testing.T, out, fn string) []string {
 
 func TestTableSummary(t *testing.T) {
 	out := renderTable(t, &Report{Functions: []FunctionStats{
-		{Function: "main.work", Hist: histOf(100, 200, 300)},
+		{Function: "main.work", Hist: histOf(100, 250, 300)},
 		{Function: "main.idle", Hist: NewHistogram()},
 	}})
 	header := summaryRow(t, out, "FUNCTION")
 	if got := strings.Join(header, ","); got != "FUNCTION,COUNT,MEAN,MIN,P50,P90,P99,MAX" {
 		t.Errorf("header = %s", got)
 	}
-	if got := strings.Join(summaryRow(t, out, "main.work"), ","); got != "main.work,3,200ns,100ns,200ns,300ns,300ns,300ns" {
+	if got := strings.Join(summaryRow(t, out, "main.work"), ","); got != "main.work,3,216ns,100ns,250ns,300ns,300ns,300ns" {
 		t.Errorf("main.work row = %s", got)
 	}
 	if got := strings.Join(summaryRow(t, out, "main.idle"), ","); got != "main.idle,0,-,-,-,-,-,-" {

@@ -404,40 +404,27 @@ func (a *aggregate) record(e *probes.Event) {
 
 // setKernel takes the functions' histograms from in-kernel ones: hs as read
 // now, minus prev as read at the start of the window (nil: since
-// attaching). Over a window the exact min and max are not known; the edges
-// of the first and last non-empty buckets stand in for them.
+// attaching), with the window's exact extremes.
 func (a *aggregate) setKernel(hs, prev []probes.Histogram) {
 	for i := range a.hists {
 		if i >= len(hs) {
 			break
 		}
-		h := hs[i]
-		var ranges []report.Bucket
-		first, last := -1, -1
-		for s, c := range h.Slots {
-			if prev != nil {
-				c -= prev[i].Slots[s]
-			}
-			if c == 0 {
-				continue
-			}
-			lo, hi := probes.SlotBounds(s)
-			ranges = append(ranges, report.Bucket{LoNs: lo, HiNs: hi, Count: c})
-			if first < 0 {
-				first = s
-			}
-			last = s
-		}
+		h := &hs[i]
+		slots := h.Slots[:]
 		minNs, maxNs, sumHi, sumLo := h.Min, h.Max, h.SumHi, h.SumLo
-		if prev != nil && first >= 0 {
-			minNs, _ = probes.SlotBounds(first)
-			_, hi := probes.SlotBounds(last)
-			maxNs = min(hi-1, h.Max)
+		if prev != nil {
+			window := make([]uint64, len(slots))
+			for s, c := range slots {
+				window[s] = c - prev[i].Slots[s]
+			}
+			slots = window
+			minNs, maxNs = h.IntervalMin, h.IntervalMax
 			var borrow uint64
 			sumLo, borrow = bits.Sub64(h.SumLo, prev[i].SumLo, 0)
 			sumHi, _ = bits.Sub64(h.SumHi, prev[i].SumHi, borrow)
 		}
-		a.hists[i] = report.HistogramFromCounts(ranges, minNs, maxNs, sumHi, sumLo)
+		a.hists[i] = report.HistogramFromSlots(slots, minNs, maxNs, sumHi, sumLo)
 	}
 }
 

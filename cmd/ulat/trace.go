@@ -515,6 +515,9 @@ func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan ti
 				if err != nil {
 					return nil, err
 				}
+				if err := tracer.NextInterval(); err != nil {
+					return nil, err
+				}
 				window.setKernel(hs, lastHists)
 				lastHists = hs
 			}
