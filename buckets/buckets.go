@@ -51,9 +51,9 @@ const (
 )
 
 var (
-	upper     [Slots]uint64 // inclusive upper bound of each slot, in ns
-	index     [Slots]int32  // schema-6 bucket index of each slot (not for 0 and Slots-1)
-	cellSlot  [Cells]uint16 // the slot of each cell's first duration
+	upper    [Slots]uint64 // inclusive upper bound of each slot, in ns
+	index    [Slots]int32  // schema-6 bucket index of each slot (not for 0 and Slots-1)
+	cellSlot [Cells]uint16 // the slot of each cell's first duration
 )
 
 func init() {
