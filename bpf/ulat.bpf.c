@@ -33,6 +33,10 @@ const volatile bool follow_forks = false;
 /* Count completed calls in per-CPU histograms (`hists`) instead of
  * streaming each through the ring buffer. */
 const volatile bool aggregate = false;
+/* Sum, per thread or goroutine, the probe costs of traced calls (`nested`),
+ * so that each call's duration can have those made inside it taken out:
+ * false with --raw, which takes nothing out. */
+const volatile bool count_nested = true;
 /* false before Linux 5.15: read the cookie from `cookie_slot`. Being
  * read-only data, the verifier drops the branch not taken, so the
  * bpf_get_attach_cookie call in it does not stop older kernels loading. */
@@ -68,6 +72,26 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ulat_hist);
 } hists SEC(".maps");
+
+/* What each kind of probe pair costs (ULAT_KINDS), set by user space
+ * before it attaches; zeros when nothing is to be taken out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ULAT_KINDS);
+	__type(key, __u32);
+	__type(value, struct ulat_cost);
+} costs SEC(".maps");
+
+/* The sum of the `nested` costs of the traced calls each thread or
+ * goroutine has completed: a call's probe costs made inside it are the
+ * difference between the sums at its exit and at its entry. LRU: threads
+ * and goroutines that end leave their entry behind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 16);
+	__type(key, struct ulat_ctx_key);
+	__type(value, __u64);
+} nested SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -190,7 +214,7 @@ static __always_inline bool call_key(struct pt_regs *ctx, struct ulat_call_key *
 	return true;
 }
 
-static __always_inline void submit(__u32 tgid, __u32 fn, __u32 tid, __u32 kind, __u64 start, __u64 duration)
+static __always_inline void submit(__u32 tgid, __u32 fn, __u32 tid, __u32 kind, __u64 start, __u64 duration, __u64 nested_ns)
 {
 	struct ulat_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -203,6 +227,7 @@ static __always_inline void submit(__u32 tgid, __u32 fn, __u32 tid, __u32 kind, 
 	e->kind = kind;
 	e->start_ns = start;
 	e->duration_ns = duration;
+	e->nested_ns = nested_ns;
 	/* No wakeup per event: the reader drains on a short timer, and is only
 	 * woken early when the buffer fills past the threshold. */
 	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wakeup_threshold ?
@@ -251,19 +276,22 @@ static __always_inline __u64 hist_slot(__u64 d)
 	return s;
 }
 
-/* Counts a completed call in its function's histogram on this CPU. The
+/* Counts a completed call in its function's histogram on this CPU, with
+ * `cost` (its own probes' and those of the traced calls made inside it)
+ * taken out; a call measured at or below that cost counts as 0 ns. The
  * program can be preempted by another task's run of it on the same CPU,
  * so the counts are added atomically (uncontended: cheap); min and max
  * could in theory miss a value in that window. */
-static __always_inline void record(__u32 fn, __u64 d, __u64 bias)
+static __always_inline void record(__u32 fn, __u64 d, __u64 cost, __u64 nested_ns)
 {
 	struct ulat_hist *h = bpf_map_lookup_elem(&hists, &fn);
 	if (!h)
 		return;
 	__u64 epoch = control_value(ULAT_CTL_EPOCH);
-	d = d > bias ? d - bias : 0;
+	d = d > cost ? d - cost : 0;
 	__sync_fetch_and_add(&h->count, 1);
 	__sync_fetch_and_add(&h->sum, d);
+	__sync_fetch_and_add(&h->nested_sum, nested_ns);
 	if (h->min_plus1 == 0 || d + 1 < h->min_plus1)
 		h->min_plus1 = d + 1;
 	if (d > h->max)
@@ -278,6 +306,24 @@ static __always_inline void record(__u32 fn, __u64 d, __u64 bias)
 	if (d > h->emax)
 		h->emax = d;
 	__sync_fetch_and_add(&h->slots[BOUNDED(hist_slot(d), ULAT_HIST_SLOTS - 1)], 1);
+}
+
+/* The `nested` sum of the context a call key names. */
+static __always_inline __u64 *nested_sum(struct ulat_call_key *key)
+{
+	struct ulat_ctx_key c = {.tgid = key->tgid, .ctx = key->ctx};
+	return bpf_map_lookup_elem(&nested, &c);
+}
+
+/* Adds a completed call's nested cost to its context's sum. */
+static __always_inline void add_nested(struct ulat_call_key *key, __u64 *sum, __u64 cost)
+{
+	if (sum) {
+		*sum += cost;
+		return;
+	}
+	struct ulat_ctx_key c = {.tgid = key->tgid, .ctx = key->ctx};
+	bpf_map_update_elem(&nested, &c, &cost, BPF_NOEXIST);
 }
 
 /* The return address of the call being entered (the entry probe sits
@@ -299,7 +345,7 @@ static __always_inline void unwound(struct ulat_call_key *key, struct ulat_call 
 {
 	__u32 depth = first->depth;
 
-	submit(key->tgid, first->fn, tid, ULAT_EV_NO_RETURN, first->start_ns, 0);
+	submit(key->tgid, first->fn, tid, ULAT_EV_NO_RETURN, first->start_ns, 0, 0);
 	for (__u32 i = 1; i <= ULAT_MAX_TAIL; i++) {
 		if (i > depth)
 			break;
@@ -307,7 +353,7 @@ static __always_inline void unwound(struct ulat_call_key *key, struct ulat_call 
 		k.level = i;
 		struct ulat_call *c = bpf_map_lookup_elem(&starts, &k);
 		if (c) {
-			submit(k.tgid, c->fn, tid, ULAT_EV_NO_RETURN, c->start_ns, 0);
+			submit(k.tgid, c->fn, tid, ULAT_EV_NO_RETURN, c->start_ns, 0, 0);
 			bpf_map_delete_elem(&starts, &k);
 		}
 	}
@@ -341,6 +387,10 @@ static __always_inline int on_entry(struct pt_regs *ctx)
 			first->depth++;
 			struct ulat_call_key k = key;
 			k.level = first->depth;
+			if (count_nested) {
+				__u64 *sum = nested_sum(&key);
+				call.nested0 = sum ? *sum : 0;
+			}
 			call.start_ns = bpf_ktime_get_ns();
 			bpf_map_update_elem(&starts, &k, &call, BPF_ANY);
 			return 0;
@@ -348,6 +398,10 @@ static __always_inline int on_entry(struct pt_regs *ctx)
 		unwound(&key, first, (__u32)pid_tgid);
 	}
 
+	if (count_nested) {
+		__u64 *sum = nested_sum(&key);
+		call.nested0 = sum ? *sum : 0;
+	}
 	/* Taken last so that the work above is not part of the duration. */
 	call.start_ns = bpf_ktime_get_ns();
 	bpf_map_update_elem(&starts, &key, &call, BPF_ANY);
@@ -390,14 +444,26 @@ static __always_inline int on_exit(struct pt_regs *ctx, bool after_ret)
 			count(ULAT_CNT_UNPAIRED);
 		return 0;
 	}
-	__u64 begin = call->start_ns;
+	__u64 begin = call->start_ns, nested0 = call->nested0, inside = 0, inner = 0;
 	if (top.level > 0)
 		first->depth--;
 	bpf_map_delete_elem(&starts, &top);
+	if (count_nested) {
+		__u32 kind = (cookie >> ULAT_COOKIE_KIND_SHIFT) & ULAT_COOKIE_KIND_MASK;
+		struct ulat_cost *cost = bpf_map_lookup_elem(&costs, &kind);
+		__u64 *sum = nested_sum(&key);
+		/* A sum below the entry's: the LRU dropped the context's. */
+		if (sum && *sum > nested0)
+			inside = *sum - nested0;
+		if (cost) {
+			inner = cost->inner;
+			add_nested(&key, sum, top.level > 0 ? cost->tail : cost->nested);
+		}
+	}
 	if (aggregate)
-		record(fn, now - begin, cookie >> ULAT_COOKIE_BIAS_SHIFT);
+		record(fn, now - begin, inner + inside, inside);
 	else
-		submit(key.tgid, fn, (__u32)pid_tgid, ULAT_EV_CALL, begin, now - begin);
+		submit(key.tgid, fn, (__u32)pid_tgid, ULAT_EV_CALL, begin, now - begin, inside);
 	return 0;
 }
 
@@ -483,6 +549,7 @@ int BPF_PROG(ulat_exec, struct task_struct *p, int old_pid, void *bprm)
 	e->kind = ULAT_EV_EXEC;
 	e->start_ns = bpf_ktime_get_ns();
 	e->duration_ns = 0;
+	e->nested_ns = 0;
 	if (bpf_send_signal(19 /* SIGSTOP */)) {
 		bpf_ringbuf_discard(e, 0);
 		return 0;

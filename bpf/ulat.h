@@ -9,9 +9,29 @@
 /* Pair calls by goroutine (the g pointer register) instead of by thread:
  * goroutines move between threads while a call is in flight. */
 #define ULAT_COOKIE_GO (1ULL << 32)
-/* With in-kernel histograms, the probe pair's own cost in ns, subtracted
- * from each duration before it is counted. */
-#define ULAT_COOKIE_BIAS_SHIFT 40
+/* The function's kind of probe pair (its index in `costs`). */
+#define ULAT_COOKIE_KIND_SHIFT 33
+#define ULAT_COOKIE_KIND_MASK 3ULL
+#define ULAT_KINDS 4
+
+/* What a kind of probe pair costs, in ns (measured by user space): `inner`
+ * is the part of its work between a call's two timestamps, subtracted from
+ * the call's duration; `nested` is all of its work, subtracted from the
+ * duration of the traced call it was made in; `tail`, the same for a tail
+ * call. */
+struct ulat_cost {
+	__u64 inner;
+	__u64 nested;
+	__u64 tail; /* `nested` for a tail call, which returns through its caller's trap */
+};
+
+/* The thread (native code) or goroutine (Go) whose traced calls' probe
+ * costs are summed in `nested`. */
+struct ulat_ctx_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 ctx;
+};
 
 /* Indexes of the programs in `tail_progs` (kernels without cookies). */
 enum ulat_tail {
@@ -52,6 +72,7 @@ struct ulat_call_key {
 
 struct ulat_call {
 	__u64 start_ns;
+	__u64 nested0; /* the context's `nested` sum at entry */
 	__u64 ret; /* native, level 0: the return address at entry; a tail call's is the uretprobe trampoline (Go: 0) */
 	__u32 fn;
 	__u32 depth; /* level 0: how many tail calls are stacked above it */
@@ -95,6 +116,7 @@ struct ulat_hist {
 	__u64 epoch;
 	__u64 emin_plus1;
 	__u64 emax;
+	__u64 nested_sum; /* the traced calls' probe costs taken out of the durations */
 	__u64 slots[ULAT_HIST_SLOTS];
 };
 
@@ -105,7 +127,8 @@ struct ulat_event {
 	__u32 fn;
 	__u32 kind; /* enum ulat_event_kind */
 	__u64 start_ns;
-	__u64 duration_ns;
+	__u64 duration_ns; /* from entry to exit, nothing taken out */
+	__u64 nested_ns;   /* the probe costs of traced calls made inside it */
 };
 
 #endif

@@ -197,7 +197,7 @@ func TestCompareBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	schema2 := write("schema2.json", strings.Replace(string(base), `"schema": 1`, `"schema": 2`, 1))
+	schema3 := write("schema3.json", strings.Replace(string(base), `"schema": 2`, `"schema": 3`, 1))
 	text := write("notes.txt", "hello\n")
 	empty := write("empty.json", "")
 	other := writeJSONReport(t, dir, "other.json", fnDurations{"main.unrelated", []uint64{1000, 2000}})
@@ -205,8 +205,9 @@ func TestCompareBadInput(t *testing.T) {
 	var doc map[string]any
 	json.Unmarshal(base, &doc)
 	for _, fn := range doc["functions"].([]any) {
-		delete(fn.(map[string]any), "hdr_bins")
-		delete(fn.(map[string]any), "sum_ns")
+		for _, k := range []string{"native_buckets", "zero_count", "overflow_count", "sum_ns"} {
+			delete(fn.(map[string]any), k)
+		}
 	}
 	old, _ := json.Marshal(doc)
 	oldPath := write("old.json", string(old))
@@ -221,13 +222,13 @@ func TestCompareBadInput(t *testing.T) {
 	}{
 		{"missing file", []string{"compare", missing, f.base}, "open " + missing + ": no such file or directory"},
 		{"missing current", []string{"compare", f.base, missing}, "open " + missing + ": no such file or directory"},
-		{"schema mismatch", []string{"compare", f.base, schema2}, schema2 + ": read report json: schema 2, want 1: unsupported report schema"},
+		{"schema mismatch", []string{"compare", f.base, schema3}, schema3 + ": read report json: schema 3, want 1 or 2: unsupported report schema"},
 		{"not JSON", []string{"compare", text, f.base}, text + ": not a ulat JSON report"},
 		{"empty file", []string{"compare", f.base, empty}, empty + ": not a ulat JSON report"},
 		{"directory", []string{"compare", dir, f.base}, dir + " is a directory, not a JSON report"},
 		{"no common functions", []string{"compare", f.base, other}, "no function is in both reports (they pair by file name and function name): baseline has 3 functions, app:main.parse, app:main.(*Server).handle, app:main.idle, current 1 function, app:main.unrelated"},
 		{"no histograms", []string{"compare", f.base, oldPath}, oldPath + ": main.parse: no histogram data (recorded by an older ulat; record it again)"},
-		{"inconsistent", []string{"compare", inconsistent, f.base}, inconsistent + ": main.parse: count 20001, but 20000 in bins and 20000 in buckets: inconsistent histogram"},
+		{"inconsistent", []string{"compare", inconsistent, f.base}, inconsistent + ": main.parse: count 20001, but 20000 in histogram buckets and 20000 in power-of-two buckets: inconsistent histogram"},
 		{"raw and corrected", []string{"compare", f.base, raw}, "one side has the probes' own cost subtracted and the other not (the current was recorded with --raw)"},
 		{"raw merged with corrected", []string{"compare", f.base, raw, "--", f.same}, f.base + " and " + raw + " cannot be merged"},
 		{"bad threshold", []string{"compare", "--threshold", "p99=10", f.base, f.same}, `--threshold: threshold "p99=10": limit "10" must be a percentage, such as +10%`},
@@ -242,7 +243,7 @@ func TestCompareBadInput(t *testing.T) {
 		{"flag after files", []string{"compare", f.base, f.same, "--format", "json"}, "flag --format must come before the files"},
 		{"merge nothing", []string{"merge"}, "merge needs at least one FILE"},
 		{"merge missing", []string{"merge", f.base, missing}, "open " + missing + ": no such file or directory"},
-		{"merge schema", []string{"merge", schema2}, "schema 2, want 1"},
+		{"merge schema", []string{"merge", schema3}, "schema 3, want 1 or 2"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

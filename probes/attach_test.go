@@ -118,24 +118,31 @@ func testAttachAllOrNothing(t *testing.T, mode AttachMode) {
 	}
 }
 
-// The probe pairs' own cost is measured for each kind, and an emulated
-// entry is cheaper than a single-stepped one.
+// The probe pairs' own costs are measured for each kind: an emulated entry
+// is cheaper than a single-stepped one, and a traced call costs its caller
+// at least what it costs itself (its probes' whole work, not only the part
+// between its timestamps).
 func TestCalibrate(t *testing.T) {
 	requireRoot(t)
-	bias, err := Calibrate(Options{})
+	costs, err := Calibrate(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, exit := range []ExitKind{ExitRET, ExitUretprobe} {
-		emu, step := bias[Overhead{exit, EntryEmulated}], bias[Overhead{exit, EntryStepped}]
-		if emu == 0 || step == 0 {
-			t.Errorf("%s: bias %v, want every kind measured", exit, bias)
+		emu, step := costs[Overhead{exit, EntryEmulated}], costs[Overhead{exit, EntryStepped}]
+		if emu.Inner == 0 || step.Inner == 0 {
+			t.Errorf("%s: costs %v, want every kind measured", exit, costs)
 		}
-		if emu >= step {
-			t.Errorf("%s: emulated entry %dns, single-stepped %dns: want emulated cheaper", exit, emu, step)
+		if emu.Inner >= step.Inner || emu.Nested >= step.Nested {
+			t.Errorf("%s: emulated entry %+v, single-stepped %+v: want emulated cheaper", exit, emu, step)
+		}
+		for _, c := range []Cost{emu, step} {
+			if c.Nested < c.Inner {
+				t.Errorf("%s: a traced call costs its caller %d ns, less than its own measured %d ns", exit, c.Nested, c.Inner)
+			}
 		}
 	}
-	t.Logf("bias: %v", bias)
+	t.Logf("costs: %+v", costs)
 }
 
 func TestMain(m *testing.M) {
@@ -174,19 +181,22 @@ func TestRingBufferFullCountsDrops(t *testing.T) {
 }
 
 // In-kernel histograms count every call, even with a one-page ring buffer
-// that nobody drains, and subtract the bias carried in the cookie.
+// that nobody drains, and take out the cost of the function's kind of probe
+// pair.
 func TestAggregateCountsEveryCall(t *testing.T) {
 	p := libzProbes(t, "crc32")
-	run := func(bias uint64) Histogram {
+	kind := Overhead{Exit: ExitUretprobe, Entry: EntryStepped}
+	run := func(inner uint64) Histogram {
 		t.Helper()
 		z := startZlibCaller(t, "zlib.crc32(b'x')", 3000)
-		tr, err := Open(Options{Pid: z.pid(), RingBuffer: 4096, Aggregate: true, Functions: 2})
+		costs := Costs{kind: {Inner: inner}}
+		tr, err := Open(Options{Pid: z.pid(), RingBuffer: 4096, Aggregate: true, Functions: 2, Costs: costs})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer tr.Close()
 		// Sized for two functions, given one: the second histogram stays empty.
-		if err := tr.Attach([]Function{{Name: "crc32", Binary: lib, Entry: p.Entry, BiasNs: bias}}); err != nil {
+		if err := tr.Attach([]Function{{Name: "crc32", Binary: lib, Entry: p.Entry, Kind: kind}}); err != nil {
 			t.Fatal(err)
 		}
 		z.batch()
@@ -214,10 +224,10 @@ func TestAggregateCountsEveryCall(t *testing.T) {
 	if raw.Count != 3000 || inSlots != raw.Count || raw.Min > raw.Max || raw.SumLo < raw.Min*raw.Count {
 		t.Errorf("histogram: count %d (buckets %d), min %d, max %d, sum %d", raw.Count, inSlots, raw.Min, raw.Max, raw.SumLo)
 	}
-	// The largest bias a cookie carries (16.7 ms) takes every call shorter
-	// than it to 0; a call preempted for longer on a busy machine keeps
-	// only its excess, so a few may land elsewhere, never most.
-	biased := run(maxCookieBias)
+	// A cost of 16.7 ms takes every call shorter than it to 0; a call
+	// preempted for longer on a busy machine keeps only its excess, so a
+	// few may land elsewhere, never most.
+	biased := run(1<<24 - 1)
 	var above uint64
 	for _, c := range biased.Slots[1:] {
 		above += c

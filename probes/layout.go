@@ -7,6 +7,38 @@ import "github.com/ulat-dev/ulat/buckets"
 
 const cookieGo = uint64(1) << 32 // ULAT_COOKIE_GO
 
+// cookieKindShift places the function's kind of probe pair, its index in
+// the costs map (ULAT_COOKIE_KIND_SHIFT).
+const cookieKindShift = 33
+
+// kinds is how many kinds of probe pairs there are (ULAT_KINDS).
+const kinds = 4
+
+// kindIndex is a kind of probe pair's index in the costs map.
+func kindIndex(o Overhead) int {
+	i := 0
+	if o.Exit == ExitUretprobe {
+		i += 2
+	}
+	if o.Entry == EntryStepped {
+		i++
+	}
+	return i
+}
+
+// cost is struct ulat_cost.
+type cost struct {
+	Inner  uint64
+	Nested uint64
+	Tail   uint64
+}
+
+// ctxKey is struct ulat_ctx_key.
+type ctxKey struct {
+	Tgid uint32
+	Pad  uint32
+	Ctx  uint64
+}
 // cookieFnMask keeps the function index of a cookie (ULAT_COOKIE_FN_MASK).
 const cookieFnMask = uint64(0xffffffff)
 
@@ -40,10 +72,11 @@ type Event struct {
 	Fn         uint32 // index into the functions given to Attach
 	Kind       EventKind
 	StartNs    uint64 // CLOCK_MONOTONIC at entry
-	DurationNs uint64
+	DurationNs uint64 // from entry to exit, nothing taken out
+	NestedNs   uint64 // the probe costs (Options.Costs) of traced calls made inside it
 }
 
-const eventSize = 32
+const eventSize = 40
 
 // callKey is struct ulat_call_key.
 type callKey struct {
@@ -56,6 +89,7 @@ type callKey struct {
 // call is struct ulat_call.
 type call struct {
 	StartNs uint64
+	Nested0 uint64
 	Ret     uint64
 	Fn      uint32
 	Depth   uint32
@@ -64,8 +98,6 @@ type call struct {
 // Mirrors of the in-kernel histogram layout (struct ulat_hist, whose
 // buckets are package buckets').
 const (
-	cookieBiasShift = 40 // ULAT_COOKIE_BIAS_SHIFT
-	maxCookieBias   = 1<<(64-cookieBiasShift) - 1
 	// HistSlots is the number of buckets of an in-kernel histogram.
 	HistSlots = buckets.Slots
 )
@@ -85,5 +117,6 @@ type kernelHist struct {
 	Epoch     uint64
 	EMinPlus1 uint64
 	EMax      uint64
+	NestedSum uint64
 	Slots     [HistSlots]uint64
 }

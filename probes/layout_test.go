@@ -21,6 +21,8 @@ func TestLayoutMatchesBTF(t *testing.T) {
 	checkLayout(t, spec, "ulat_event", reflect.TypeOf(Event{}))
 	checkLayout(t, spec, "ulat_call_key", reflect.TypeOf(callKey{}))
 	checkLayout(t, spec, "ulat_call", reflect.TypeOf(call{}))
+	checkLayout(t, spec, "ulat_cost", reflect.TypeOf(cost{}))
+	checkLayout(t, spec, "ulat_ctx_key", reflect.TypeOf(ctxKey{}))
 	if eventSize != reflect.TypeOf(Event{}).Size() {
 		t.Errorf("eventSize %d, Event is %d bytes", eventSize, reflect.TypeOf(Event{}).Size())
 	}

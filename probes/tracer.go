@@ -41,9 +41,9 @@ type Function struct {
 	Entry  uint64   // file offset of the entry probe
 	Exits  []uint64 // file offsets of RET instructions; empty means use a uretprobe
 	Go     bool     // pair calls by goroutine rather than by thread
-	// BiasNs is subtracted from every duration before it is counted in an
-	// in-kernel histogram (Options.Aggregate); events carry raw durations.
-	BiasNs uint64
+	// Kind is its kind of probe pair, whose Options.Costs are taken out
+	// of its durations.
+	Kind Overhead
 }
 
 // AttachMode chooses how probes are attached.
@@ -85,6 +85,15 @@ type Options struct {
 	// Functions is how many functions Attach will be given.
 	Aggregate bool
 	Functions int
+	// Costs are the probe costs taken out of each call's duration: its
+	// own probes' Inner, and the Nested of each traced call made inside
+	// it (on its thread or goroutine), counted as they happen. Events
+	// carry the raw duration and the nested part; in-kernel histograms
+	// count the corrected duration. Nil: nothing is taken out, but the
+	// nested costs are still counted (so that a calibration's probes do
+	// the same work as a session's). Raw: nothing is counted either.
+	Costs Costs
+	Raw   bool
 
 	// noCookies makes the tracer work as on a kernel without BPF cookies,
 	// so that tests cover that path on any kernel.
@@ -266,6 +275,10 @@ func Open(opts Options) (*Tracer, error) {
 		t.Close()
 		return nil, fmt.Errorf("configure cookies: %w", err)
 	}
+	if err := mod.InitGlobalVariable("count_nested", !opts.Raw); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("configure nested calls: %w", err)
+	}
 	if opts.Aggregate {
 		if opts.Functions < 1 {
 			t.Close()
@@ -327,6 +340,10 @@ func Open(opts Options) (*Tracer, error) {
 			t.Close()
 			return nil, fmt.Errorf("find hists map: %w", err)
 		}
+	}
+	if err := t.setCosts(opts.Costs); err != nil {
+		t.Close()
+		return nil, err
 	}
 	if t.follow {
 		if err := t.startFollowing(); err != nil {
@@ -423,7 +440,7 @@ func plan(fns []Function, index []int) []*probeSet {
 		s.names = append(s.names, name)
 	}
 	for i, fn := range fns {
-		cookie := uint64(index[i]) | min(fn.BiasNs, maxCookieBias)<<cookieBiasShift
+		cookie := uint64(index[i]) | uint64(kindIndex(fn.Kind))<<cookieKindShift
 		if fn.Go {
 			cookie |= cookieGo
 		}
@@ -733,6 +750,22 @@ func (t *Tracer) Lost() (Lost, error) {
 	return l, nil
 }
 
+// setCosts writes the costs of each kind of probe pair where the programs
+// read them.
+func (t *Tracer) setCosts(costs Costs) error {
+	m, err := t.mod.GetMap("costs")
+	if err != nil {
+		return fmt.Errorf("find costs map: %w", err)
+	}
+	for o, c := range costs {
+		key, val := uint32(kindIndex(o)), cost{Inner: c.Inner, Nested: c.Nested, Tail: c.Tail}
+		if err := m.Update(unsafe.Pointer(&key), unsafe.Pointer(&val)); err != nil {
+			return fmt.Errorf("set the probe costs: %w", err)
+		}
+	}
+	return nil
+}
+
 // Histogram is one function's in-kernel histogram, summed over CPUs.
 type Histogram struct {
 	Count        uint64
@@ -743,6 +776,9 @@ type Histogram struct {
 	// tells whether there was any.
 	IntervalMin, IntervalMax uint64
 	IntervalCalls            bool
+	// NestedNs is the sum of the probe costs of traced calls made inside
+	// the calls, which their durations had taken out.
+	NestedNs uint64
 	Slots                    [HistSlots]uint64 // counts of package buckets' slots
 }
 
@@ -778,6 +814,7 @@ func (t *Tracer) Histograms() ([]Histogram, error) {
 				h.IntervalCalls = true
 			}
 			h.Count += k.Count
+			h.NestedNs += k.NestedSum
 			var carry uint64
 			h.SumLo, carry = bits.Add64(h.SumLo, k.Sum, 0)
 			h.SumHi += carry

@@ -72,6 +72,17 @@ type JSONFunction struct {
 	ProbeOverheadNs uint64 `json:"probe_overhead_ns"`
 	ProbeKind       string `json:"probe_kind,omitempty"`
 	ProbeDominated  bool   `json:"probe_dominated"`
+	// What the probes of traced calls made inside its calls added to
+	// them on average (taken out when overhead_corrected); how far each
+	// corrected duration may be off because those costs are known only
+	// that well; how many calls were measured at or below the costs taken
+	// out (counted as 0 ns: each took at most probe_uncertainty_ns); and
+	// whether that uncertainty is over a tenth of the median, which makes
+	// the figures rough.
+	NestedProbeOverheadNs uint64 `json:"nested_probe_overhead_ns"`
+	ProbeUncertaintyNs    uint64 `json:"probe_uncertainty_ns"`
+	BelowProbeCost        uint64 `json:"below_probe_cost"`
+	Uncertain             bool   `json:"uncertain"`
 	// The exact sum of all durations (for merging means), and the
 	// histogram as a Prometheus native histogram of the report's
 	// bucket_schema over durations in seconds: calls of 0 ns (zero_count),
@@ -147,6 +158,11 @@ func (r *Report) JSON() *JSONReport {
 			ProbeOverheadNs: f.ProbeOverheadNs,
 			ProbeKind:       f.ProbeKind,
 			ProbeDominated:  f.ProbeDominated(r.OverheadCorrected),
+
+			NestedProbeOverheadNs: f.NestedOverheadNs,
+			ProbeUncertaintyNs:    f.UncertaintyNs,
+			BelowProbeCost:        f.BelowProbeCost(r.OverheadCorrected),
+			Uncertain:             f.Uncertain(r.OverheadCorrected),
 
 			NativeBuckets: [][2]int64{},
 		}

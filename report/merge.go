@@ -30,6 +30,7 @@ func Merge(docs []*JSONReport) (*Report, error) {
 	index := map[string]int{}
 	overheadSum := map[string]uint64{}
 	overheadRuns := map[string]uint64{}
+	nestedSum := map[string]uint64{}
 	binaries := map[Binary]bool{}
 	for n, d := range docs {
 		if d.OverheadCorrected != out.OverheadCorrected {
@@ -63,6 +64,10 @@ func Merge(docs []*JSONReport) (*Report, error) {
 			}
 			out.Functions[j].Hist.Merge(h)
 			out.Functions[j].DidNotReturn += f.DidNotReturn
+			// The merged figures are as uncertain as the most uncertain
+			// run's; the nested cost is weighted by calls.
+			out.Functions[j].UncertaintyNs = max(out.Functions[j].UncertaintyNs, f.ProbeUncertaintyNs)
+			nestedSum[key] += f.NestedProbeOverheadNs * f.Count
 			if f.ProbeOverheadNs != 0 {
 				overheadSum[key] += f.ProbeOverheadNs
 				overheadRuns[key]++
@@ -72,6 +77,9 @@ func Merge(docs []*JSONReport) (*Report, error) {
 	for key, j := range index {
 		if overheadRuns[key] > 0 {
 			out.Functions[j].ProbeOverheadNs = overheadSum[key] / overheadRuns[key]
+		}
+		if n := out.Functions[j].Hist.Count(); n > 0 {
+			out.Functions[j].NestedOverheadNs = nestedSum[key] / n
 		}
 	}
 	// Facts that hold for every run are kept; ones that differ are not

@@ -15,6 +15,33 @@ type FunctionStats struct {
 	// measured.
 	ProbeOverheadNs uint64
 	ProbeKind       string
+	// NestedOverheadNs is what the probes of traced calls made inside
+	// its calls added to them, on average (taken out when corrected).
+	NestedOverheadNs uint64
+	// UncertaintyNs is how far each corrected duration may be off
+	// because the probes' costs taken out are known only that well (the
+	// spread of their calibration); 0 when not measured.
+	UncertaintyNs uint64
+}
+
+// BelowProbeCost counts the calls measured at or below the probe costs
+// taken out of them, which count as 0 ns: their true duration is at most
+// UncertaintyNs.
+func (f FunctionStats) BelowProbeCost(corrected bool) uint64 {
+	if !corrected || f.ProbeOverheadNs == 0 {
+		return 0
+	}
+	return f.Hist.ZeroCount()
+}
+
+// Uncertain reports that the correction's uncertainty is over a tenth of
+// the function's corrected median, so that its figures are rough: the
+// report says so rather than print precise-looking numbers.
+func (f FunctionStats) Uncertain(corrected bool) bool {
+	if !corrected || f.UncertaintyNs == 0 || f.Hist.Count() == 0 {
+		return false
+	}
+	return f.UncertaintyNs*10 > f.Hist.Percentile(50)
 }
 
 // ProbeDominated reports that the function's median is within a few

@@ -52,7 +52,7 @@ func WriteTable(w io.Writer, r *Report) error {
 	if blocks > 0 {
 		buf.WriteByte('\n')
 	}
-	if err := writeSummary(&buf, r.Functions); err != nil {
+	if err := writeSummary(&buf, r.Functions, r.OverheadCorrected); err != nil {
 		return err
 	}
 	if r.Elapsed > 0 {
@@ -123,24 +123,55 @@ func NewTable(w io.Writer, align ...tw.Align) *tablewriter.Table {
 	)
 }
 
-func writeSummary(buf *bytes.Buffer, fns []FunctionStats) error {
+// writeSummary writes the table of figures. Corrected for the probes'
+// costs, a "±" column says how far each function's figures may be off
+// because of that; figures of functions where that is over a tenth of the
+// median are marked "~" (rough), and a percentile of calls measured below
+// their probes' cost shows the bound on them ("≤0.4µs").
+func writeSummary(buf *bytes.Buffer, fns []FunctionStats, corrected bool) error {
+	uncertainty := false
+	for _, f := range fns {
+		uncertainty = uncertainty || (corrected && f.UncertaintyNs > 0)
+	}
 	right := tw.AlignRight
-	table := NewTable(buf, tw.AlignLeft, right, right, right, right, right, right, right)
-	table.Header("FUNCTION", "COUNT", "MEAN", "MIN", "P50", "P90", "P99", "MAX")
+	header := []any{"FUNCTION", "COUNT", "MEAN", "MIN", "P50", "P90", "P99", "MAX"}
+	align := []tw.Align{tw.AlignLeft, right, right, right, right, right, right, right}
+	if uncertainty {
+		header, align = append(header, "±"), append(align, right)
+	}
+	table := NewTable(buf, align...)
+	table.Header(header...)
 	for _, f := range fns {
 		h := f.Hist
 		row := []string{f.Function, "0", "-", "-", "-", "-", "-", "-"}
 		if h.Count() > 0 {
+			rough, below := f.Uncertain(corrected), f.BelowProbeCost(corrected) > 0
+			cell := func(v uint64) string {
+				switch {
+				case below && v == 0:
+					return "≤" + FormatDuration(f.UncertaintyNs)
+				case rough:
+					return "~" + FormatDuration(v)
+				}
+				return FormatDuration(v)
+			}
 			row = []string{
 				f.Function,
 				strconv.FormatUint(h.Count(), 10),
-				FormatDuration(h.Mean()),
-				FormatDuration(h.Min()),
-				FormatDuration(h.Percentile(50)),
-				FormatDuration(h.Percentile(90)),
-				FormatDuration(h.Percentile(99)),
-				FormatDuration(h.Max()),
+				cell(h.Mean()),
+				cell(h.Min()),
+				cell(h.Percentile(50)),
+				cell(h.Percentile(90)),
+				cell(h.Percentile(99)),
+				cell(h.Max()),
 			}
+		}
+		if uncertainty {
+			u := "-"
+			if corrected && f.UncertaintyNs > 0 {
+				u = FormatDuration(f.UncertaintyNs)
+			}
+			row = append(row, u)
 		}
 		if err := table.Append(row); err != nil {
 			return fmt.Errorf("summary table: %w", err)
@@ -194,12 +225,32 @@ func writeOverhead(buf *bytes.Buffer, r *Report) {
 		verb = "included in the durations"
 	}
 	fmt.Fprintf(buf, "probe overhead, measured on this host and %s: %s\n", verb, strings.Join(parts, ", "))
-	if len(dominated) > 0 {
-		const shown = 10
-		list := strings.Join(dominated[:min(len(dominated), shown)], ", ")
-		if len(dominated) > shown {
-			list += fmt.Sprintf(" and %d more", len(dominated)-shown)
+	var rough, below []string
+	for _, f := range r.Functions {
+		if f.Uncertain(r.OverheadCorrected) {
+			rough = append(rough, f.Function)
 		}
-		fmt.Fprintf(buf, "probe-dominated (median within 2x of the probes' own cost, shorter than they can resolve): %s\n", list)
+		if n := f.BelowProbeCost(r.OverheadCorrected); n > 0 {
+			below = append(below, fmt.Sprintf("%s (%d of %d calls)", f.Function, n, f.Hist.Count()))
+		}
 	}
+	if len(rough) > 0 {
+		fmt.Fprintf(buf, "~: rough figures: the probe costs taken out are known to ± (the spread of their calibration), over a tenth of the median: %s\n", shortList(rough))
+	}
+	if len(below) > 0 {
+		fmt.Fprintf(buf, "≤: calls measured at or below the probe costs taken out, each at most ± long: %s\n", shortList(below))
+	}
+	if len(dominated) > 0 {
+		fmt.Fprintf(buf, "probe-dominated (median within 2x of the probes' own cost, shorter than they can resolve): %s\n", shortList(dominated))
+	}
+}
+
+// shortList joins names, up to ten of them.
+func shortList(names []string) string {
+	const shown = 10
+	list := strings.Join(names[:min(len(names), shown)], ", ")
+	if len(names) > shown {
+		list += fmt.Sprintf(" and %d more", len(names)-shown)
+	}
+	return list
 }

@@ -272,6 +272,7 @@ func resolveIn(bin *symbols.Binary, patterns []string, lib string) ([]target, []
 				Entry:  p.Entry,
 				Exits:  p.Exits,
 				Go:     f.Lang == symbols.Go,
+				Kind:   overhead,
 			},
 		})
 	}
@@ -354,22 +355,23 @@ func describeGroups(groups []*group) string {
 }
 
 // aggregate turns events into one histogram per target, and counts the
-// calls that never returned. With a bias, each target's probe overhead is
-// subtracted from its durations.
+// calls that never returned. With costs, each call's probe costs (its own,
+// and those of the traced calls made inside it) are taken out of its
+// duration.
 type aggregate struct {
 	targets  []target
 	hists    []*report.Histogram
 	noReturn []uint64
-	bias     []uint64 // per target; nil when not measured
-	biasOf   probes.Bias
-	correct  bool // subtract bias from each event's duration
-	// inKernel: completed calls are counted in the kernel, which
-	// subtracts the bias itself; events are only calls that never returned.
+	nested   []uint64     // per target: the nested probe costs taken out, summed
+	costs    probes.Costs // nil when not measured
+	correct  bool         // take the costs out of each event's duration
+	// inKernel: completed calls are counted in the kernel, which takes
+	// the costs out itself; events are only calls that never returned.
 	inKernel bool
 }
 
-func newAggregate(targets []target, bias probes.Bias, correct, inKernel bool) *aggregate {
-	a := &aggregate{biasOf: bias, correct: correct && bias != nil, inKernel: inKernel}
+func newAggregate(targets []target, costs probes.Costs, correct, inKernel bool) *aggregate {
+	a := &aggregate{costs: costs, correct: correct && costs != nil, inKernel: inKernel}
 	a.grow(targets)
 	return a
 }
@@ -380,9 +382,7 @@ func (a *aggregate) grow(targets []target) {
 	for i := len(a.hists); i < len(targets); i++ {
 		a.hists = append(a.hists, report.NewHistogram())
 		a.noReturn = append(a.noReturn, 0)
-		if a.biasOf != nil {
-			a.bias = append(a.bias, a.biasOf[targets[i].overhead])
-		}
+		a.nested = append(a.nested, 0)
 	}
 	a.targets = targets
 }
@@ -397,7 +397,8 @@ func (a *aggregate) record(e *probes.Event) {
 	}
 	d := e.DurationNs
 	if a.correct {
-		d -= min(d, a.bias[e.Fn])
+		d -= min(d, a.costs[a.targets[e.Fn].overhead].Inner+e.NestedNs)
+		a.nested[e.Fn] += e.NestedNs
 	}
 	a.hists[e.Fn].Record(d)
 }
@@ -425,6 +426,10 @@ func (a *aggregate) setKernel(hs, prev []probes.Histogram) {
 			sumHi, _ = bits.Sub64(h.SumHi, prev[i].SumHi, borrow)
 		}
 		a.hists[i] = report.HistogramFromSlots(slots, minNs, maxNs, sumHi, sumLo)
+		a.nested[i] = h.NestedNs
+		if prev != nil {
+			a.nested[i] -= prev[i].NestedNs
+		}
 	}
 }
 
@@ -432,6 +437,7 @@ func (a *aggregate) reset() {
 	for i, h := range a.hists {
 		h.Reset()
 		a.noReturn[i] = 0
+		a.nested[i] = 0
 	}
 }
 
@@ -455,8 +461,12 @@ func (a *aggregate) report(elapsed time.Duration, lost probes.Lost, left *probes
 		if left != nil {
 			fs.DidNotReturn += left.NoReturn[uint32(i)]
 		}
-		if a.bias != nil {
-			fs.ProbeOverheadNs, fs.ProbeKind = a.bias[i], t.overhead.String()
+		if a.costs != nil {
+			fs.ProbeOverheadNs, fs.ProbeKind = a.costs[t.overhead].Inner, t.overhead.String()
+			if n := a.hists[i].Count(); n > 0 {
+				fs.NestedOverheadNs = a.nested[i] / n
+			}
+			fs.UncertaintyNs = a.costs.Uncertainty(t.overhead, fs.NestedOverheadNs)
 		}
 		r.Functions = append(r.Functions, fs)
 	}

@@ -261,9 +261,9 @@ type prepared struct {
 	targets  []target
 	groups   []*group
 	warnings []string
-	bias     probes.Bias
-	// inKernel: calls are counted in in-kernel histograms, which subtract
-	// the probes' cost themselves.
+	costs    probes.Costs // nil when not measured
+	// inKernel: calls are counted in in-kernel histograms, which take the
+	// probes' costs out themselves.
 	inKernel bool
 	// follower, when not nil, finds functions in the programs followed
 	// processes exec (ulat run --follow-forks).
@@ -298,6 +298,10 @@ func (p *prepared) open(cfg traceConfig, opts probes.Options) (*probes.Tracer, e
 	opts.StopOnExec = p.follower != nil
 	opts.Verbose, opts.Attach, opts.RingBuffer = cfg.verbose, cfg.attach, cfg.buffer
 	opts.Aggregate, opts.Functions = p.inKernel, len(p.targets)
+	opts.Raw = cfg.raw
+	if !cfg.raw {
+		opts.Costs = p.costs
+	}
 	tracer, inKernel, warning, err := probes.OpenCounting(opts, cfg.aggregate == "auto" && p.follower == nil)
 	if err != nil {
 		return nil, err
@@ -310,9 +314,6 @@ func (p *prepared) open(cfg traceConfig, opts probes.Options) (*probes.Tracer, e
 	fns := make([]probes.Function, len(p.targets))
 	for i, t := range p.targets {
 		fns[i] = t.probe
-		if p.inKernel && !cfg.raw && p.bias != nil {
-			fns[i].BiasNs = p.bias[t.overhead]
-		}
 	}
 	if len(fns) > 0 {
 		if err := tracer.Attach(fns); err != nil {
@@ -378,8 +379,8 @@ func plural(n int, one, many string) string {
 // be corrected for it. Functions that cannot be timed are warned about.
 func prepare(cfg traceConfig, binary string, pid int, patterns []string) (*prepared, error) {
 	type calibration struct {
-		bias probes.Bias
-		err  error
+		costs probes.Costs
+		err   error
 	}
 	calibrated := make(chan calibration, 1)
 	go func() {
@@ -421,7 +422,7 @@ func prepare(cfg traceConfig, binary string, pid int, patterns []string) (*prepa
 	if cal.err != nil && !errors.Is(cal.err, probes.ErrPermission) && !errors.Is(cal.err, probes.ErrNoBTF) && !errors.Is(cal.err, probes.ErrNoUprobes) && !errors.Is(cal.err, probes.ErrKernelTooOld) {
 		fmt.Fprintf(os.Stderr, "warning: probe overhead not measured, durations include it: %v\n", cal.err)
 	}
-	return &prepared{targets: targets, groups: groups, warnings: warnings, bias: cal.bias}, nil
+	return &prepared{targets: targets, groups: groups, warnings: warnings, costs: cal.costs}, nil
 }
 
 // openOutput opens --output, or returns def when it is empty.
@@ -448,8 +449,8 @@ func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan ti
 		tick = t.C
 	}
 	warnings := p.warnings
-	total := newAggregate(p.targets, p.bias, !cfg.raw, p.inKernel)
-	window := newAggregate(p.targets, p.bias, !cfg.raw, p.inKernel)
+	total := newAggregate(p.targets, p.costs, !cfg.raw, p.inKernel)
+	window := newAggregate(p.targets, p.costs, !cfg.raw, p.inKernel)
 	var lastHists []probes.Histogram // in-kernel histograms at the last interval
 	var execs []int                  // processes stopped at exec, to let go on
 	record := func(e *probes.Event) {
