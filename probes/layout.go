@@ -39,6 +39,7 @@ type ctxKey struct {
 	Pad  uint32
 	Ctx  uint64
 }
+
 // cookieFnMask keeps the function index of a cookie (ULAT_COOKIE_FN_MASK).
 const cookieFnMask = uint64(0xffffffff)
 

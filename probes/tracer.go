@@ -779,7 +779,7 @@ type Histogram struct {
 	// NestedNs is the sum of the probe costs of traced calls made inside
 	// the calls, which their durations had taken out.
 	NestedNs uint64
-	Slots                    [HistSlots]uint64 // counts of package buckets' slots
+	Slots    [HistSlots]uint64 // counts of package buckets' slots
 }
 
 // Histograms reads every function's in-kernel histogram, in the order of
