@@ -46,7 +46,8 @@ import (
 //     so are bash's job notices ("[1] 1234", "[1]+  Done ...").
 //   - Within a line, spacing is free, "@" bars and "-" rules may have any
 //     length, and numbers are placeholders: a number with a unit (52.2µs,
-//     8.01s, 64K) or a fraction matches any number with any unit; a plain
+//     8.01s, 64K) or a fraction matches any number with any unit, with or
+//     without ulat's marks before it ("~" rough, "≤" a bound); a plain
 //     integer matches any integer, except that 0 must be 0 and any other
 //     must not be 0 (counts that should be non-zero, "(0 failed)").
 //     Everything else is literal: function names, messages, headers.
@@ -699,7 +700,7 @@ func labIgnored(line string) bool {
 }
 
 var (
-	labToken = regexp.MustCompile(`\|[@ ]*\||\d+(?:\.\d+)?(?:ns|µs|us|ms|s|K|M|G|%)?|\s+|-{2,}|.`)
+	labToken = regexp.MustCompile(`\|[@ ]*\||[~≤]?\d+(?:\.\d+)?(?:ns|µs|us|ms|s|K|M|G|%)?|\s+|-{2,}|.`)
 	labUnits = `(?:ns|µs|us|ms|s|K|M|G|%)`
 )
 
@@ -710,11 +711,12 @@ func labLinePattern(line string) *regexp.Regexp {
 	b.WriteString(`^\s*`)
 	for _, tok := range labToken.FindAllString(strings.TrimSpace(line), -1) {
 		switch {
-		case tok[0] >= '0' && tok[0] <= '9':
-			num := strings.TrimRight(tok, "nsµumKMG%")
+		case tok[0] >= '0' && tok[0] <= '9' || strings.HasPrefix(tok, "~") || strings.HasPrefix(tok, "≤"):
+			marked := strings.TrimLeft(tok, "~≤")
+			num := strings.TrimRight(marked, "nsµumKMG%")
 			switch {
-			case num != tok || strings.Contains(num, "."):
-				b.WriteString(`\d+(?:\.\d+)?` + labUnits + `?`)
+			case num != marked || strings.Contains(num, ".") || marked != tok:
+				b.WriteString(`[~≤]?\d+(?:\.\d+)?` + labUnits + `?`)
 			case strings.Trim(num, "0") == "":
 				b.WriteString(`0+`)
 			default:
@@ -802,10 +804,10 @@ func parseLabCheck(expr string) (*labCheck, error) {
 	return c, nil
 }
 
-// labValue reads a number as ulat prints it: 4961, 52.2µs, 20.6ms, 1.2s
-// (durations in ns).
+// labValue reads a number as ulat prints it: 4961, 52.2µs, 20.6ms, 1.2s,
+// ~3.1µs, ≤40ns (durations in ns; a mark is dropped).
 func labValue(s string) (float64, error) {
-	m := regexp.MustCompile(`^(\d+(?:\.\d+)?)(ns|µs|us|ms|s)?$`).FindStringSubmatch(s)
+	m := regexp.MustCompile(`^[~≤]?(\d+(?:\.\d+)?)(ns|µs|us|ms|s)?$`).FindStringSubmatch(s)
 	if m == nil {
 		return 0, fmt.Errorf("%q is not a number", s)
 	}
@@ -905,6 +907,7 @@ func TestLabHarness(t *testing.T) {
 	guide := "# Made up\n\nNot run:\n\n```sh\n$ false\n```\n\n" +
 		"## pass\n\n```console\n" +
 		"$ echo hello 42; echo 'took 5.2ms, 0 failed'\nhello 7\ntook 80µs, 0 failed\n" +
+		"$ echo 'p50 ~3.1µs min ≤40ns'\np50 2.0µs min 1.5µs\n" +
 		"$ sudo echo one \\\n> two\none two\n" +
 		"$ false\n$ echo $?\n1\n" +
 		"$ (sleep 0.5; echo later 0 failed) &\n[1] 4242\n" +
