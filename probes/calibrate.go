@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 )
@@ -53,6 +55,8 @@ type Cost struct {
 	// InnerSpread and NestedSpread are how far the true costs may be from
 	// these: half the range of the medians of the calibration's rounds,
 	// the highest and the lowest left out (one round can be preempted).
+	// A running Calibration's rounds span the session, so the spread
+	// covers how the host's load moved the costs meanwhile.
 	InnerSpread, NestedSpread uint64
 }
 
@@ -124,14 +128,6 @@ func (c calibration) layout() calibLayout {
 
 const calibrationArg = "__ulat_calibrate"
 
-// Rounds and calls per round of each caller: the spread of the rounds'
-// medians is the costs' uncertainty; all of it takes a fraction of a
-// second even when every probe is single-stepped.
-const (
-	calibrationRounds = 9
-	calibrationCalls  = 120
-)
-
 // RunCalibrationChild is the calibration process's main: when this process
 // was started by Calibrate it calls the calibration functions and exits.
 // Call it first thing in main.
@@ -145,14 +141,25 @@ func RunCalibrationChild() {
 	}
 	callers := calibrationTargets().layout().callers
 	// A round each time the parent asks, answered when it is done; the
-	// callers take turns so that every kind sees the same moments.
+	// callers take turns so that every kind sees the same moments. In a
+	// cold round each call comes after a walk over 1 MiB, which evicts
+	// what the probes' path had in the caches, as a function called now
+	// and then (rather than in a tight loop) finds them.
 	in := bufio.NewReader(os.Stdin)
+	pollution := make([]byte, 1<<20)
 	for {
-		if _, err := in.ReadString('\n'); err != nil {
+		line, err := in.ReadString('\n')
+		if err != nil {
 			os.Exit(0)
 		}
+		cold := line == "c\n"
 		for range n {
 			for _, c := range callers {
+				if cold {
+					for i := 0; i < len(pollution); i += 64 {
+						pollution[i]++
+					}
+				}
 				callCalibrationFunction(c)
 			}
 		}
@@ -162,10 +169,54 @@ func RunCalibrationChild() {
 	}
 }
 
-// Calibrate measures the costs of each kind of probe pair on this host, by
+// Calibration measures the probe costs of each kind on this host, by
 // tracing functions that do nothing, and callers of them, in a child
-// process (this executable, started again), in rounds.
-func Calibrate(opts Options) (Costs, error) {
+// process (this executable, started again), in rounds: a few when it
+// starts, then one every RoundEvery while the session lasts, so that the
+// costs follow the host's load, and their spread covers the whole session.
+// Rounds alternate between hot (calls back to back, as a function called
+// in a tight loop sees its probes) and cold (each call after evicting the
+// caches, as a function called now and then does): the two differ by about
+// a third here, and a function's calls can be either, so the costs are the
+// middle of the two and the spread is at least half their difference.
+// Its methods are safe for concurrent use.
+type Calibration struct {
+	cal     calibration
+	layout  calibLayout
+	child   *exec.Cmd
+	stdin   io.WriteCloser
+	answers *bufio.Reader
+	tr      *Tracer
+	done    chan struct{}
+	stopped chan struct{}
+
+	mu     sync.Mutex
+	rounds []calibRound
+	err    error
+}
+
+// calibRound is one round's median duration of each calibration function
+// (0: no call seen).
+type calibRound struct {
+	cold    bool
+	medians []uint64
+}
+
+// Calibration rounds: how many a calibration starts with, how many calls of
+// each calibration function a round makes, how often a round runs after
+// the first ones, and how many recent rounds the costs are taken from.
+const (
+	calibrationFirstRounds = 10 // hot and cold in turn
+	calibrationCalls       = 120
+	calibrationKeptRounds  = 15
+	// RoundEvery is how often a running Calibration measures again: a
+	// round takes ~15 ms of one CPU where every probe is single-stepped.
+	RoundEvery = 2 * time.Second
+)
+
+// StartCalibration starts the calibration process, runs the first rounds,
+// and goes on with a round every RoundEvery until Close.
+func StartCalibration(opts Options) (*Calibration, error) {
 	cal := calibrationTargets()
 	if len(cal.kinds) == 0 {
 		return nil, errors.New("probe overhead calibration is not available on this architecture")
@@ -174,34 +225,63 @@ func Calibrate(opts Options) (Costs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("calibrate: %w", err)
 	}
-	child := exec.Command(exe, calibrationArg, strconv.Itoa(calibrationCalls))
-	stdin, err := child.StdinPipe()
+	c := &Calibration{cal: cal, layout: cal.layout(), done: make(chan struct{}), stopped: make(chan struct{})}
+	c.child = exec.Command(exe, calibrationArg, strconv.Itoa(calibrationCalls))
+	if c.stdin, err = c.child.StdinPipe(); err != nil {
+		return nil, fmt.Errorf("calibrate: %w", err)
+	}
+	stdout, err := c.child.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("calibrate: %w", err)
 	}
-	stdout, err := child.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("calibrate: %w", err)
-	}
-	if err := child.Start(); err != nil {
+	c.answers = bufio.NewReader(stdout)
+	if err := c.child.Start(); err != nil {
 		return nil, fmt.Errorf("calibrate: start %s: %w", exe, err)
 	}
-	defer child.Wait()
-	defer stdin.Close()
-	fail := func(err error) (Costs, error) {
-		child.Process.Kill()
+	fail := func(err error) (*Calibration, error) {
+		c.child.Process.Kill()
+		c.stdin.Close()
+		c.child.Wait()
+		if c.tr != nil {
+			c.tr.Close()
+		}
 		return nil, err
 	}
+	fns, err := c.functions(exe)
+	if err != nil {
+		return fail(err)
+	}
+	opts.Pid = c.child.Process.Pid
+	opts.Aggregate, opts.Costs, opts.Raw, opts.FollowForks, opts.StopOnExec = false, nil, false, false, false
+	if c.tr, err = Open(opts); err != nil {
+		return fail(err)
+	}
+	if err := c.tr.Attach(fns); err != nil {
+		return fail(err)
+	}
+	for range calibrationFirstRounds {
+		if err := c.round(); err != nil {
+			return fail(err)
+		}
+	}
+	if _, err := c.Costs(); err != nil {
+		return fail(err)
+	}
+	go c.run()
+	return c, nil
+}
 
-	layout := cal.layout()
+// functions lists the calibration functions to trace, in calibLayout's
+// order.
+func (c *Calibration) functions(exe string) ([]Function, error) {
 	var fns []Function
-	for _, t := range cal.kinds {
+	for _, t := range c.cal.kinds {
 		off, err := fileOffsetOfAddress(uintptr(t.addr))
 		if err != nil {
-			return fail(fmt.Errorf("calibrate: %w", err))
+			return nil, fmt.Errorf("calibrate: %w", err)
 		}
 		if b := *(*byte)(unsafe.Add(t.addr, t.ret)); b != 0xc3 {
-			return fail(fmt.Errorf("calibrate: no RET at %s+%d", t.kind, t.ret))
+			return nil, fmt.Errorf("calibrate: no RET at %s+%d", t.kind, t.ret)
 		}
 		f := Function{Name: "calibration " + t.kind.String(), Binary: exe, Entry: off, Kind: t.kind}
 		if t.kind.Exit == ExitRET {
@@ -209,104 +289,193 @@ func Calibrate(opts Options) (Costs, error) {
 		}
 		fns = append(fns, f)
 	}
-	for i, addr := range layout.callers {
+	for i, addr := range c.layout.callers {
 		off, err := fileOffsetOfAddress(uintptr(addr))
 		if err != nil {
-			return fail(fmt.Errorf("calibrate: %w", err))
+			return nil, fmt.Errorf("calibrate: %w", err)
 		}
 		fns = append(fns, Function{Name: fmt.Sprintf("calibration caller %d", i), Binary: exe, Entry: off,
 			Kind: Overhead{Exit: ExitUretprobe, Entry: EntryEmulated}})
 	}
-	opts.Pid = child.Process.Pid
-	opts.Aggregate, opts.Costs, opts.Raw = false, nil, false
-	tr, err := Open(opts)
-	if err != nil {
-		return fail(err)
-	}
-	defer tr.Close()
-	if err := tr.Attach(fns); err != nil {
-		return fail(err)
-	}
-
-	// durations[round][function]
-	durations := make([][][]uint64, calibrationRounds)
-	deadline := time.Now().Add(30 * time.Second)
-	answers := bufio.NewReader(stdout)
-	for r := range durations {
-		durations[r] = make([][]uint64, len(fns))
-		collect := func(e *Event) {
-			if e.Kind == EventCall && int(e.Fn) < len(fns) {
-				durations[r][e.Fn] = append(durations[r][e.Fn], e.DurationNs)
-			}
-		}
-		if _, err := stdin.Write([]byte("r\n")); err != nil {
-			return fail(fmt.Errorf("calibrate: %w", err))
-		}
-		// Polled meanwhile, so that the ring buffer never fills.
-		answered := make(chan error, 1)
-		go func() { _, err := answers.ReadString('\n'); answered <- err }()
-		for waiting := true; waiting; {
-			select {
-			case err := <-answered:
-				if err != nil {
-					return fail(fmt.Errorf("calibrate: calibration process: %w", err))
-				}
-				waiting = false
-			default:
-				if time.Now().After(deadline) {
-					return fail(errors.New("calibrate: calibration process did not finish in 30s"))
-				}
-				if _, err := tr.Poll(5*time.Millisecond, collect); err != nil {
-					return fail(err)
-				}
-			}
-		}
-		// The round's probes all ran before its calls returned.
-		tr.Drain(collect)
-	}
-	stdin.Close()
-	if err := tr.Detach(); err != nil {
-		return nil, err
-	}
-	return costsOf(cal, layout, durations)
+	return fns, nil
 }
 
-// costsOf turns the calibration's durations ([round][function], functions
-// as calibLayout places them) into costs: a kind's Inner is the median of
-// its function's durations; its Nested (Tail), the median of its caller's
-// (tail caller's) minus the baseline's; the spreads, half the range of
-// those figures taken round by round, but for the highest and the lowest.
-func costsOf(cal calibration, l calibLayout, durations [][][]uint64) (Costs, error) {
-	pooled := make([][]uint64, len(cal.kinds)+len(l.callers))
-	for _, round := range durations {
-		for f, d := range round {
-			pooled[f] = append(pooled[f], d...)
+// run measures a round every RoundEvery until Close.
+func (c *Calibration) run() {
+	defer close(c.stopped)
+	tick := time.NewTicker(RoundEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-tick.C:
+			if err := c.round(); err != nil {
+				c.mu.Lock()
+				c.err = err
+				c.mu.Unlock()
+				return
+			}
 		}
 	}
-	for f, d := range pooled {
-		if len(d) < calibrationRounds*calibrationCalls/2 {
-			return nil, fmt.Errorf("calibrate: only %d of %d calls of calibration function %d seen", len(d), calibrationRounds*calibrationCalls, f)
+}
+
+// round has the child call every calibration function calibrationCalls
+// times, and keeps the medians of their durations.
+func (c *Calibration) round() error {
+	c.mu.Lock()
+	cold := len(c.rounds)%2 == 1
+	c.mu.Unlock()
+	kind := "r\n"
+	if cold {
+		kind = "c\n"
+	}
+	n := len(c.cal.kinds) + len(c.layout.callers)
+	durations := make([][]uint64, n)
+	collect := func(e *Event) {
+		if e.Kind == EventCall && int(e.Fn) < n {
+			durations[e.Fn] = append(durations[e.Fn], e.DurationNs)
 		}
+	}
+	if _, err := c.stdin.Write([]byte(kind)); err != nil {
+		return fmt.Errorf("calibrate: %w", err)
+	}
+	// Polled meanwhile, so that the ring buffer never fills.
+	answered := make(chan error, 1)
+	go func() { _, err := c.answers.ReadString('\n'); answered <- err }()
+	deadline := time.Now().Add(30 * time.Second)
+	for waiting := true; waiting; {
+		select {
+		case err := <-answered:
+			if err != nil {
+				return fmt.Errorf("calibrate: calibration process: %w", err)
+			}
+			waiting = false
+		default:
+			if time.Now().After(deadline) {
+				return errors.New("calibrate: calibration process did not finish a round in 30s")
+			}
+			if _, err := c.tr.Poll(5*time.Millisecond, collect); err != nil {
+				return err
+			}
+		}
+	}
+	// The round's probes all ran before its calls returned.
+	c.tr.Drain(collect)
+	medians := make([]uint64, n)
+	for f, d := range durations {
+		if len(d) >= calibrationCalls/2 {
+			medians[f] = median(d)
+		}
+	}
+	c.mu.Lock()
+	c.rounds = append(c.rounds, calibRound{cold: cold, medians: medians})
+	c.mu.Unlock()
+	return nil
+}
+
+// Costs returns the costs measured so far, from the recent rounds (see
+// costsOf); an error when the calibration failed.
+func (c *Calibration) Costs() (Costs, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return nil, c.err
+	}
+	return costsOf(c.cal, c.layout, c.rounds)
+}
+
+// Close stops the calibration process.
+func (c *Calibration) Close() error {
+	select {
+	case <-c.done:
+		return nil
+	default:
+	}
+	close(c.done)
+	<-c.stopped
+	c.stdin.Close()
+	err := c.child.Wait()
+	if cerr := c.tr.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("calibration process: %w", err)
+	}
+	return nil
+}
+
+// Calibrate measures the probe costs once: a Calibration's first rounds.
+func Calibrate(opts Options) (Costs, error) {
+	c, err := StartCalibration(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Costs()
+}
+
+// costsOf turns the rounds' medians (functions as calibLayout places them)
+// into costs. For hot and cold rounds apart, from the last
+// calibrationKeptRounds of each: a kind's Inner is the median of its
+// function's round medians; its Nested (Tail), that of its caller's (tail
+// caller's) minus the baseline's; and their spread, half the range of
+// those figures over every round but the highest and the lowest (covering
+// how the costs moved during the whole calibration). The costs are the
+// middle of hot and cold, and their spreads half the difference plus the
+// larger of the two spreads.
+func costsOf(cal calibration, l calibLayout, rounds []calibRound) (Costs, error) {
+	usable := func(r []uint64, fs ...int) bool {
+		for _, f := range fs {
+			if r[f] == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	type figures struct{ inner, nested, tail []uint64 }
+	recent := func(v []uint64) []uint64 { return v[max(0, len(v)-calibrationKeptRounds):] }
+	// mid returns the middle of the hot and the cold figures, and how far
+	// the truth may be from it.
+	mid := func(hot, cold []uint64) (uint64, uint64) {
+		if len(hot) == 0 || len(cold) == 0 {
+			v := append(hot, cold...)
+			if len(v) == 0 {
+				return 0, 0
+			}
+			return median(recent(v)), halfRange(v)
+		}
+		h, c := median(recent(hot)), median(recent(cold))
+		lo, hi := min(h, c), max(h, c)
+		return lo + (hi-lo)/2, (hi-lo+1)/2 + max(halfRange(hot), halfRange(cold))
 	}
 	costs := Costs{}
 	for i, t := range cal.kinds {
-		var inners, nesteds []uint64
-		for _, round := range durations {
-			if len(round[i]) == 0 || len(round[l.caller[i]]) == 0 || len(round[l.base]) == 0 {
+		var hot, cold figures
+		seen := 0
+		for _, r := range rounds {
+			if !usable(r.medians, i, l.caller[i], l.base) {
 				continue
 			}
-			inners = append(inners, median(round[i]))
-			nesteds = append(nesteds, subFloor(median(round[l.caller[i]]), median(round[l.base])))
+			seen++
+			f := &hot
+			if r.cold {
+				f = &cold
+			}
+			m := r.medians
+			f.inner = append(f.inner, m[i])
+			f.nested = append(f.nested, subFloor(m[l.caller[i]], m[l.base]))
+			if l.tail[i] >= 0 && usable(m, l.tail[i], l.tailBase) {
+				f.tail = append(f.tail, subFloor(m[l.tail[i]], m[l.tailBase]))
+			}
 		}
-		c := Cost{
-			Inner:        median(pooled[i]),
-			Nested:       subFloor(median(pooled[l.caller[i]]), median(pooled[l.base])),
-			InnerSpread:  halfRange(inners),
-			NestedSpread: halfRange(nesteds),
+		if seen == 0 || seen < (len(rounds)+1)/2 {
+			return nil, fmt.Errorf("calibrate: %s: only %d of %d rounds saw the calls", t.kind, seen, len(rounds))
 		}
-		if l.tail[i] >= 0 {
-			c.Tail = subFloor(median(pooled[l.tail[i]]), median(pooled[l.tailBase]))
-		}
+		var c Cost
+		c.Inner, c.InnerSpread = mid(hot.inner, cold.inner)
+		c.Nested, c.NestedSpread = mid(hot.nested, cold.nested)
+		c.Tail, _ = mid(hot.tail, cold.tail)
 		costs[t.kind] = c
 	}
 	return costs, nil

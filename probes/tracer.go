@@ -341,7 +341,7 @@ func Open(opts Options) (*Tracer, error) {
 			return nil, fmt.Errorf("find hists map: %w", err)
 		}
 	}
-	if err := t.setCosts(opts.Costs); err != nil {
+	if err := t.SetCosts(opts.Costs); err != nil {
 		t.Close()
 		return nil, err
 	}
@@ -750,9 +750,9 @@ func (t *Tracer) Lost() (Lost, error) {
 	return l, nil
 }
 
-// setCosts writes the costs of each kind of probe pair where the programs
-// read them.
-func (t *Tracer) setCosts(costs Costs) error {
+// SetCosts replaces the probe costs taken out of the calls that complete
+// from now on (see Options.Costs), as a running Calibration refines them.
+func (t *Tracer) SetCosts(costs Costs) error {
 	m, err := t.mod.GetMap("costs")
 	if err != nil {
 		return fmt.Errorf("find costs map: %w", err)

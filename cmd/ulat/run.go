@@ -83,6 +83,7 @@ func runRun(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer p.close()
 	if len(later) > 0 {
 		p.follower = newExecFollower(later, path)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/signal"
 	"strconv"
@@ -179,6 +180,7 @@ func runTrace(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer p.close()
 	out, closeOut, err := openOutput(cfg.output, c.App.Writer)
 	if err != nil {
 		return err
@@ -262,6 +264,9 @@ type prepared struct {
 	groups   []*group
 	warnings []string
 	costs    probes.Costs // nil when not measured
+	// calibration measures the probe costs while tracing (nil when it
+	// could not start); close stops it.
+	calibration *probes.Calibration
 	// inKernel: calls are counted in in-kernel histograms, which take the
 	// probes' costs out themselves.
 	inKernel bool
@@ -379,14 +384,22 @@ func plural(n int, one, many string) string {
 // be corrected for it. Functions that cannot be timed are warned about.
 func prepare(cfg traceConfig, binary string, pid int, patterns []string) (*prepared, error) {
 	type calibration struct {
-		costs probes.Costs
-		err   error
+		c   *probes.Calibration
+		err error
 	}
 	calibrated := make(chan calibration, 1)
 	go func() {
-		b, err := probes.Calibrate(probes.Options{Verbose: cfg.verbose, Attach: cfg.attach})
-		calibrated <- calibration{b, err}
+		c, err := probes.StartCalibration(probes.Options{Verbose: cfg.verbose, Attach: cfg.attach})
+		calibrated <- calibration{c, err}
 	}()
+	// On an error below, the calibration is stopped once it has started.
+	abandon := func() {
+		go func() {
+			if cal := <-calibrated; cal.c != nil {
+				cal.c.Close()
+			}
+		}()
+	}
 
 	var (
 		targets  []target
@@ -398,6 +411,7 @@ func prepare(cfg traceConfig, binary string, pid int, patterns []string) (*prepa
 	// (ulat run --follow-forks).
 	if len(patterns) > 0 {
 		if targets, groups, warnings, err = resolveTargets(binary, pid, patterns); err != nil {
+			abandon()
 			return nil, err
 		}
 	}
@@ -422,7 +436,41 @@ func prepare(cfg traceConfig, binary string, pid int, patterns []string) (*prepa
 	if cal.err != nil && !errors.Is(cal.err, probes.ErrPermission) && !errors.Is(cal.err, probes.ErrNoBTF) && !errors.Is(cal.err, probes.ErrNoUprobes) && !errors.Is(cal.err, probes.ErrKernelTooOld) {
 		fmt.Fprintf(os.Stderr, "warning: probe overhead not measured, durations include it: %v\n", cal.err)
 	}
-	return &prepared{targets: targets, groups: groups, warnings: warnings, costs: cal.costs}, nil
+	p := &prepared{targets: targets, groups: groups, warnings: warnings, calibration: cal.c}
+	if cal.c != nil {
+		p.costs, _ = cal.c.Costs()
+	}
+	return p, nil
+}
+
+// close stops the calibration that goes on while tracing.
+func (p *prepared) close() {
+	if p.calibration != nil {
+		p.calibration.Close()
+	}
+}
+
+// refreshCosts takes the calibration's latest probe costs, for the calls
+// that complete from now on: in the kernel's map (unless --raw) and in the
+// aggregates'.
+func (p *prepared) refreshCosts(tracer *probes.Tracer, raw bool, aggs ...*aggregate) error {
+	if p.calibration == nil {
+		return nil
+	}
+	costs, err := p.calibration.Costs()
+	if err != nil || maps.Equal(costs, p.costs) {
+		return nil // a failed round keeps the costs measured until then
+	}
+	if !raw {
+		if err := tracer.SetCosts(costs); err != nil {
+			return err
+		}
+	}
+	p.costs = costs
+	for _, a := range aggs {
+		a.setCosts(costs)
+	}
+	return nil
 }
 
 // openOutput opens --output, or returns def when it is empty.
@@ -497,6 +545,9 @@ func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan ti
 	for done := false; !done; {
 		if time.Since(lastCheck) >= time.Second {
 			lastCheck = time.Now()
+			if err := p.refreshCosts(tracer, cfg.raw, total, window); err != nil {
+				return nil, err
+			}
 			for _, w := range replaced.check() {
 				fmt.Fprintf(os.Stderr, "warning: %s\n", w)
 				warnings = append(warnings, w)
@@ -561,6 +612,10 @@ func collect(tracer *probes.Tracer, p *prepared, cfg traceConfig, stop <-chan ti
 			return nil, err
 		}
 		total.setKernel(hs, nil)
+	}
+	// The report states the costs and their spread over the whole session.
+	if err := p.refreshCosts(tracer, true, total); err != nil {
+		return nil, err
 	}
 	if cfg.interval > 0 && cfg.format == "table" {
 		fmt.Fprintf(out, "\nTotal over %s:\n", elapsed.Round(time.Millisecond))
