@@ -73,10 +73,11 @@ struct {
 	__type(value, struct ulat_hist);
 } hists SEC(".maps");
 
-/* What each kind of probe pair costs (ULAT_KINDS), set by user space
- * before it attaches; zeros when nothing is to be taken out. */
+/* What each kind of probe pair costs (ULAT_KINDS) on each CPU, set by user
+ * space before it attaches and as its calibration goes on; zeros when
+ * nothing is to be taken out. */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, ULAT_KINDS);
 	__type(key, __u32);
 	__type(value, struct ulat_cost);
@@ -214,7 +215,7 @@ static __always_inline bool call_key(struct pt_regs *ctx, struct ulat_call_key *
 	return true;
 }
 
-static __always_inline void submit(__u32 tgid, __u32 fn, __u32 tid, __u32 kind, __u64 start, __u64 duration, __u64 nested_ns)
+static __always_inline void submit(__u32 tgid, __u32 fn, __u32 tid, __u32 kind, __u64 start, __u64 duration, __u64 nested_ns, __u64 inner_ns)
 {
 	struct ulat_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -228,6 +229,7 @@ static __always_inline void submit(__u32 tgid, __u32 fn, __u32 tid, __u32 kind, 
 	e->start_ns = start;
 	e->duration_ns = duration;
 	e->nested_ns = nested_ns;
+	e->inner_ns = inner_ns;
 	/* No wakeup per event: the reader drains on a short timer, and is only
 	 * woken early when the buffer fills past the threshold. */
 	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wakeup_threshold ?
@@ -345,7 +347,7 @@ static __always_inline void unwound(struct ulat_call_key *key, struct ulat_call 
 {
 	__u32 depth = first->depth;
 
-	submit(key->tgid, first->fn, tid, ULAT_EV_NO_RETURN, first->start_ns, 0, 0);
+	submit(key->tgid, first->fn, tid, ULAT_EV_NO_RETURN, first->start_ns, 0, 0, 0);
 	for (__u32 i = 1; i <= ULAT_MAX_TAIL; i++) {
 		if (i > depth)
 			break;
@@ -353,7 +355,7 @@ static __always_inline void unwound(struct ulat_call_key *key, struct ulat_call 
 		k.level = i;
 		struct ulat_call *c = bpf_map_lookup_elem(&starts, &k);
 		if (c) {
-			submit(k.tgid, c->fn, tid, ULAT_EV_NO_RETURN, c->start_ns, 0, 0);
+			submit(k.tgid, c->fn, tid, ULAT_EV_NO_RETURN, c->start_ns, 0, 0, 0);
 			bpf_map_delete_elem(&starts, &k);
 		}
 	}
@@ -463,7 +465,7 @@ static __always_inline int on_exit(struct pt_regs *ctx, bool after_ret)
 	if (aggregate)
 		record(fn, now - begin, inner + inside, inside);
 	else
-		submit(key.tgid, fn, (__u32)pid_tgid, ULAT_EV_CALL, begin, now - begin, inside);
+		submit(key.tgid, fn, (__u32)pid_tgid, ULAT_EV_CALL, begin, now - begin, inside, inner);
 	return 0;
 }
 
@@ -550,6 +552,7 @@ int BPF_PROG(ulat_exec, struct task_struct *p, int old_pid, void *bprm)
 	e->start_ns = bpf_ktime_get_ns();
 	e->duration_ns = 0;
 	e->nested_ns = 0;
+	e->inner_ns = 0;
 	if (bpf_send_signal(19 /* SIGSTOP */)) {
 		bpf_ringbuf_discard(e, 0);
 		return 0;

@@ -129,6 +129,7 @@ struct ulat_event {
 	__u64 start_ns;
 	__u64 duration_ns; /* from entry to exit, nothing taken out */
 	__u64 nested_ns;   /* the probe costs of traced calls made inside it */
+	__u64 inner_ns;    /* its own probes' inner cost, on this CPU */
 };
 
 #endif

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -129,7 +130,7 @@ func TestCalibrate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, exit := range []ExitKind{ExitRET, ExitUretprobe} {
-		emu, step := costs[Overhead{exit, EntryEmulated}], costs[Overhead{exit, EntryStepped}]
+		emu, step := costs.Kinds[Overhead{exit, EntryEmulated}], costs.Kinds[Overhead{exit, EntryStepped}]
 		if emu.Inner == 0 || step.Inner == 0 {
 			t.Errorf("%s: costs %v, want every kind measured", exit, costs)
 		}
@@ -141,6 +142,10 @@ func TestCalibrate(t *testing.T) {
 				t.Errorf("%s: a traced call costs its caller %d ns, less than its own measured %d ns", exit, c.Nested, c.Inner)
 			}
 		}
+	}
+	// Each CPU this process may use was measured on its own.
+	if n := runtime.NumCPU(); len(costs.CPU) != n {
+		t.Errorf("costs measured on %d CPUs, want all %d: %+v", len(costs.CPU), n, costs.CPU)
 	}
 	t.Logf("costs: %+v", costs)
 }
@@ -189,7 +194,7 @@ func TestAggregateCountsEveryCall(t *testing.T) {
 	run := func(inner uint64) Histogram {
 		t.Helper()
 		z := startZlibCaller(t, "zlib.crc32(b'x')", 3000)
-		costs := Costs{kind: {Inner: inner}}
+		costs := Costs{Kinds: map[Overhead]Cost{kind: {Inner: inner}}}
 		tr, err := Open(Options{Pid: z.pid(), RingBuffer: 4096, Aggregate: true, Functions: 2, Costs: costs})
 		if err != nil {
 			t.Fatal(err)

@@ -2,8 +2,11 @@ package probes
 
 import (
 	"bufio"
+	"runtime"
+
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"os/exec"
@@ -60,21 +63,39 @@ type Cost struct {
 	InnerSpread, NestedSpread uint64
 }
 
-// Costs are the measured costs of each kind of probe pair.
-type Costs map[Overhead]Cost
+// Costs are the measured costs of each kind of probe pair: over every CPU
+// (Kinds, what reports state), and on each CPU that has been measured
+// (CPU): on one CPU a probe can cost a third more than on another, so the
+// BPF program takes out the cost of the CPU the probe ran on.
+type Costs struct {
+	Kinds map[Overhead]Cost
+	CPU   map[int]map[Overhead]Cost
+}
 
 // Uncertainty is how far a corrected duration of a function of kind o may
 // be off because of the correction: the spread of its own probes' cost,
 // and that of the nested probe costs taken out of it (nestedNs on
-// average), at the largest relative spread of any kind's.
+// average), at the largest relative spread of any kind's; on the CPU where
+// those are the largest.
 func (c Costs) Uncertainty(o Overhead, nestedNs uint64) uint64 {
-	var rel float64
-	for _, k := range c {
-		if k.Nested > 0 {
-			rel = max(rel, float64(k.NestedSpread)/float64(k.Nested))
+	tables := []map[Overhead]Cost{c.Kinds}
+	if len(c.CPU) > 0 {
+		tables = tables[:0]
+		for _, t := range c.CPU {
+			tables = append(tables, t)
 		}
 	}
-	return c[o].InnerSpread + uint64(rel*float64(nestedNs)+0.5)
+	var inner uint64
+	var rel float64
+	for _, t := range tables {
+		inner = max(inner, t[o].InnerSpread)
+		for _, k := range t {
+			if k.Nested > 0 {
+				rel = max(rel, float64(k.NestedSpread)/float64(k.Nested))
+			}
+		}
+	}
+	return inner + uint64(rel*float64(nestedNs)+0.5)
 }
 
 // calibTarget is one calibration function in this executable, and the
@@ -147,12 +168,22 @@ func RunCalibrationChild() {
 	// and then (rather than in a tight loop) finds them.
 	in := bufio.NewReader(os.Stdin)
 	pollution := make([]byte, 1<<20)
+	// The calls run on this thread, on the CPU each round names.
+	runtime.LockOSThread()
 	for {
 		line, err := in.ReadString('\n')
 		if err != nil {
 			os.Exit(0)
 		}
-		cold := line == "c\n"
+		var kind string
+		cpu := -1
+		fmt.Sscanf(line, "%s %d", &kind, &cpu)
+		cold := kind == "c"
+		if cpu >= 0 {
+			var set unix.CPUSet
+			set.Set(cpu)
+			unix.SchedSetaffinity(0, &set) // a CPU gone meanwhile: the round runs where it can
+		}
 		for range n {
 			for _, c := range callers {
 				if cold {
@@ -179,6 +210,9 @@ func RunCalibrationChild() {
 // caches, as a function called now and then does): the two differ by about
 // a third here, and a function's calls can be either, so the costs are the
 // middle of the two and the spread is at least half their difference.
+// Each pair of rounds runs on the next CPU this process may use: on this
+// VM a probe costs a third more on one of its two CPUs than on the other,
+// and a traced function may run on any.
 // Its methods are safe for concurrent use.
 type Calibration struct {
 	cal     calibration
@@ -190,6 +224,8 @@ type Calibration struct {
 	done    chan struct{}
 	stopped chan struct{}
 
+	cpus []int // the CPUs rounds go round, one hot and one cold round each
+
 	mu     sync.Mutex
 	rounds []calibRound
 	err    error
@@ -199,6 +235,7 @@ type Calibration struct {
 // (0: no call seen).
 type calibRound struct {
 	cold    bool
+	cpu     int // -1: any
 	medians []uint64
 }
 
@@ -206,7 +243,7 @@ type calibRound struct {
 // each calibration function a round makes, how often a round runs after
 // the first ones, and how many recent rounds the costs are taken from.
 const (
-	calibrationFirstRounds = 10 // hot and cold in turn
+	calibrationFirstRounds = 10 // hot and cold in turn, on the CPUs in turn
 	calibrationCalls       = 120
 	calibrationKeptRounds  = 15
 	// RoundEvery is how often a running Calibration measures again: a
@@ -226,6 +263,14 @@ func StartCalibration(opts Options) (*Calibration, error) {
 		return nil, fmt.Errorf("calibrate: %w", err)
 	}
 	c := &Calibration{cal: cal, layout: cal.layout(), done: make(chan struct{}), stopped: make(chan struct{})}
+	var set unix.CPUSet
+	if unix.SchedGetaffinity(0, &set) == nil {
+		for cpu := range 1024 {
+			if set.IsSet(cpu) {
+				c.cpus = append(c.cpus, cpu)
+			}
+		}
+	}
 	c.child = exec.Command(exe, calibrationArg, strconv.Itoa(calibrationCalls))
 	if c.stdin, err = c.child.StdinPipe(); err != nil {
 		return nil, fmt.Errorf("calibrate: %w", err)
@@ -252,7 +297,7 @@ func StartCalibration(opts Options) (*Calibration, error) {
 		return fail(err)
 	}
 	opts.Pid = c.child.Process.Pid
-	opts.Aggregate, opts.Costs, opts.Raw, opts.FollowForks, opts.StopOnExec = false, nil, false, false, false
+	opts.Aggregate, opts.Costs, opts.Raw, opts.FollowForks, opts.StopOnExec = false, Costs{}, false, false, false
 	if c.tr, err = Open(opts); err != nil {
 		return fail(err)
 	}
@@ -324,12 +369,19 @@ func (c *Calibration) run() {
 // times, and keeps the medians of their durations.
 func (c *Calibration) round() error {
 	c.mu.Lock()
-	cold := len(c.rounds)%2 == 1
+	i := len(c.rounds)
 	c.mu.Unlock()
-	kind := "r\n"
+	cold := i%2 == 1
+	kind := "r"
 	if cold {
-		kind = "c\n"
+		kind = "c"
 	}
+	cpu := -1
+	if len(c.cpus) > 0 {
+		cpu = c.cpus[i/2%len(c.cpus)]
+		kind += fmt.Sprintf(" %d", cpu)
+	}
+	kind += "\n"
 	n := len(c.cal.kinds) + len(c.layout.callers)
 	durations := make([][]uint64, n)
 	collect := func(e *Event) {
@@ -369,7 +421,7 @@ func (c *Calibration) round() error {
 		}
 	}
 	c.mu.Lock()
-	c.rounds = append(c.rounds, calibRound{cold: cold, medians: medians})
+	c.rounds = append(c.rounds, calibRound{cold: cold, cpu: cpu, medians: medians})
 	c.mu.Unlock()
 	return nil
 }
@@ -380,9 +432,25 @@ func (c *Calibration) Costs() (Costs, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
-		return nil, c.err
+		return Costs{}, c.err
 	}
-	return costsOf(c.cal, c.layout, c.rounds)
+	kinds, err := costsOf(c.cal, c.layout, c.rounds)
+	if err != nil {
+		return Costs{}, err
+	}
+	costs := Costs{Kinds: kinds, CPU: map[int]map[Overhead]Cost{}}
+	byCPU := map[int][]calibRound{}
+	for _, r := range c.rounds {
+		if r.cpu >= 0 {
+			byCPU[r.cpu] = append(byCPU[r.cpu], r)
+		}
+	}
+	for cpu, rounds := range byCPU {
+		if k, err := costsOf(c.cal, c.layout, rounds); err == nil {
+			costs.CPU[cpu] = k
+		}
+	}
+	return costs, nil
 }
 
 // Close stops the calibration process.
@@ -409,7 +477,7 @@ func (c *Calibration) Close() error {
 func Calibrate(opts Options) (Costs, error) {
 	c, err := StartCalibration(opts)
 	if err != nil {
-		return nil, err
+		return Costs{}, err
 	}
 	defer c.Close()
 	return c.Costs()
@@ -424,7 +492,7 @@ func Calibrate(opts Options) (Costs, error) {
 // how the costs moved during the whole calibration). The costs are the
 // middle of hot and cold, and their spreads half the difference plus the
 // larger of the two spreads.
-func costsOf(cal calibration, l calibLayout, rounds []calibRound) (Costs, error) {
+func costsOf(cal calibration, l calibLayout, rounds []calibRound) (map[Overhead]Cost, error) {
 	usable := func(r []uint64, fs ...int) bool {
 		for _, f := range fs {
 			if r[f] == 0 {
@@ -449,7 +517,7 @@ func costsOf(cal calibration, l calibLayout, rounds []calibRound) (Costs, error)
 		lo, hi := min(h, c), max(h, c)
 		return lo + (hi-lo)/2, (hi-lo+1)/2 + max(halfRange(hot), halfRange(cold))
 	}
-	costs := Costs{}
+	costs := map[Overhead]Cost{}
 	for i, t := range cal.kinds {
 		var hot, cold figures
 		seen := 0

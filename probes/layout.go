@@ -75,9 +75,10 @@ type Event struct {
 	StartNs    uint64 // CLOCK_MONOTONIC at entry
 	DurationNs uint64 // from entry to exit, nothing taken out
 	NestedNs   uint64 // the probe costs (Options.Costs) of traced calls made inside it
+	InnerNs    uint64 // its own probes' inner cost, on the CPU they ran on
 }
 
-const eventSize = 40
+const eventSize = 48
 
 // callKey is struct ulat_call_key.
 type callKey struct {

@@ -87,9 +87,10 @@ type Options struct {
 	Functions int
 	// Costs are the probe costs taken out of each call's duration: its
 	// own probes' Inner, and the Nested of each traced call made inside
-	// it (on its thread or goroutine), counted as they happen. Events
-	// carry the raw duration and the nested part; in-kernel histograms
-	// count the corrected duration. Nil: nothing is taken out, but the
+	// it (on its thread or goroutine), counted as they happen, each at the
+	// cost of the CPU its probe ran on. Events carry the raw duration and
+	// the parts to take out; in-kernel histograms count the corrected
+	// duration. Empty: nothing is taken out, but the
 	// nested costs are still counted (so that a calibration's probes do
 	// the same work as a session's). Raw: nothing is counted either.
 	Costs Costs
@@ -751,15 +752,31 @@ func (t *Tracer) Lost() (Lost, error) {
 }
 
 // SetCosts replaces the probe costs taken out of the calls that complete
-// from now on (see Options.Costs), as a running Calibration refines them.
+// from now on (see Options.Costs), as a running Calibration refines them:
+// on each CPU its own costs where they were measured, the costs over every
+// CPU elsewhere.
 func (t *Tracer) SetCosts(costs Costs) error {
 	m, err := t.mod.GetMap("costs")
 	if err != nil {
 		return fmt.Errorf("find costs map: %w", err)
 	}
-	for o, c := range costs {
-		key, val := uint32(kindIndex(o)), cost{Inner: c.Inner, Nested: c.Nested, Tail: c.Tail}
-		if err := m.Update(unsafe.Pointer(&key), unsafe.Pointer(&val)); err != nil {
+	if len(costs.Kinds) == 0 {
+		return nil
+	}
+	cpus := possibleCPUs()
+	for _, o := range []Overhead{
+		{ExitRET, EntryEmulated}, {ExitRET, EntryStepped}, {ExitUretprobe, EntryEmulated}, {ExitUretprobe, EntryStepped},
+	} {
+		vals := make([]cost, cpus)
+		for cpu := range vals {
+			c, ok := costs.CPU[cpu][o]
+			if !ok {
+				c = costs.Kinds[o]
+			}
+			vals[cpu] = cost{Inner: c.Inner, Nested: c.Nested, Tail: c.Tail}
+		}
+		key := uint32(kindIndex(o))
+		if err := m.Update(unsafe.Pointer(&key), unsafe.Pointer(&vals[0])); err != nil {
 			return fmt.Errorf("set the probe costs: %w", err)
 		}
 	}

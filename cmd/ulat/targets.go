@@ -363,7 +363,7 @@ type aggregate struct {
 	hists    []*report.Histogram
 	noReturn []uint64
 	nested   []uint64     // per target: the nested probe costs taken out, summed
-	costs    probes.Costs // nil when not measured
+	costs    probes.Costs // empty when not measured
 	correct  bool         // take the costs out of each event's duration
 	// inKernel: completed calls are counted in the kernel, which takes
 	// the costs out itself; events are only calls that never returned.
@@ -371,7 +371,7 @@ type aggregate struct {
 }
 
 func newAggregate(targets []target, costs probes.Costs, correct, inKernel bool) *aggregate {
-	a := &aggregate{costs: costs, correct: correct && costs != nil, inKernel: inKernel}
+	a := &aggregate{costs: costs, correct: correct && len(costs.Kinds) > 0, inKernel: inKernel}
 	a.grow(targets)
 	return a
 }
@@ -402,7 +402,7 @@ func (a *aggregate) record(e *probes.Event) {
 	}
 	d := e.DurationNs
 	if a.correct {
-		d -= min(d, a.costs[a.targets[e.Fn].overhead].Inner+e.NestedNs)
+		d -= min(d, e.InnerNs+e.NestedNs)
 		a.nested[e.Fn] += e.NestedNs
 	}
 	a.hists[e.Fn].Record(d)
@@ -466,8 +466,8 @@ func (a *aggregate) report(elapsed time.Duration, lost probes.Lost, left *probes
 		if left != nil {
 			fs.DidNotReturn += left.NoReturn[uint32(i)]
 		}
-		if a.costs != nil {
-			fs.ProbeOverheadNs, fs.ProbeKind = a.costs[t.overhead].Inner, t.overhead.String()
+		if len(a.costs.Kinds) > 0 {
+			fs.ProbeOverheadNs, fs.ProbeKind = a.costs.Kinds[t.overhead].Inner, t.overhead.String()
 			if n := a.hists[i].Count(); n > 0 {
 				fs.NestedOverheadNs = a.nested[i] / n
 			}

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"os/signal"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -263,7 +263,7 @@ type prepared struct {
 	targets  []target
 	groups   []*group
 	warnings []string
-	costs    probes.Costs // nil when not measured
+	costs    probes.Costs // empty when not measured
 	// calibration measures the probe costs while tracing (nil when it
 	// could not start); close stops it.
 	calibration *probes.Calibration
@@ -458,7 +458,7 @@ func (p *prepared) refreshCosts(tracer *probes.Tracer, raw bool, aggs ...*aggreg
 		return nil
 	}
 	costs, err := p.calibration.Costs()
-	if err != nil || maps.Equal(costs, p.costs) {
+	if err != nil || reflect.DeepEqual(costs, p.costs) {
 		return nil // a failed round keeps the costs measured until then
 	}
 	if !raw {

@@ -8,8 +8,8 @@
 // caller's duration without any probe is the same from run to run: the
 // untraced run's median is the truth the traced runs are held to (a
 // traced callee's probes really do run inside the caller, and its inside
-// timing sees them). Built with frame pointers, every function starts with
-// `push %rbp`, which uprobes emulate; callee11 starts with a `lea`, which
+// timing sees them). Built with frame pointers, the callees start with
+// `push %rbp`, which uprobes emulate; `stepped` starts with a `lea`, which
 // they single-step.
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +33,7 @@ static void spin(long ns)
 CALLEE(0) CALLEE(1) CALLEE(2) CALLEE(3) CALLEE(4) CALLEE(5)
 CALLEE(6) CALLEE(7) CALLEE(8) CALLEE(9) CALLEE(10)
 
-__attribute__((naked, noinline)) void callee11(void)
+__attribute__((naked, noinline)) void stepped(void)
 {
 	__asm__("lea 0x0(%rsp),%rax\n\t"
 		"push %rbp\n\tmov %rsp,%rbp\n\t"
@@ -50,7 +50,7 @@ __attribute__((noinline)) void caller(long i)
 	long start = now_ns();
 	spin(100000);
 	callee0(); callee1(); callee2(); callee3(); callee4(); callee5();
-	callee6(); callee7(); callee8(); callee9(); callee10(); callee11();
+	callee6(); callee7(); callee8(); callee9(); callee10(); stepped();
 	inner[i] = now_ns() - start;
 }
 
