@@ -1,0 +1,130 @@
+// Functions whose every call times itself, for the exact-percentile tests.
+// Usage: exact N
+//
+// Each dist_* function busy-waits on CLOCK_MONOTONIC for a duration drawn
+// beforehand from a fixed-seed PRNG (so the draws cost nothing inside the
+// calls and every run draws the same durations), and measures itself from
+// the inside: the start time is its first act and the end time its last (the
+// loop's final clock read; only a store and the return follow it), so the
+// inner time is as close as a program can get to the entry→return interval
+// ulat's probes see. The distributions:
+//
+//	narrow      1 ms ± 0.2% (uniform)
+//	bimodal     70%: 200 µs ± 5%, 30%: 3 ms ± 5% (uniform within each mode)
+//	loguniform  log-uniform between 10 µs and 10 ms
+//	short       log-uniform between 4 µs and 9 µs
+//
+// The calls are interleaved (narrow, bimodal, loguniform, short, narrow, ...)
+// rather than run in sequence: whatever disturbs the machine while the
+// target runs (another process, a timer, ulat's own reader) then falls on
+// every distribution alike instead of on one of them, and each interval of
+// `ulat trace --interval` holds calls of all four.
+//
+// After the calls, one line per function:
+//
+//	name count=N p50=… p90=… p99=… min=… max=…
+//
+// with nearest-rank percentiles of the inner durations in ns: rank =
+// ceil(p/100*N), value = sorted[rank-1].
+//
+// Build with gcc -O2 -fno-omit-frame-pointer, so that every function starts
+// with `push %rbp`, an instruction x86 uprobes emulate instead of
+// single-stepping (cheaper, and steadier to subtract).
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static inline long now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+// The busy-wait every function does; inlined, so that the clock reads are
+// the function's first and last acts.
+static inline __attribute__((always_inline)) void spin(long d, long *inner)
+{
+	long start = now_ns(), t;
+	while ((t = now_ns()) - start < d)
+		;
+	*inner = t - start;
+}
+
+// One function per distribution, so that ulat times them apart.
+__attribute__((noinline)) void dist_narrow(long d, long *inner) { spin(d, inner); }
+__attribute__((noinline)) void dist_bimodal(long d, long *inner) { spin(d, inner); }
+__attribute__((noinline)) void dist_loguniform(long d, long *inner) { spin(d, inner); }
+__attribute__((noinline)) void dist_short(long d, long *inner) { spin(d, inner); }
+
+// splitmix64, seeded with a constant: the same durations on every run.
+static uint64_t rng = 0x5eed0f0e7ac7ULL;
+
+static double uniform(void)
+{
+	uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return (double)(z >> 11) / 9007199254740992.0; // [0, 1)
+}
+
+static long between(double lo, double hi) { return (long)(lo + (hi - lo) * uniform()); }
+static long loguniform(double lo, double hi) { return (long)(lo * exp(log(hi / lo) * uniform())); }
+
+static int cmp(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+	return x < y ? -1 : x > y;
+}
+
+// Nearest rank of percentile p (an integer) among n: ceil(p*n/100).
+static long at(const long *sorted, long n, long p) { return sorted[(p * n + 99) / 100 - 1]; }
+
+enum { NARROW, BIMODAL, LOGUNIFORM, SHORT, NDIST };
+static const char *names[NDIST] = {"narrow", "bimodal", "loguniform", "short"};
+
+int main(int argc, char **argv)
+{
+	long n = argc == 2 ? atol(argv[1]) : 0;
+	if (n < 1 || n > 1000000) {
+		fprintf(stderr, "usage: exact N (1..1000000)\n");
+		return 2;
+	}
+	long *want[NDIST], *inner[NDIST];
+	for (int k = 0; k < NDIST; k++) {
+		want[k] = calloc(n, sizeof(long));
+		inner[k] = calloc(n, sizeof(long));
+		if (!want[k] || !inner[k])
+			return 1;
+	}
+	for (long i = 0; i < n; i++) {
+		want[NARROW][i] = between(998e3, 1002e3);
+		want[BIMODAL][i] = uniform() < 0.7 ? between(190e3, 210e3) : between(2850e3, 3150e3);
+		want[LOGUNIFORM][i] = loguniform(10e3, 10e6);
+		want[SHORT][i] = loguniform(4e3, 9e3);
+	}
+	// Every page the calls write to is touched before the first call (a page
+	// fault on the store after the last clock read would be counted by ulat
+	// and not by the function), and clock_gettime is called once, so that
+	// its lazy binding is not resolved inside the first call.
+	for (int k = 0; k < NDIST; k++)
+		memset(inner[k], 0xff, n * sizeof(long));
+	now_ns();
+	for (long i = 0; i < n; i++) {
+		dist_narrow(want[NARROW][i], &inner[NARROW][i]);
+		dist_bimodal(want[BIMODAL][i], &inner[BIMODAL][i]);
+		dist_loguniform(want[LOGUNIFORM][i], &inner[LOGUNIFORM][i]);
+		dist_short(want[SHORT][i], &inner[SHORT][i]);
+	}
+	for (int k = 0; k < NDIST; k++) {
+		long *s = inner[k];
+		qsort(s, n, sizeof(long), cmp);
+		printf("%s count=%ld p50=%ld p90=%ld p99=%ld min=%ld max=%ld\n", names[k], n,
+		       at(s, n, 50), at(s, n, 90), at(s, n, 99), s[0], s[n - 1]);
+	}
+	return 0;
+}
