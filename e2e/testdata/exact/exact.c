@@ -1,5 +1,5 @@
 // Functions whose every call times itself, for the exact-percentile tests.
-// Usage: exact N
+// Usage: exact N [SCALE]
 //
 // Each dist_* function busy-waits on CLOCK_MONOTONIC for a duration drawn
 // beforehand from a fixed-seed PRNG (so the draws cost nothing inside the
@@ -14,6 +14,9 @@
 //	loguniform  log-uniform between 10 µs and 10 ms
 //	short       log-uniform between 4 µs and 9 µs
 //
+// SCALE (default 1) multiplies every duration: slower machines, such as
+// emulated guests, want longer calls.
+//
 // The calls are interleaved (narrow, bimodal, loguniform, short, narrow, ...)
 // rather than run in sequence: whatever disturbs the machine while the
 // target runs (another process, a timer, ulat's own reader) then falls on
@@ -25,7 +28,9 @@
 //	name count=N p50=… p90=… p99=… min=… max=…
 //
 // with nearest-rank percentiles of the inner durations in ns: rank =
-// ceil(p/100*N), value = sorted[rank-1].
+// ceil(p/100*N), value = sorted[rank-1]. With EXACT_DUMP=FILE in the
+// environment, it also writes every inner duration to FILE, sorted, a line
+// per function: `name d1 d2 ... dN`.
 //
 // Build with gcc -O2 -fno-omit-frame-pointer, so that every function starts
 // with `push %rbp`, an instruction x86 uprobes emulate instead of
@@ -89,9 +94,9 @@ static const char *names[NDIST] = {"narrow", "bimodal", "loguniform", "short"};
 
 int main(int argc, char **argv)
 {
-	long n = argc == 2 ? atol(argv[1]) : 0;
-	if (n < 1 || n > 1000000) {
-		fprintf(stderr, "usage: exact N (1..1000000)\n");
+	long n = argc >= 2 ? atol(argv[1]) : 0, scale = argc == 3 ? atol(argv[2]) : 1;
+	if (argc > 3 || n < 1 || n > 1000000 || scale < 1 || scale > 1000) {
+		fprintf(stderr, "usage: exact N (1..1000000) [SCALE (1..1000)]\n");
 		return 2;
 	}
 	long *want[NDIST], *inner[NDIST];
@@ -102,10 +107,10 @@ int main(int argc, char **argv)
 			return 1;
 	}
 	for (long i = 0; i < n; i++) {
-		want[NARROW][i] = between(998e3, 1002e3);
-		want[BIMODAL][i] = uniform() < 0.7 ? between(190e3, 210e3) : between(2850e3, 3150e3);
-		want[LOGUNIFORM][i] = loguniform(10e3, 10e6);
-		want[SHORT][i] = loguniform(4e3, 9e3);
+		want[NARROW][i] = scale * between(998e3, 1002e3);
+		want[BIMODAL][i] = scale * (uniform() < 0.7 ? between(190e3, 210e3) : between(2850e3, 3150e3));
+		want[LOGUNIFORM][i] = scale * loguniform(10e3, 10e6);
+		want[SHORT][i] = scale * loguniform(4e3, 9e3);
 	}
 	// Every page the calls write to is touched before the first call (a page
 	// fault on the store after the last clock read would be counted by ulat
@@ -120,11 +125,27 @@ int main(int argc, char **argv)
 		dist_loguniform(want[LOGUNIFORM][i], &inner[LOGUNIFORM][i]);
 		dist_short(want[SHORT][i], &inner[SHORT][i]);
 	}
+	const char *path = getenv("EXACT_DUMP");
+	FILE *dump = path ? fopen(path, "w") : NULL;
+	if (path && !dump) {
+		perror(path);
+		return 1;
+	}
 	for (int k = 0; k < NDIST; k++) {
 		long *s = inner[k];
 		qsort(s, n, sizeof(long), cmp);
 		printf("%s count=%ld p50=%ld p90=%ld p99=%ld min=%ld max=%ld\n", names[k], n,
 		       at(s, n, 50), at(s, n, 90), at(s, n, 99), s[0], s[n - 1]);
+		if (dump) {
+			fprintf(dump, "%s", names[k]);
+			for (long i = 0; i < n; i++)
+				fprintf(dump, " %ld", s[i]);
+			fprintf(dump, "\n");
+		}
+	}
+	if (dump && fclose(dump) != 0) {
+		perror(path);
+		return 1;
 	}
 	return 0;
 }

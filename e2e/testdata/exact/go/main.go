@@ -1,6 +1,6 @@
 // Go functions whose every call times itself, for the exact-percentile
 // tests: the Go twin of ../exact.c (read its comment for the design).
-// Usage: exact N
+// Usage: exact N [SCALE]
 //
 // Each function busy-waits on the monotonic clock (runtime.nanotime,
 // CLOCK_MONOTONIC through the vDSO) for a duration drawn beforehand from a
@@ -14,6 +14,8 @@
 //	loguniform  log-uniform between 10 µs and 10 ms
 //	short       log-uniform between 4 µs and 9 µs
 //
+// SCALE (default 1) multiplies every duration.
+//
 // The calls are interleaved (narrow, bimodal, loguniform, short, narrow,
 // ...) so that whatever disturbs the machine falls on every distribution
 // alike, and every interval of `ulat trace --interval` holds calls of all
@@ -22,7 +24,9 @@
 //	name count=N p50=… p90=… p99=… min=… max=…
 //
 // with nearest-rank percentiles of the inner durations in ns: rank =
-// ceil(p/100*N), value = sorted[rank-1].
+// ceil(p/100*N), value = sorted[rank-1]. With EXACT_DUMP=FILE in the
+// environment, it also writes every inner duration to FILE, sorted, a line
+// per function: `name d1 d2 ... dN`.
 package main
 
 import (
@@ -31,6 +35,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	_ "unsafe" // for go:linkname
 )
 
@@ -110,9 +115,15 @@ func logUniform(lo, hi float64) int64 { return int64(lo * math.Exp(math.Log(hi/l
 func at(sorted []int64, p int) int64 { return sorted[(p*len(sorted)+99)/100-1] }
 
 func main() {
-	n, err := strconv.Atoi(os.Args[len(os.Args)-1])
-	if len(os.Args) != 2 || err != nil || n < 1 || n > 1000000 {
-		fmt.Fprintln(os.Stderr, "usage: exact N (1..1000000)")
+	n, scale, err := 0, int64(1), error(nil)
+	if len(os.Args) >= 2 {
+		n, err = strconv.Atoi(os.Args[1])
+	}
+	if len(os.Args) == 3 && err == nil {
+		scale, err = strconv.ParseInt(os.Args[2], 10, 64)
+	}
+	if len(os.Args) < 2 || len(os.Args) > 3 || err != nil || n < 1 || n > 1000000 || scale < 1 || scale > 1000 {
+		fmt.Fprintln(os.Stderr, "usage: exact N (1..1000000) [SCALE (1..1000)]")
 		os.Exit(2)
 	}
 	names := []string{"narrow", "bimodal", "loguniform", "short"}
@@ -122,14 +133,14 @@ func main() {
 		inner[k] = make([]int64, n)
 	}
 	for i := 0; i < n; i++ {
-		want[0][i] = between(998e3, 1002e3)
+		want[0][i] = scale * between(998e3, 1002e3)
 		if uniform() < 0.7 {
-			want[1][i] = between(190e3, 210e3)
+			want[1][i] = scale * between(190e3, 210e3)
 		} else {
-			want[1][i] = between(2850e3, 3150e3)
+			want[1][i] = scale * between(2850e3, 3150e3)
 		}
-		want[2][i] = logUniform(10e3, 10e6)
-		want[3][i] = logUniform(4e3, 9e3)
+		want[2][i] = scale * logUniform(10e3, 10e6)
+		want[3][i] = scale * logUniform(4e3, 9e3)
 	}
 	// Every page the calls write to is touched before the first call: a
 	// page fault on the store after the last clock read would be counted
@@ -145,10 +156,22 @@ func main() {
 		loguniform(want[2][i], &inner[2][i])
 		short(want[3][i], &inner[3][i])
 	}
+	var dump strings.Builder
 	for k, name := range names {
 		s := inner[k]
 		slices.Sort(s)
 		fmt.Printf("%s count=%d p50=%d p90=%d p99=%d min=%d max=%d\n", name, n,
 			at(s, 50), at(s, 90), at(s, 99), s[0], s[n-1])
+		dump.WriteString(name)
+		for _, d := range s {
+			dump.WriteString(" " + strconv.FormatInt(d, 10))
+		}
+		dump.WriteString("\n")
+	}
+	if path := os.Getenv("EXACT_DUMP"); path != "" {
+		if err := os.WriteFile(path, []byte(dump.String()), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	}
 }
