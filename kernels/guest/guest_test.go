@@ -272,3 +272,36 @@ func TestDoctor(t *testing.T) {
 }
 
 var run = ulattest.Output
+
+// The calls of the exact target (e2e/testdata/exact) against what they
+// measured of themselves, with in-kernel histograms, on every kernel.
+// Guests are emulated (TCG), so every duration is exactScale times longer
+// than on the host: a probe pair costs tens of µs there.
+const (
+	exactGuestCalls = 200 // ~7 s at exactScale
+	exactScale      = 10
+	// exactGuestTolerance is how far each percentile may be from the
+	// exact one, as a fraction of it.
+	exactGuestTolerance = 0.01
+)
+
+func TestExactKernel(t *testing.T) {
+	setup(t)
+	bin := target("exact")
+	sym := func(d string) string { return "dist_" + d }
+	args := []string{"--aggregate", "kernel", bin}
+	for _, d := range ulattest.ExactDists {
+		args = append(args, sym(d))
+	}
+	tr := ulattest.StartTrace(t, ulat(), args...)
+	exact := ulattest.RunExact(t, bin, fmt.Sprint(exactGuestCalls), fmt.Sprint(exactScale))
+	r := tr.Stop()
+	ulattest.WantNoLoss(t, r)
+	tab := ulattest.CheckExact(t, r, ulattest.ExactCheck{
+		Calls:     exactGuestCalls,
+		Sym:       sym,
+		Tolerance: func(string, report.JSONFunction) float64 { return exactGuestTolerance },
+	}, exact)
+	t.Logf("%d calls each, durations x%d, --aggregate kernel, probe overhead subtracted: %v\n%s",
+		exactGuestCalls, exactScale, r.ProbeOverheadNs, tab)
+}
