@@ -279,8 +279,8 @@ var run = ulattest.Output
 // program costs tens of µs more than calibration's back-to-back calls
 // measure, and varies by as much: every duration is exactScale times
 // longer than on the host, so that narrow (100 ms), bimodal (20 ms and
-// 300 ms) and loguniform (1 ms to 1 s) are checked within 1%, as on the
-// host. short (0.4 to 0.9 ms here) is shown, not checked: measured in the
+// 300 ms) and loguniform (10 ms to 500 ms) are checked within 1%, as on
+// the host. short (0.4 to 0.9 ms here) is shown, not checked: measured in the
 // guests, its p50 and p90 were 8-13% above the calls' own, its p99 up to
 // 27% (+65 to +280 µs).
 const (

@@ -11,7 +11,7 @@
 //
 //	narrow      1 ms ± 0.2% (uniform)
 //	bimodal     70%: 200 µs ± 5%, 30%: 3 ms ± 5% (uniform within each mode)
-//	loguniform  log-uniform between 10 µs and 10 ms
+//	loguniform  log-uniform between 100 µs and 5 ms
 //	short       log-uniform between 4 µs and 9 µs
 //
 // SCALE (default 1) multiplies every duration.
@@ -106,9 +106,33 @@ func uniform() float64 {
 	return float64(z>>11) / (1 << 53) // [0, 1)
 }
 
-func between(lo, hi float64) int64 { return int64(lo + (hi-lo)*uniform()) }
+// stratified draws n quantiles, one in each of n equal slices of [0, 1),
+// in random order, which each distribution maps through its inverse CDF:
+// its sorted durations are spread evenly (see stratified in ../exact.c).
+func stratified(n int) []float64 {
+	q := make([]float64, n)
+	for i := range q {
+		q[i] = (float64(i) + uniform()) / float64(n)
+	}
+	for i := n - 1; i > 0; i-- {
+		j := int(uniform() * float64(i+1))
+		q[i], q[j] = q[j], q[i]
+	}
+	return q
+}
 
-func logUniform(lo, hi float64) int64 { return int64(lo * math.Exp(math.Log(hi/lo)*uniform())) }
+// inverse are the distributions' inverse CDFs, in ns, of u in [0, 1).
+var inverse = [4]func(u float64) float64{
+	func(u float64) float64 { return 998e3 + 4e3*u }, // narrow
+	func(u float64) float64 { // bimodal
+		if u < 0.7 {
+			return 190e3 + 20e3*(u/0.7)
+		}
+		return 2850e3 + 300e3*((u-0.7)/0.3)
+	},
+	func(u float64) float64 { return 100e3 * math.Exp(math.Log(50)*u) }, // loguniform
+	func(u float64) float64 { return 4e3 * math.Exp(math.Log(2.25)*u) }, // short
+}
 
 // at is the nearest-rank percentile p (an integer) of sorted: rank
 // ceil(p*n/100).
@@ -131,16 +155,9 @@ func main() {
 	for k := range want {
 		want[k] = make([]int64, n)
 		inner[k] = make([]int64, n)
-	}
-	for i := 0; i < n; i++ {
-		want[0][i] = scale * between(998e3, 1002e3)
-		if uniform() < 0.7 {
-			want[1][i] = scale * between(190e3, 210e3)
-		} else {
-			want[1][i] = scale * between(2850e3, 3150e3)
+		for i, u := range stratified(n) {
+			want[k][i] = int64(float64(scale) * inverse[k](u))
 		}
-		want[2][i] = scale * logUniform(10e3, 10e6)
-		want[3][i] = scale * logUniform(4e3, 9e3)
 	}
 	// Every page the calls write to is touched before the first call: a
 	// page fault on the store after the last clock read would be counted
