@@ -304,14 +304,10 @@ func TestExactKernel(t *testing.T) {
 	r := tr.Stop()
 	ulattest.WantNoLoss(t, r)
 	tab := ulattest.CheckExact(t, r, ulattest.ExactCheck{
-		Calls: exactGuestCalls,
-		Sym:   sym,
-		Tolerance: func(d string, _ report.JSONFunction) float64 {
-			if d == "short" {
-				return -1
-			}
-			return exactGuestTolerance
-		},
+		Calls:     exactGuestCalls,
+		Sym:       sym,
+		Tolerance: func(string, report.JSONFunction) float64 { return exactGuestTolerance },
+		Unchecked: func(d string, _ int) bool { return d == "short" },
 	}, exact)
 	t.Logf("%d calls each, durations x%d, --aggregate kernel, probe overhead subtracted: %v\n%s",
 		exactGuestCalls, exactScale, r.ProbeOverheadNs, tab)
