@@ -71,6 +71,7 @@ func bundle(t *testing.T, dir string) {
 		cc("runtarget", "e2e/testdata/runtarget/runtarget.c"),
 		cc("cforker", "e2e/testdata/cforker/cforker.c"),
 		cc("cdistro", "e2e/testdata/cdistro/cdistro.c"),
+		append(cc("exact", "e2e/testdata/exact/exact.c", "-fno-omit-frame-pointer", "-fno-ipa-icf"), "-lm"),
 		gobuild("gotarget", "./e2e/testdata/gotarget"),
 		gobuild("gounwind", "./e2e/testdata/gounwind"),
 		{"go", "test", "-c", "-o", filepath.Join(dir, "guest.test"), "./kernels/guest"},

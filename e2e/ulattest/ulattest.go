@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -152,6 +153,61 @@ func (tr *Tracer) Wait(limit time.Duration) *report.JSONReport {
 		tr.t.Fatalf("ulat did not end within %s\n%s", limit, tr.Stderr())
 	}
 	return ReadReport(tr.t, tr.out)
+}
+
+// StopAll sends SIGINT and returns every report ulat wrote, in order: with
+// --interval, one per interval and the total last.
+func (tr *Tracer) StopAll() []*report.JSONReport {
+	tr.t.Helper()
+	tr.cmd.Process.Signal(syscall.SIGINT)
+	tr.Wait(30 * time.Second)
+	return ReadReports(tr.t, tr.out)
+}
+
+// Reports returns the reports ulat has written so far (with --interval,
+// one per interval), leaving out one it is still writing.
+func (tr *Tracer) Reports() []*report.JSONReport {
+	tr.t.Helper()
+	data, err := os.ReadFile(tr.out)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		tr.t.Fatalf("read reports: %v", err)
+	}
+	rs, _ := decodeReports(data)
+	return rs
+}
+
+// ReadReports reads a file of JSON reports written one after another (as
+// --interval writes them).
+func ReadReports(t *testing.T, path string) []*report.JSONReport {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read reports: %v", err)
+	}
+	rs, err := decodeReports(data)
+	if err != nil {
+		t.Fatalf("read reports: %v", err)
+	}
+	return rs
+}
+
+// decodeReports decodes the reports in data up to the first that is not a
+// whole report.
+func decodeReports(data []byte) ([]*report.JSONReport, error) {
+	var rs []*report.JSONReport
+	for dec := json.NewDecoder(bytes.NewReader(data)); ; {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err == io.EOF {
+			return rs, nil
+		} else if err != nil {
+			return rs, fmt.Errorf("document %d: %w", len(rs)+1, err)
+		}
+		r, err := report.ReadJSON(bytes.NewReader(raw))
+		if err != nil {
+			return rs, fmt.Errorf("document %d: %w", len(rs)+1, err)
+		}
+		rs = append(rs, r)
+	}
 }
 
 // ReadReport reads a JSON report file.
