@@ -161,13 +161,14 @@ func RunCalibrationChild() {
 		os.Exit(2)
 	}
 	callers := calibrationTargets().layout().callers
-	// A round each time the parent asks, answered when it is done; the
-	// callers take turns so that every kind sees the same moments. In a
-	// cold round each call comes after a walk over 1 MiB, which evicts
-	// what the probes' path had in the caches, as a function called now
-	// and then (rather than in a tight loop) finds them.
+	// A round each time the parent asks ("r|c CPU CALLS"), answered when
+	// it is done; the callers take turns so that every kind sees the same
+	// moments. In a cold round each call comes after a walk over 8 MiB,
+	// which evicts what the probes' path had in the caches, as a function
+	// called now and then amid other work (rather than in a tight loop)
+	// finds them.
 	in := bufio.NewReader(os.Stdin)
-	pollution := make([]byte, 1<<20)
+	pollution := make([]byte, calibrationColdWalk)
 	// The calls run on this thread, on the CPU each round names.
 	runtime.LockOSThread()
 	for {
@@ -176,15 +177,15 @@ func RunCalibrationChild() {
 			os.Exit(0)
 		}
 		var kind string
-		cpu := -1
-		fmt.Sscanf(line, "%s %d", &kind, &cpu)
+		cpu, calls := -1, n
+		fmt.Sscanf(line, "%s %d %d", &kind, &cpu, &calls)
 		cold := kind == "c"
 		if cpu >= 0 {
 			var set unix.CPUSet
 			set.Set(cpu)
 			unix.SchedSetaffinity(0, &set) // a CPU gone meanwhile: the round runs where it can
 		}
-		for range n {
+		for range calls {
 			for _, c := range callers {
 				if cold {
 					for i := 0; i < len(pollution); i += 64 {
@@ -206,10 +207,10 @@ func RunCalibrationChild() {
 // starts, then one every RoundEvery while the session lasts, so that the
 // costs follow the host's load, and their spread covers the whole session.
 // Rounds alternate between hot (calls back to back, as a function called
-// in a tight loop sees its probes) and cold (each call after evicting the
-// caches, as a function called now and then does): the two differ by about
-// a third here, and a function's calls can be either, so the costs are the
-// middle of the two and the spread is at least half their difference.
+// in a tight loop sees its probes) and cold (each call after walking 8 MiB,
+// as a function called amid other work does): the two differ by 15–30%
+// here, and a function's calls can be either, so the costs are the middle
+// of the two and the spread is at least half their difference.
 // Each pair of rounds runs on the next CPU this process may use: on this
 // VM a probe costs a third more on one of its two CPUs than on the other,
 // and a traced function may run on any.
@@ -245,9 +246,16 @@ type calibRound struct {
 const (
 	calibrationFirstRounds = 10 // hot and cold in turn, on the CPUs in turn
 	calibrationCalls       = 120
-	calibrationKeptRounds  = 15
+	// Cold rounds make fewer calls: each walks 8 MiB first (~130 µs).
+	// Walking 1 MiB made no difference here; 32 MiB (past the last-level
+	// cache and the TLB's reach) made probes cost up to 2.8 times their
+	// hot cost, which is where a function whose process works on that
+	// much memory between calls may be.
+	calibrationColdCalls  = 30
+	calibrationColdWalk   = 8 << 20
+	calibrationKeptRounds = 15
 	// RoundEvery is how often a running Calibration measures again: a
-	// round takes ~15 ms of one CPU where every probe is single-stepped.
+	// hot round takes ~15 ms of one CPU, a cold one ~40 ms.
 	RoundEvery = 2 * time.Second
 )
 
@@ -372,16 +380,15 @@ func (c *Calibration) round() error {
 	i := len(c.rounds)
 	c.mu.Unlock()
 	cold := i%2 == 1
-	kind := "r"
+	kind, calls := "r", calibrationCalls
 	if cold {
-		kind = "c"
+		kind, calls = "c", calibrationColdCalls
 	}
 	cpu := -1
 	if len(c.cpus) > 0 {
 		cpu = c.cpus[i/2%len(c.cpus)]
-		kind += fmt.Sprintf(" %d", cpu)
 	}
-	kind += "\n"
+	kind += fmt.Sprintf(" %d %d\n", cpu, calls)
 	n := len(c.cal.kinds) + len(c.layout.callers)
 	durations := make([][]uint64, n)
 	collect := func(e *Event) {
@@ -416,7 +423,7 @@ func (c *Calibration) round() error {
 	c.tr.Drain(collect)
 	medians := make([]uint64, n)
 	for f, d := range durations {
-		if len(d) >= calibrationCalls/2 {
+		if len(d) >= calls/2 {
 			medians[f] = median(d)
 		}
 	}

@@ -2,7 +2,6 @@ package ulattest
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,6 +90,24 @@ func (e Exact) rank(v uint64) int {
 	return sort.Search(len(e.Sorted), func(i int) bool { return e.Sorted[i] > int64(v) })
 }
 
+// rankSlack is how many calls either side of a percentile's rank ulat's
+// value may stand for: 0.2% of the calls (at least one). The probes' own
+// path is now and then delayed by the machine (5–400 µs, seen on ~1% of
+// calls with bpftrace too), which moves that call up the ranking ulat
+// sees but not the one the target sees; where a percentile falls in a
+// sparse tail (narrow's p99), a couple of such calls move it by more than
+// 1%. The band keeps the check about the histogram, not the machine.
+func rankSlack(calls int64) int64 { return max(1, calls/500) }
+
+// band returns the exact durations rankSlack calls below and above the
+// p-th percentile's rank.
+func (e Exact) band(p, calls int64) (lo, hi int64) {
+	r := (p*calls + 99) / 100 // nearest rank, 1-based
+	k := rankSlack(calls)
+	i, j := max(1, r-k), min(int64(len(e.Sorted)), r+k)
+	return e.Sorted[i-1], e.Sorted[j-1]
+}
+
 // ExactCheck says how to compare a report with an exact target's figures.
 type ExactCheck struct {
 	Calls int64                    // calls of each function
@@ -103,7 +120,8 @@ type ExactCheck struct {
 }
 
 // CheckExact checks r's call counts exactly and its p50, p90 and p99
-// against the exact ones within c.Tolerance, and returns a table of
+// against the exact ones within c.Tolerance (of the exact durations
+// rankSlack calls either side of each), and returns a table of
 // them (with min and max, which are shown, not checked) for the log.
 // The rank column places ulat's value among the function's own
 // durations: "990" for p99 of 1000 calls is the exact call, "993" a value
@@ -140,10 +158,11 @@ func CheckExact(t *testing.T, r *report.JSONReport, c ExactCheck, exact map[stri
 				tolS = "not checked"
 			} else if p.pct > 0 {
 				tolS = fmt.Sprintf("%.2f%%", 100*tol)
-				if math.Abs(dev) > tol {
+				lo, hi := e.band(p.pct, c.Calls)
+				if float64(p.got) < float64(lo)*(1-tol) || float64(p.got) > float64(hi)*(1+tol) {
 					tolS += " FAIL"
-					t.Errorf("%s: %s %dns, the target's exact %s %dns: %+.2f%%, want within %.2f%%",
-						f.Function, p.name, p.got, p.name, p.want, 100*dev, 100*tol)
+					t.Errorf("%s: %s %dns, the target's exact %s %dns (%d..%d ns %d calls either side): %+.2f%%, want within %.2f%% of those",
+						f.Function, p.name, p.got, p.name, p.want, lo, hi, rankSlack(c.Calls), 100*dev, 100*tol)
 				}
 			}
 			if p.pct > 0 {
