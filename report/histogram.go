@@ -11,12 +11,6 @@ import (
 	"github.com/ulat-dev/ulat/buckets"
 )
 
-const (
-	hdrLowest  = 1
-	hdrHighest = 3_600_000_000_000 // one hour in ns
-	hdrSigFigs = 2
-)
-
 // Histogram records call durations in nanoseconds, in the buckets of
 // package buckets (a Prometheus native histogram of schema 6, the layout of
 // the in-kernel histograms too), so that percentiles are within 0.55% of

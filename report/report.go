@@ -90,8 +90,8 @@ type Run struct {
 	Binaries    []Binary // the traced files
 	Runs        int      // how many runs were merged into this report (0 means 1)
 	// Aggregation is where calls were counted: "kernel" (in-kernel
-	// histograms, ~1.6%) or "user" (every call streamed, 1%); ""
-	// when unknown or when merged runs differ.
+	// histograms) or "user" (every call streamed), both in package
+	// buckets' layout; "" when unknown or when merged runs differ.
 	Aggregation string
 }
 

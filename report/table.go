@@ -225,14 +225,20 @@ func writeOverhead(buf *bytes.Buffer, r *Report) {
 		verb = "included in the durations"
 	}
 	fmt.Fprintf(buf, "probe overhead, measured on this host and %s: %s\n", verb, strings.Join(parts, ", "))
-	var rough, below []string
+	var rough, below, nested []string
 	for _, f := range r.Functions {
+		if f.NestedOverheadNs > 0 {
+			nested = append(nested, fmt.Sprintf("%s (%s a call)", f.Function, FormatDuration(f.NestedOverheadNs)))
+		}
 		if f.Uncertain(r.OverheadCorrected) {
 			rough = append(rough, f.Function)
 		}
 		if n := f.BelowProbeCost(r.OverheadCorrected); n > 0 {
 			below = append(below, fmt.Sprintf("%s (%d of %d calls)", f.Function, n, f.Hist.Count()))
 		}
+	}
+	if len(nested) > 0 {
+		fmt.Fprintf(buf, "probes of the traced calls made inside these were taken out of them too: %s\n", shortList(nested))
 	}
 	if len(rough) > 0 {
 		fmt.Fprintf(buf, "~: rough figures: the probe costs taken out are known to ± (the spread of their calibration), over a tenth of the median: %s\n", shortList(rough))

@@ -145,7 +145,7 @@ func summaryRow(t *testing.T, out, fn string) []string {
 	t.Helper()
 	for _, line := range strings.Split(out, "\n") {
 		cells := strings.Split(strings.Trim(line, "|"), "|")
-		if len(cells) == 8 && strings.TrimSpace(cells[0]) == fn {
+		if len(cells) >= 8 && strings.TrimSpace(cells[0]) == fn {
 			for i := range cells {
 				cells[i] = strings.TrimSpace(cells[i])
 			}
@@ -203,5 +203,35 @@ func TestTableWriteError(t *testing.T) {
 	err := WriteTable(failWriter{}, &Report{Functions: []FunctionStats{{Function: "f", Hist: histOf(1)}}})
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("WriteTable error = %v, want the writer's error", err)
+	}
+}
+
+// Corrected figures say how uncertain they are: a ± column, "~" on the
+// figures of a function whose uncertainty is over a tenth of its median,
+// a bound ("≤") where calls were measured below the probe cost, and a line
+// naming the functions whose traced callees' probes were taken out.
+func TestTableUncertainty(t *testing.T) {
+	below := histOf(0, 0, 0, 900)
+	out := renderTable(t, &Report{OverheadCorrected: true, Functions: []FunctionStats{
+		{Function: "slow", Hist: histOf(100_000, 200_000, 300_000), ProbeOverheadNs: 1800, ProbeKind: "uretprobe/emulated", UncertaintyNs: 200, NestedOverheadNs: 7000},
+		{Function: "tiny", Hist: below, ProbeOverheadNs: 1800, ProbeKind: "uretprobe/emulated", UncertaintyNs: 200},
+	}})
+	if got := strings.Join(summaryRow(t, out, "FUNCTION"), ","); got != "FUNCTION,COUNT,MEAN,MIN,P50,P90,P99,MAX,±" {
+		t.Errorf("header = %s", got)
+	}
+	if got := strings.Join(summaryRow(t, out, "slow"), ","); got != "slow,3,200µs,100µs,200µs,300µs,300µs,300µs,200ns" {
+		t.Errorf("slow row = %s", got)
+	}
+	if got := strings.Join(summaryRow(t, out, "tiny"), ","); got != "tiny,4,~225ns,≤200ns,≤200ns,~900ns,~900ns,~900ns,200ns" {
+		t.Errorf("tiny row = %s", got)
+	}
+	for _, want := range []string{
+		"~: rough figures: the probe costs taken out are known to ± (the spread of their calibration), over a tenth of the median: tiny\n",
+		"≤: calls measured at or below the probe costs taken out, each at most ± long: tiny (3 of 4 calls)\n",
+		"probes of the traced calls made inside these were taken out of them too: slow (7.00µs a call)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
 	}
 }

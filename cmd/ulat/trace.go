@@ -51,7 +51,7 @@ func tracingFlags(reportsTo string) []cli.Flag {
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show libbpf's log"},
 		&cli.BoolFlag{Name: "raw", Usage: "report durations as measured, without subtracting the probes' own cost"},
 		&cli.IntFlag{Name: "buffer", Value: 4096, Usage: "ring buffer size in KiB (a power of two); raise it if the report says events were dropped"},
-		&cli.StringFlag{Name: "aggregate", Value: "auto", EnvVars: []string{"ULAT_AGGREGATE"}, Usage: "where calls are counted: kernel (per-CPU histograms in the kernel, percentiles within ~1.6%, nothing to drop), user (each call streamed to ulat through the ring buffer, 1% precision), or auto (kernel unless the histograms would take more than 64 MiB of kernel memory)"},
+		&cli.StringFlag{Name: "aggregate", Value: "auto", EnvVars: []string{"ULAT_AGGREGATE"}, Usage: "where calls are counted: kernel (per-CPU histograms in the kernel, nothing to drop), user (each call streamed to ulat through the ring buffer), or auto (kernel unless the histograms would take more than 64 MiB of kernel memory); both put percentiles within 0.55% of the exact ones"},
 		&cli.StringFlag{Name: "attach", Value: "auto", EnvVars: []string{"ULAT_ATTACH"}, Usage: "how probes are attached: auto, multi (one uprobe_multi link per file, Linux >= 6.6) or perf (one perf-event link per probe, for older kernels)"},
 	}
 }
