@@ -91,13 +91,13 @@ func (e Exact) rank(v uint64) int {
 }
 
 // rankSlack is how many calls either side of a percentile's rank ulat's
-// value may stand for: 0.2% of the calls (at least one). The probes' own
+// value may stand for: 0.5% of the calls (at least one). The probes' own
 // path is now and then delayed by the machine (5–400 µs, seen on ~1% of
-// calls with bpftrace too), which moves that call up the ranking ulat
+// calls with bpftrace too, more beside other work), which moves that call up the ranking ulat
 // sees but not the one the target sees; where a percentile falls in a
 // sparse tail (narrow's p99), a couple of such calls move it by more than
 // 1%. The band keeps the check about the histogram, not the machine.
-func rankSlack(calls int64) int64 { return max(1, calls/500) }
+func rankSlack(calls int64) int64 { return max(1, calls/200) }
 
 // band returns the exact durations rankSlack calls below and above the
 // p-th percentile's rank.
