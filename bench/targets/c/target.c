@@ -9,9 +9,16 @@
  *   ctarget empty N          call empty() N times
  *   ctarget spin N ITERS     call spin(ITERS) N times
  *
+ * After the loop it also prints the CPUs the loop started and ended on
+ * (cpu_start, cpu_end). With CTARGET_CPU=N in the environment it first
+ * binds itself to CPU N: on a VM whose virtual CPUs share physical ones
+ * unevenly, the same loop runs at different speeds on different CPUs.
+ *
  * Built by bench/main.go with gcc -O2. noipa keeps gcc from proving the
  * functions pure and dropping or cloning the calls; the empty asm keeps the
  * loop in spin() from being folded into a formula. */
+#define _GNU_SOURCE
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,9 +86,20 @@ int main(int argc, char **argv)
 	}
 	if (argc < 3)
 		return usage();
+	const char *pin = getenv("CTARGET_CPU");
+	if (pin && *pin) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(atoi(pin), &set);
+		if (sched_setaffinity(0, sizeof set, &set)) {
+			perror("ctarget: sched_setaffinity");
+			return 1;
+		}
+	}
 	long n = atol(argv[2]);
 	long acc = 0;
 	double t0, c0;
+	int cpu_start = sched_getcpu();
 	if (!strcmp(argv[1], "empty")) {
 		c0 = cpu_ns();
 		t0 = now_ns();
@@ -97,6 +115,8 @@ int main(int argc, char **argv)
 		return usage();
 	}
 	double t = now_ns() - t0, c = cpu_ns() - c0;
+	int cpu_end = sched_getcpu();
 	printf("ns_per_call %.3f\ncpu_ns_per_call %.3f\ncalls %ld\nchecksum %ld\n", t / n, c / n, n, acc);
+	printf("cpu_start %d\ncpu_end %d\n", cpu_start, cpu_end);
 	return 0;
 }
