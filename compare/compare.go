@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -274,13 +275,20 @@ func Compare(base, cur *report.Report, opts Options) (*Result, error) {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("threshold %s names no function in both reports", ts.perFunc[i]))
 		}
 	}
-	if len(dominated) > 0 {
-		const shown = 10
-		list := strings.Join(dominated[:min(len(dominated), shown)], ", ")
-		if len(dominated) > shown {
-			list += fmt.Sprintf(" and %d more", len(dominated)-shown)
+	var limited []string
+	for _, f := range res.Functions {
+		for _, m := range f.Metrics {
+			if m.ResolutionLimited && math.Abs(m.Change) > m.Limit {
+				limited = append(limited, f.Function+" "+m.Metric)
+			}
 		}
-		res.Notes = append(res.Notes, "probe-dominated (median within 2x of the probes' own cost, so changes may be the probes' jitter, not the code's): "+list)
+	}
+	if len(limited) > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("resolution-limited (every resample put each side's percentile in one %s-wide histogram bucket: the bounds are the buckets' width and the probes' cost uncertainty, not a %s confidence interval): %s",
+			strconv.FormatFloat(100*(bucketGrowth-1), 'f', 2, 64)+"%", formatConfidence(opts.Confidence), someNames(limited)))
+	}
+	if len(dominated) > 0 {
+		res.Notes = append(res.Notes, "probe-dominated (median within 2x of the probes' own cost, so changes may be the probes' jitter, not the code's): "+someNames(dominated))
 	}
 	rank := func(v Verdict) int { return slices.Index(verdictOrder, v) }
 	sort.SliceStable(res.Functions, func(i, j int) bool { return rank(res.Functions[i].Verdict) < rank(res.Functions[j].Verdict) })
@@ -529,6 +537,16 @@ func shortIDs(ids []string) string {
 		out[i] = shortID(id)
 	}
 	return strings.Join(out, ", ")
+}
+
+// someNames lists the first ten names, and how many more there are.
+func someNames(names []string) string {
+	const shown = 10
+	list := strings.Join(names[:min(len(names), shown)], ", ")
+	if len(names) > shown {
+		list += fmt.Sprintf(" and %d more", len(names)-shown)
+	}
+	return list
 }
 
 // someKeys names a report's first few functions, for an error message.

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -74,7 +75,7 @@ func TestCalibrationShiftNotFlagged(t *testing.T) {
 	if !(m.Change > 0.13 && m.Change < 0.16) || !(m.Low < 0 && m.High > m.Change) || m.ResolutionLimited {
 		t.Errorf("p50 %+v: want about +14%%, an interval reaching below 0, not resolution-limited", m)
 	}
-	if !regexp.MustCompile(`^p50 \+1[45]% is within noise \(99% CI -\d(\.\d)?%\.\.\+\d+%, probe-cost uncertainty ±1\.80µs included, limit \+10%\)$`).MatchString(f.Reason) {
+	if !regexp.MustCompile(`^p50 \+1[45]% is within noise \(99% CI -\d(\.\d)?%\.\.\+\d+%, probe cost ±1\.80µs included, limit \+10%\)$`).MatchString(f.Reason) {
 		t.Errorf("reason %q", f.Reason)
 	}
 
@@ -118,7 +119,7 @@ func TestTrueChangeFlaggedDespiteCalibration(t *testing.T) {
 			t.Errorf("%s: %+v, want regressed about +33%% (+30%% and the 3.6 µs), its interval above +10%%", m.Metric, m)
 		}
 	}
-	if !regexp.MustCompile(`^p50 \+3[2-4]% \(99% CI \+\d+%\.\.\+\d+%, probe-cost uncertainty ±1\.80µs included, limit \+10%\); mean \+3[2-4]% \(99% CI \+\d+%\.\.\+\d+%, probe-cost uncertainty ±1\.80µs included, limit \+10%\)$`).MatchString(f.Reason) {
+	if !regexp.MustCompile(`^p50 \+3[2-4]% \(99% CI \+\d+%\.\.\+\d+%, probe cost ±1\.80µs included, limit \+10%\); mean \+3[2-4]% \(99% CI \+\d+%\.\.\+\d+%, probe cost ±1\.80µs included, limit \+10%\)$`).MatchString(f.Reason) {
 		t.Errorf("reason %q", f.Reason)
 	}
 }
@@ -161,13 +162,17 @@ func TestSingleBucketIntervalIsResolution(t *testing.T) {
 	if !(m.Change > 0.10 && m.Low < 0.10) || f.Verdict != Unchanged {
 		t.Errorf("%s %q: want unchanged, a change over +10%% whose bucket-bound interval reaches below it", f.Verdict, f.Reason)
 	}
-	want := "p50 +10% is within noise (bucket-bound +9.1%..+11%, not a 99% CI: each side's p50 was in one 1.1% bucket in every resample, limit +10%)"
+	want := "p50 +10% is within noise (resolution-limited +9.1%..+11%, limit +10%)"
 	if f.Reason != want {
 		t.Errorf("reason\n%q, want\n%q", f.Reason, want)
 	}
+	note := "resolution-limited (every resample put each side's percentile in one 1.09%-wide histogram bucket: the bounds are the buckets' width and the probes' cost uncertainty, not a 99% confidence interval): f p50"
+	if !slices.Contains(res.Notes, note) {
+		t.Errorf("notes %q, want %q", res.Notes, note)
+	}
 	// A larger change clears the limit even at the buckets' worst ends.
 	_, _, far := slotOf(uint64(float64(bHi)*1.2), 2000)
-	if f := find(t, mustCompare(t, reportOf(fn{"f", bv}), reportOf(fn{"f", far}), Options{}), "f"); f.Verdict != Regressed || !strings.Contains(f.Reason, "bucket-bound") {
+	if f := find(t, mustCompare(t, reportOf(fn{"f", bv}), reportOf(fn{"f", far}), Options{}), "f"); f.Verdict != Regressed || !strings.HasPrefix(f.Reason, "p50 +20% (resolution-limited +") {
 		t.Errorf("+20%% in one bucket: %s %q", f.Verdict, f.Reason)
 	}
 }

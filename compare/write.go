@@ -58,19 +58,17 @@ func formatInterval(lo, hi float64) string {
 }
 
 // intervalText renders m's interval as a reason shows it: "99% CI
-// +28%..+41%"; "bucket-bound +9.9%..+12.3%, not a 99% CI: each side's p50
-// was in one 1.09% bucket in every resample" when it is resolution-limited;
-// either followed by ", probe-cost uncertainty ±1.80µs included" when the
-// probes' cost widened it.
+// +28%..+41%", or "resolution-limited +9.1%..+11%" when every resample put
+// each side's percentile in one bucket (a note under the table says what
+// that means), followed by ", probe cost ±1.80µs included" when the
+// probes' cost uncertainty widened it.
 func (m *Metric) intervalText(confidence float64) string {
-	conf := formatConfidence(confidence)
-	s := conf + " CI " + formatInterval(m.Low, m.High)
+	s := formatConfidence(confidence) + " CI " + formatInterval(m.Low, m.High)
 	if m.ResolutionLimited {
-		s = fmt.Sprintf("bucket-bound %s, not a %s CI: each side's %s was in one %s bucket in every resample",
-			formatInterval(m.Low, m.High), conf, m.Metric, formatPercent(bucketGrowth-1))
+		s = "resolution-limited " + formatInterval(m.Low, m.High)
 	}
 	if m.UncertaintyNs > 0 {
-		s += ", probe-cost uncertainty ±" + report.FormatDuration(m.UncertaintyNs) + " included"
+		s += ", probe cost ±" + report.FormatDuration(m.UncertaintyNs) + " included"
 	}
 	return s
 }
