@@ -22,7 +22,8 @@
 //     function has a single-stepped entry probe (a C function whose first
 //     instruction is a test), each run compared with the next: the probes'
 //     calibrated cost varies from run to run, and compare must not take
-//     that for a change of the code;
+//     that for a change of the code (an untraced twin of the function,
+//     called in turn with it, tells the machine's own changes apart);
 //
 // and prints them as tables, with the project's goals beside the figures.
 // It is informational: a missed goal does not make it fail. It needs root.
@@ -32,7 +33,7 @@
 //	               [-rate-time 2s] [-compare-runs 10] [-compare-slower-runs 5]
 //	               [-compare-records 2000] [-compare-aggregate auto]
 //	               [-compare-also p50=+10%,p99=+20%]
-//	               [-stepped-runs 46] [-stepped-calls 20000] [-stepped-body 30us]
+//	               [-stepped-runs 46] [-stepped-calls 10000] [-stepped-body 30us]
 //	               [-stepped-cpu 0] [-v] [-keep]
 //
 // make bench passes BENCH_FLAGS on: make bench BENCH_FLAGS='-only stepped'.
@@ -129,7 +130,7 @@ func run() int {
 	flag.StringVar(&b.cmpAggregate, "compare-aggregate", "auto", "compare: ulat run --aggregate")
 	flag.StringVar(&b.cmpAlso, "compare-also", "p50=+10%,p99=+20%", "compare: also judge every comparison by these thresholds, comma-separated (empty: only by compare's defaults)")
 	flag.IntVar(&b.stepRuns, "stepped-runs", 46, "stepped: reruns of the single-stepped target, each compared with the next")
-	flag.IntVar(&b.stepCalls, "stepped-calls", 20000, "stepped: calls of spin per run")
+	flag.IntVar(&b.stepCalls, "stepped-calls", 10000, "stepped: calls of spin (and of its twin) per run")
 	flag.DurationVar(&b.stepBody, "stepped-body", 30*time.Microsecond, "stepped: CPU time of one spin call")
 	flag.IntVar(&b.stepCPU, "stepped-cpu", 0, "stepped: bind the target (not ulat) to this CPU, so that the machine's own speed is the same in every run; -1: leave it unbound")
 	flag.BoolVar(&b.verbose, "v", false, "show every command run")

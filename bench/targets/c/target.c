@@ -8,6 +8,11 @@
  *   ctarget calibrate        print how many spin() iterations take ~1 µs
  *   ctarget empty N          call empty() N times
  *   ctarget spin N ITERS     call spin(ITERS) N times
+ *   ctarget spintwin N ITERS call spin(ITERS) and its untraced twin
+ *                            spin_twin(ITERS) in turn, N times each, and
+ *                            print the twin's median wall time a call
+ *                            (twin_p50_ns): what spin took in that run,
+ *                            had it not been traced
  *
  * After the loop it also prints the CPUs the loop started and ended on
  * (cpu_start, cpu_end). With CTARGET_CPU=N in the environment it first
@@ -40,6 +45,24 @@ __attribute__((noinline, noipa)) long spin(long n)
 	return s;
 }
 
+/* spin's twin: the same loop under another name, which a trace of spin
+ * does not touch. noipa also keeps gcc from folding the two into one. */
+__attribute__((noinline, noipa)) long spin_twin(long n)
+{
+	long s = 0;
+	for (long i = 0; i < n; i++) {
+		s += i;
+		asm volatile("" : "+r"(s));
+	}
+	return s;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
 static double clock_ns(clockid_t id)
 {
 	struct timespec ts;
@@ -59,7 +82,7 @@ static double cpu_ns(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: ctarget calibrate | empty N | spin N ITERS\n");
+	fprintf(stderr, "usage: ctarget calibrate | empty N | spin N ITERS | spintwin N ITERS\n");
 	return 2;
 }
 
@@ -98,7 +121,7 @@ int main(int argc, char **argv)
 	}
 	long n = atol(argv[2]);
 	long acc = 0;
-	double t0, c0;
+	double t0, c0, twin_p50 = -1;
 	int cpu_start = sched_getcpu();
 	if (!strcmp(argv[1], "empty")) {
 		c0 = cpu_ns();
@@ -111,6 +134,22 @@ int main(int argc, char **argv)
 		t0 = now_ns();
 		for (long i = 0; i < n; i++)
 			acc += spin(iters);
+	} else if (!strcmp(argv[1], "spintwin") && argc >= 4 && n > 0) {
+		long iters = atol(argv[3]);
+		double *twin = malloc(n * sizeof *twin);
+		if (!twin)
+			return 1;
+		c0 = cpu_ns();
+		t0 = now_ns();
+		for (long i = 0; i < n; i++) {
+			acc += spin(iters);
+			double s = now_ns();
+			acc += spin_twin(iters);
+			twin[i] = now_ns() - s;
+		}
+		qsort(twin, n, sizeof *twin, cmp_double);
+		twin_p50 = twin[(n - 1) / 2];
+		free(twin);
 	} else {
 		return usage();
 	}
@@ -118,5 +157,7 @@ int main(int argc, char **argv)
 	int cpu_end = sched_getcpu();
 	printf("ns_per_call %.3f\ncpu_ns_per_call %.3f\ncalls %ld\nchecksum %ld\n", t / n, c / n, n, acc);
 	printf("cpu_start %d\ncpu_end %d\n", cpu_start, cpu_end);
+	if (twin_p50 >= 0)
+		printf("twin_p50_ns %.0f\n", twin_p50);
 	return 0;
 }
