@@ -225,10 +225,10 @@ func (b *bench) steppedSection(ctx context.Context, c *target) error {
 	sort.Strings(kindList)
 
 	fmt.Printf("\n== 6. ulat compare on reruns of a function with a single-stepped entry ==\n\n")
-	fmt.Printf("%d runs of `ulat run -f json --func spin -- ctarget spintwin %d %d`: spin (~%s of CPU a call, its first\n", len(runs), b.stepCalls, iters, b.stepBody)
-	fmt.Printf("instruction `%s`; probe kind %s) and its untraced twin, the same loop\n", first, strings.Join(kindList, ", "))
-	fmt.Printf("under another name, called in turn; %.2f s a run (median), one after another; load average %s at the start.\n",
-		median(walls), strings.Join(load[:min(3, len(load))], " "))
+	fmt.Printf("%d runs of `ulat run -f json --func spin -- ctarget spintwin %d %d`: spin (%s a call at the speed\n", len(runs), b.stepCalls, iters, b.stepBody)
+	fmt.Printf("measured when the targets were built; its first instruction `%s`; probe kind %s)\n", first, strings.Join(kindList, ", "))
+	fmt.Printf("and its untraced twin, the same loop under another name, called in turn; %.2f s a run (median), one after\n", median(walls))
+	fmt.Printf("another; load average %s at the start.\n", strings.Join(load[:min(3, len(load))], " "))
 	fmt.Printf("Each run compared with the next: `ulat compare PREV NEXT`, default thresholds (p50 +10%%).\n")
 	fmt.Printf("spin untraced, CPU time a call (median of 3) when bound to each CPU: %s.\n", strings.Join(speeds, ", "))
 	if b.stepCPU >= 0 {
