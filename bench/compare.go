@@ -293,7 +293,8 @@ func (b *bench) compareSection(ctx context.Context) error {
 	fmt.Printf("(main.parseRecord ~100 µs of CPU, main.renderRecord ~50 µs, %d calls each), and %d each with\n", b.cmpRecords, b.cmpSlow)
 	fmt.Printf("-slower 30 and -slower 40 (parseRecord 30%% and 40%% slower), interleaved; a run took %s (median);\n", fmtSec(medianDur(walls)))
 	fmt.Printf("load average %s at the start. `ulat compare BASE... -- NEW` with its default thresholds\n", strings.Join(load[:min(3, len(load))], " "))
-	fmt.Printf("(%s, each also needing its %.0f%% bootstrap interval above 0). FLAGGED: exit status 1.\n", defaults.thresholds, 100*defaults.confidence)
+	fmt.Printf("(%s, each also needing all of its %.0f%% bootstrap interval, widened by the probe-cost uncertainty and\n", defaults.thresholds, 100*defaults.confidence)
+	fmt.Printf("the buckets' width, beyond it). FLAGGED: exit status 1.\n")
 	fmt.Printf("3 merged: three other identical runs given together as the baseline (disjoint groups of three).\n")
 	alsoCol := ""
 	if also != nil {

@@ -18,15 +18,25 @@
 //     demo's batch job (every pair, and against three runs merged), and how
 //     often it detects a function made 30% and 40% slower, with compare's
 //     default thresholds and with others (-compare-also);
+//  6. ulat compare's false regressions on reruns of one build whose traced
+//     function has a single-stepped entry probe (a C function whose first
+//     instruction is a test), each run compared with the next: the probes'
+//     calibrated cost varies from run to run, and compare must not take
+//     that for a change of the code (an untraced twin of the function,
+//     called in turn with it, tells the machine's own changes apart);
 //
 // and prints them as tables, with the project's goals beside the figures.
 // It is informational: a missed goal does not make it fail. It needs root.
 // Run it from the repository root after `make build`:
 //
-//	go run ./bench [-calls 50000] [-reps 3] [-clock cpu] [-only cost,bpf,scale,rate,compare]
+//	go run ./bench [-calls 50000] [-reps 3] [-clock cpu] [-only cost,bpf,scale,rate,compare,stepped]
 //	               [-rate-time 2s] [-compare-runs 10] [-compare-slower-runs 5]
 //	               [-compare-records 2000] [-compare-aggregate auto]
-//	               [-compare-also p50=+10%,p99=+20%] [-v] [-keep]
+//	               [-compare-also p50=+10%,p99=+20%]
+//	               [-stepped-runs 46] [-stepped-calls 10000] [-stepped-body 30us]
+//	               [-stepped-cpu 0] [-v] [-keep]
+//
+// make bench passes BENCH_FLAGS on: make bench BENCH_FLAGS='-only stepped'.
 package main
 
 import (
@@ -62,6 +72,11 @@ type bench struct {
 	cmpRecords   int // ulat-demo work -n
 	cmpAggregate string
 	cmpAlso      string // thresholds every comparison is also judged by
+
+	stepRuns  int           // section 6: reruns, each compared with the next
+	stepCalls int           // calls of spin per run
+	stepBody  time.Duration // CPU time of one spin call
+	stepCPU   int           // the CPU the target is bound to; -1 none
 
 	verbose bool
 	dir     string // temporary directory for targets and copies
@@ -107,17 +122,21 @@ func run() int {
 	flag.IntVar(&b.calls, "calls", 50000, "calls per target run (one traced run should take about a second)")
 	flag.IntVar(&b.reps, "reps", 3, "runs per measurement; the median is shown")
 	flag.StringVar(&b.clock, "clock", "cpu", "cost: time the targets' loops by their thread's CPU time (cpu: the uprobes' work is charged to it, waiting for a CPU is not) or by wall time (wall)")
-	flag.StringVar(&only, "only", "cost,bpf,scale,rate,compare", "sections to run: cost, bpf, scale, rate, compare")
+	flag.StringVar(&only, "only", "cost,bpf,scale,rate,compare,stepped", "sections to run: cost, bpf, scale, rate, compare, stepped")
 	flag.DurationVar(&b.rateTime, "rate-time", 2*time.Second, "rate: how long the target calls in each run")
 	flag.IntVar(&b.cmpRuns, "compare-runs", 10, "compare: identical baseline runs (every pair is compared)")
 	flag.IntVar(&b.cmpSlow, "compare-slower-runs", 5, "compare: runs with -slower 30, and with -slower 40")
 	flag.IntVar(&b.cmpRecords, "compare-records", 2000, "compare: records per run (ulat-demo work -n)")
 	flag.StringVar(&b.cmpAggregate, "compare-aggregate", "auto", "compare: ulat run --aggregate")
 	flag.StringVar(&b.cmpAlso, "compare-also", "p50=+10%,p99=+20%", "compare: also judge every comparison by these thresholds, comma-separated (empty: only by compare's defaults)")
+	flag.IntVar(&b.stepRuns, "stepped-runs", 46, "stepped: reruns of the single-stepped target, each compared with the next")
+	flag.IntVar(&b.stepCalls, "stepped-calls", 10000, "stepped: calls of spin (and of its twin) per run")
+	flag.DurationVar(&b.stepBody, "stepped-body", 30*time.Microsecond, "stepped: CPU time of one spin call")
+	flag.IntVar(&b.stepCPU, "stepped-cpu", 0, "stepped: bind the target (not ulat) to this CPU, so that the machine's own speed is the same in every run; -1: leave it unbound")
 	flag.BoolVar(&b.verbose, "v", false, "show every command run")
 	flag.BoolVar(&keep, "keep", false, "keep the temporary directory with the targets")
 	flag.Parse()
-	if b.calls < 1 || b.reps < 1 || b.rateTime < time.Millisecond || b.cmpRuns < 4 || b.cmpSlow < 1 || b.cmpRecords < 1 || (b.clock != "cpu" && b.clock != "wall") || flag.NArg() > 0 {
+	if b.calls < 1 || b.reps < 1 || b.rateTime < time.Millisecond || b.cmpRuns < 4 || b.cmpSlow < 1 || b.cmpRecords < 1 || b.stepRuns < 2 || b.stepCalls < 1 || b.stepBody < time.Microsecond || b.stepCPU < -1 || b.stepCPU >= runtime.NumCPU() || (b.clock != "cpu" && b.clock != "wall") || flag.NArg() > 0 {
 		flag.Usage()
 		return 2
 	}
@@ -212,11 +231,11 @@ func (b *bench) runAll(ctx context.Context, only string) error {
 	sections := map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "cost", "bpf", "scale", "rate", "compare":
+		case "cost", "bpf", "scale", "rate", "compare", "stepped":
 			sections[s] = true
 		case "":
 		default:
-			return fmt.Errorf("-only: unknown section %q (cost, bpf, scale, rate, compare)", s)
+			return fmt.Errorf("-only: unknown section %q (cost, bpf, scale, rate, compare, stepped)", s)
 		}
 	}
 	start := time.Now()
@@ -249,6 +268,11 @@ func (b *bench) runAll(ctx context.Context, only string) error {
 	}
 	if sections["compare"] {
 		if err := b.compareSection(ctx); err != nil {
+			return err
+		}
+	}
+	if sections["stepped"] {
+		if err := b.steppedSection(ctx, c); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -84,10 +85,23 @@ type Metric struct {
 	// Change is CurrentNs/BaseNs - 1; NaN when BaseNs is 0.
 	Change float64
 	// Low and High bound the Confidence interval of Change; NaN when the
-	// metric was not judged (too few calls, or BaseNs is 0).
+	// metric was not judged (too few calls, or BaseNs is 0). The interval
+	// holds the bootstrap's sampling error, where in its histogram bucket
+	// each side's percentile lies, and UncertaintyNs on each side: it is
+	// never narrower than the buckets' width.
 	Low, High float64
-	Limit     float64
-	Verdict   Verdict
+	// UncertaintyNs is how far each side's durations, and so its metric,
+	// may be off because the probes' cost taken out of them is known only
+	// that well (see probeUncertainty); 0 when the reports are --raw or
+	// carry no calibration.
+	UncertaintyNs uint64
+	// ResolutionLimited says that the bootstrap put every resampled
+	// percentile of each side in one bucket: Low and High then come from
+	// the buckets' width (and UncertaintyNs), not from sampling, and are
+	// no confidence interval.
+	ResolutionLimited bool
+	Limit             float64
+	Verdict           Verdict
 }
 
 // Function is one function's comparison.
@@ -195,6 +209,7 @@ func Compare(base, cur *report.Report, opts Options) (*Result, error) {
 	type job struct {
 		out        int // index in res.Functions
 		b, c       *report.Histogram
+		u          float64 // probe-cost uncertainty of each side, ns
 		thresholds []Threshold
 	}
 	var jobs []job
@@ -221,7 +236,8 @@ func Compare(base, cur *report.Report, opts Options) (*Result, error) {
 		if b.ProbeDominated(base.OverheadCorrected) || c.ProbeDominated(cur.OverheadCorrected) {
 			dominated = append(dominated, b.Function)
 		}
-		jobs = append(jobs, job{out: len(res.Functions), b: b.Hist, c: c.Hist, thresholds: ts.forFunction(b.Function, key)})
+		u := probeUncertainty(b, c, base.OverheadCorrected)
+		jobs = append(jobs, job{out: len(res.Functions), b: b.Hist, c: c.Hist, u: u, thresholds: ts.forFunction(b.Function, key)})
 		res.Functions = append(res.Functions, fn)
 	}
 	for i := range cur.Functions {
@@ -244,7 +260,7 @@ func Compare(base, cur *report.Report, opts Options) (*Result, error) {
 		go func() {
 			defer wg.Done()
 			for j := range next {
-				judge(&res.Functions[j.out], j.b, j.c, j.thresholds, opts)
+				judge(&res.Functions[j.out], j.b, j.c, j.u, j.thresholds, opts)
 			}
 		}()
 	}
@@ -259,13 +275,20 @@ func Compare(base, cur *report.Report, opts Options) (*Result, error) {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("threshold %s names no function in both reports", ts.perFunc[i]))
 		}
 	}
-	if len(dominated) > 0 {
-		const shown = 10
-		list := strings.Join(dominated[:min(len(dominated), shown)], ", ")
-		if len(dominated) > shown {
-			list += fmt.Sprintf(" and %d more", len(dominated)-shown)
+	var limited []string
+	for _, f := range res.Functions {
+		for _, m := range f.Metrics {
+			if m.ResolutionLimited && math.Abs(m.Change) > m.Limit {
+				limited = append(limited, f.Function+" "+m.Metric)
+			}
 		}
-		res.Notes = append(res.Notes, "probe-dominated (median within 2x of the probes' own cost, so changes may be the probes' jitter, not the code's): "+list)
+	}
+	if len(limited) > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("resolution-limited (every resample put each side's percentile in one %s-wide histogram bucket: the bounds are the buckets' width and the probes' cost uncertainty, not a %s confidence interval): %s",
+			strconv.FormatFloat(100*(bucketGrowth-1), 'f', 2, 64)+"%", formatConfidence(opts.Confidence), someNames(limited)))
+	}
+	if len(dominated) > 0 {
+		res.Notes = append(res.Notes, "probe-dominated (median within 2x of the probes' own cost, so changes may be the probes' jitter, not the code's): "+someNames(dominated))
 	}
 	rank := func(v Verdict) int { return slices.Index(verdictOrder, v) }
 	sort.SliceStable(res.Functions, func(i, j int) bool { return rank(res.Functions[i].Verdict) < rank(res.Functions[j].Verdict) })
@@ -295,8 +318,36 @@ func runOf(r *report.Report) Run {
 	}
 }
 
-// judge fills in f's metrics and verdict.
-func judge(f *Function, bh, ch *report.Histogram, thresholds []Threshold, opts Options) {
+// probeUncertainty is how far each side's corrected durations of a
+// function may be off, in ns, because the probes' cost subtracted from
+// them is known only so well: 0 when nothing was subtracted (--raw).
+//
+// Each report states its own uncertainty (report.FunctionStats.UncertaintyNs:
+// the spread of its calibration's rounds, and of the nested probes' costs).
+// Both sides measured the same kind of probes, on one host when the
+// comparison means anything, so the larger of the two applies to both: a
+// run whose rounds happened to agree knows the cost no better. And when the
+// two runs' calibrations of the function's probes differ, by d, the cost
+// is known no better than that between runs: had both been corrected
+// consistently (by the same cost, anywhere between the two), each side's
+// durations would move by up to d/2, so each side is uncertain by at least
+// d/2. A rerun whose durations differ only because its calibration did is
+// then never flagged: the widened interval covers the shift.
+func probeUncertainty(b, c *report.FunctionStats, corrected bool) float64 {
+	if !corrected {
+		return 0
+	}
+	u := float64(max(b.UncertaintyNs, c.UncertaintyNs))
+	if b.ProbeKind == c.ProbeKind && b.ProbeOverheadNs > 0 && c.ProbeOverheadNs > 0 {
+		d := math.Abs(float64(b.ProbeOverheadNs) - float64(c.ProbeOverheadNs))
+		u = max(u, d/2)
+	}
+	return u
+}
+
+// judge fills in f's metrics and verdict; u is each side's probe-cost
+// uncertainty in ns (probeUncertainty).
+func judge(f *Function, bh, ch *report.Histogram, u float64, thresholds []Threshold, opts Options) {
 	enough := bh.Count() >= opts.MinCount && ch.Count() >= opts.MinCount
 	var bs, cs sample
 	if enough {
@@ -305,7 +356,7 @@ func judge(f *Function, bh, ch *report.Histogram, thresholds []Threshold, opts O
 	alpha := 1 - opts.Confidence
 	var regressed, improved, noisy []string
 	for _, t := range thresholds {
-		m := Metric{Metric: t.Metric, Limit: t.Limit, Low: math.NaN(), High: math.NaN(), Verdict: Unchanged}
+		m := Metric{Metric: t.Metric, Limit: t.Limit, Low: math.NaN(), High: math.NaN(), Verdict: Unchanged, UncertaintyNs: uint64(math.Round(u))}
 		p, isPercentile := percentileOf(t.Metric)
 		if isPercentile {
 			m.BaseNs, m.CurrentNs = bh.Percentile(p), ch.Percentile(p)
@@ -324,25 +375,32 @@ func judge(f *Function, bh, ch *report.Histogram, thresholds []Threshold, opts O
 			// corrected to 0) has no relative change.
 			noisy = append(noisy, fmt.Sprintf("%s not judged: 0ns in the baseline", t.Metric))
 		default:
-			var q []float64
+			var bd, cd dist
 			if isPercentile {
-				_, bd := percentileDist(&bs, p)
-				_, cd := percentileDist(&cs, p)
-				q = ratioQuantiles(bd, cd, alpha/2, 1-alpha/2)
+				_, bd = percentileDist(&bs, p)
+				_, cd = percentileDist(&cs, p)
 			} else {
-				q = meanRatioQuantiles(&bs, &cs, opts.Resamples, seedOf(t.Metric, &bs, &cs), alpha/2, 1-alpha/2)
+				bd, cd = meanDists(&bs, &cs, opts.Resamples, seedOf(t.Metric, &bs, &cs))
 			}
-			m.Low, m.High = q[0]-1, q[1]-1
-			ci := formatConfidence(opts.Confidence) + " CI " + formatInterval(m.Low, m.High)
+			iv := widenedInterval(bd, cd, u, alpha/2, 1-alpha/2)
+			m.Low, m.High, m.ResolutionLimited = iv.low-1, iv.high-1, iv.resolutionLimited
+			ci := m.intervalText(opts.Confidence)
+			// The whole interval must lie beyond the limit: the change
+			// is then larger than the limit whatever the sampling, the
+			// buckets' width and the probes' cost hide.
 			switch {
-			case m.Change > t.Limit && m.Low > 0:
+			case m.Change > t.Limit && m.Low > t.Limit:
 				m.Verdict = Regressed
 				regressed = append(regressed, fmt.Sprintf("%s %s (%s, limit %s)", t.Metric, FormatChange(m.Change), ci, FormatChange(t.Limit)))
-			case m.Change < -t.Limit && m.High < 0:
+			case m.Change < -t.Limit && m.High < -t.Limit:
 				m.Verdict = Improved
 				improved = append(improved, fmt.Sprintf("%s %s (%s, limit -%s)", t.Metric, FormatChange(m.Change), ci, formatPercent(t.Limit)))
 			case math.Abs(m.Change) > t.Limit:
-				noisy = append(noisy, fmt.Sprintf("%s %s is within noise (%s)", t.Metric, FormatChange(m.Change), ci))
+				limit := FormatChange(t.Limit)
+				if m.Change < 0 {
+					limit = "-" + formatPercent(t.Limit)
+				}
+				noisy = append(noisy, fmt.Sprintf("%s %s is within noise (%s, limit %s)", t.Metric, FormatChange(m.Change), ci, limit))
 			}
 		}
 		f.Metrics = append(f.Metrics, m)
@@ -479,6 +537,16 @@ func shortIDs(ids []string) string {
 		out[i] = shortID(id)
 	}
 	return strings.Join(out, ", ")
+}
+
+// someNames lists the first ten names, and how many more there are.
+func someNames(names []string) string {
+	const shown = 10
+	list := strings.Join(names[:min(len(names), shown)], ", ")
+	if len(names) > shown {
+		list += fmt.Sprintf(" and %d more", len(names)-shown)
+	}
+	return list
 }
 
 // someKeys names a report's first few functions, for an error message.

@@ -36,9 +36,80 @@ func (s *sample) binValue(i int) float64 {
 }
 
 // dist is a discrete distribution: P(X <= values[i]) = cdf[i], values
-// increasing, cdf non-decreasing and ending at 1.
+// increasing, cdf non-decreasing and ending at 1. For a percentile, lo[i]
+// and hi[i] are the shortest and longest durations values[i] stands for
+// (its slot's bounds, clamped into the exact [min, max]); nil otherwise.
 type dist struct {
 	values, cdf []float64
+	lo, hi      []float64
+}
+
+// edge returns d with every value moved to the end of its slot (the
+// longest duration when upper, else the shortest; the value itself when d
+// has no slots), plus shift ns, and at least 1 ns so that ratios are
+// defined: the most extreme durations each value may stand for when every
+// duration of the side may be off by shift.
+func (d dist) edge(upper bool, shift float64) dist {
+	ends := d.values
+	switch {
+	case upper && d.hi != nil:
+		ends = d.hi
+	case !upper && d.lo != nil:
+		ends = d.lo
+	}
+	out := dist{values: make([]float64, len(ends)), cdf: d.cdf}
+	for i, v := range ends {
+		out.values[i] = max(v+shift, 1)
+	}
+	return out
+}
+
+// bucketGrowth is how much longer a bucket's longest duration is than its
+// shortest (2^(1/64), 1.09%): the histograms' resolution.
+var bucketGrowth = math.Exp2(1.0 / 64)
+
+// interval is the confidence interval of the ratio cur/base of a metric,
+// and whether its sampling part is narrower than the histograms'
+// resolution.
+type interval struct {
+	low, high float64 // ratios, not changes
+	// resolutionLimited: the bootstrap's quantiles of the ratio lie within
+	// half a bucket of each other (all of both sides' resampled
+	// percentiles in one slot each), so the bounds come from the buckets'
+	// width and the probe-cost uncertainty alone, not from sampling.
+	resolutionLimited bool
+}
+
+// widenedInterval returns the levels (lower, upper) quantiles of cur/base,
+// widened for what the bootstrap cannot see: where in its slot each
+// percentile lies, and the probes' cost, known to within u ns on each side.
+//
+// Each side's true metric is its resampled value (the bootstrap's
+// sampling error), moved within the slot that value stands for (the
+// histogram's resolution: each duration is known only to lie in its
+// 1.09%-wide bucket), plus a bias e, |e| <= u, the same for every call of
+// that side: a duration corrected by a probe cost that is off by e is off
+// by e, and so are its percentiles and mean (a constant shift moves them
+// by exactly that). Neither the position in the slot nor e is random, so
+// the interval must hold for their worst values. The ratio grows with cur
+// and falls with base, so the smallest ratio any of them allows is (cur's
+// slot low - u) / (base's slot high + u) and the largest (cur's slot high
+// + u) / (base's slot low - u), for every resample. The lower bound is
+// therefore the lower quantile of the ratios of the first kind, computed
+// by ratioQuantiles over the distributions moved that way, and the upper
+// bound the upper quantile of the second: P(true ratio < low) <= P(smallest
+// ratio < low) = the lower level, whatever the unknowns are. For small
+// widenings this is the sampling interval [lo, hi] scaled to [lo·(c-u)/c
+// · b/(b+u), hi·(c+u)/c · b/(b-u)], c and b being the two sides' values.
+// A base that may be 0 within u leaves the upper bound only as limited as
+// the 1 ns floor makes it.
+func widenedInterval(base, cur dist, u, lower, upper float64) interval {
+	q := ratioQuantiles(base, cur, lower, upper)
+	return interval{
+		low:               ratioQuantiles(base.edge(true, u), cur.edge(false, -u), lower)[0],
+		high:              ratioQuantiles(base.edge(false, -u), cur.edge(true, u), upper)[0],
+		resolutionLimited: base.lo != nil && q[1]/q[0] < math.Sqrt(bucketGrowth),
+	}
 }
 
 // tailEps is the probability below which a bin is left out of a percentile's
@@ -89,6 +160,8 @@ func percentileDist(s *sample, p float64) (observed float64, d dist) {
 	for i := lo; i <= hi; i++ {
 		d.values = append(d.values, s.binValue(i))
 		d.cdf = append(d.cdf, g(i))
+		d.lo = append(d.lo, float64(min(max(s.bins[i].LoNs, s.min), s.max)))
+		d.hi = append(d.hi, float64(min(max(s.bins[i].HiNs, s.min), s.max)))
 	}
 	// The mass left out above is given to the last bin kept.
 	d.cdf[len(d.cdf)-1] = 1
@@ -300,24 +373,32 @@ func meanDist(s *sample, draws int, rng *rand.Rand) (binnedMean float64, d dist)
 	return r.binnedMean, d
 }
 
-// meanRatioQuantiles returns the quantiles at levels of the ratio of
-// resampled means cur/base, from draws resamples of each side seeded by
-// seed. Bins stand for their midpoints, which shifts a mean by a fraction
-// of a percent; the ratios are scaled by exact/binned so that the
-// interval is around the exact change.
-func meanRatioQuantiles(base, cur *sample, draws int, seed uint64, levels ...float64) []float64 {
+// meanDists returns the distributions of the means of draws resamples of
+// each side, seeded by seed. Bins stand for their midpoints, which shifts
+// a mean by a fraction of a percent; each side's resampled means are
+// scaled by exact/binned so that they are around its exact mean, and the
+// ratio's interval around the exact change.
+func meanDists(base, cur *sample, draws int, seed uint64) (bd, cd dist) {
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 	bm, bd := meanDist(base, draws, rng)
 	cm, cd := meanDist(cur, draws, rng)
-	q := ratioQuantiles(bd, cd, levels...)
-	scale := 1.0
-	if cm > 0 && bm > 0 && base.mean > 0 {
-		scale = (cur.mean / base.mean) / (cm / bm)
+	rescale := func(d dist, binned, exact float64) {
+		if binned > 0 && exact > 0 {
+			for i := range d.values {
+				d.values[i] *= exact / binned
+			}
+		}
 	}
-	for i := range q {
-		q[i] *= scale
-	}
-	return q
+	rescale(bd, bm, base.mean)
+	rescale(cd, cm, cur.mean)
+	return bd, cd
+}
+
+// meanRatioQuantiles returns the quantiles at levels of the ratio of
+// resampled means cur/base (meanDists).
+func meanRatioQuantiles(base, cur *sample, draws int, seed uint64, levels ...float64) []float64 {
+	bd, cd := meanDists(base, cur, draws, seed)
+	return ratioQuantiles(bd, cd, levels...)
 }
 
 // poisson draws from Poisson(lambda): by inversion for small lambda, and

@@ -57,6 +57,22 @@ func formatInterval(lo, hi float64) string {
 	return l + ".." + h
 }
 
+// intervalText renders m's interval as a reason shows it: "99% CI
+// +28%..+41%", or "resolution-limited +9.1%..+11%" when every resample put
+// each side's percentile in one bucket (a note under the table says what
+// that means), followed by ", probe cost ±1.80µs included" when the
+// probes' cost uncertainty widened it.
+func (m *Metric) intervalText(confidence float64) string {
+	s := formatConfidence(confidence) + " CI " + formatInterval(m.Low, m.High)
+	if m.ResolutionLimited {
+		s = "resolution-limited " + formatInterval(m.Low, m.High)
+	}
+	if m.UncertaintyNs > 0 {
+		s += ", probe cost ±" + report.FormatDuration(m.UncertaintyNs) + " included"
+	}
+	return s
+}
+
 // formatConfidence renders 0.99 as "99%" and 0.995 as "99.5%".
 func formatConfidence(c float64) string {
 	return strconv.FormatFloat(c*100, 'f', -1, 64) + "%"
@@ -152,7 +168,7 @@ func (r *Result) Method() string {
 		}
 		ts = append(ts, s)
 	}
-	return fmt.Sprintf("thresholds: %s; a change counts when it exceeds its threshold and its %s bootstrap interval excludes 0; functions with fewer than %d calls on a side are not judged",
+	return fmt.Sprintf("thresholds: %s; a change counts when all of its %s bootstrap interval, widened by the buckets' width and the probes' cost uncertainty, lies beyond its threshold; functions with fewer than %d calls on a side are not judged",
 		strings.Join(ts, ", "), formatConfidence(r.Confidence), r.MinCount)
 }
 
@@ -415,16 +431,24 @@ type JSONStats struct {
 
 // JSONMetric is one judged metric. "change" is null when the baseline is
 // 0; "ci_low" and "ci_high" bound the change's interval at "confidence",
-// null when not judged.
+// null when not judged. The interval includes "probe_uncertainty_ns" on
+// each side (how far durations may be off because the probes' cost taken
+// out of them is known only so well) and the histogram buckets' width;
+// "resolution_limited" says the bootstrap put each side's percentile in
+// one bucket, so that the bounds come from the buckets' width, not from
+// sampling. A metric regresses when its change and all of its interval are
+// above the limit.
 type JSONMetric struct {
-	Metric     string   `json:"metric"`
-	BaselineNs uint64   `json:"baseline_ns"`
-	CurrentNs  uint64   `json:"current_ns"`
-	Change     *float64 `json:"change"`
-	CILow      *float64 `json:"ci_low"`
-	CIHigh     *float64 `json:"ci_high"`
-	Limit      float64  `json:"limit"`
-	Verdict    Verdict  `json:"verdict"`
+	Metric             string   `json:"metric"`
+	BaselineNs         uint64   `json:"baseline_ns"`
+	CurrentNs          uint64   `json:"current_ns"`
+	Change             *float64 `json:"change"`
+	CILow              *float64 `json:"ci_low"`
+	CIHigh             *float64 `json:"ci_high"`
+	ProbeUncertaintyNs uint64   `json:"probe_uncertainty_ns"`
+	ResolutionLimited  bool     `json:"resolution_limited"`
+	Limit              float64  `json:"limit"`
+	Verdict            Verdict  `json:"verdict"`
 }
 
 func finite(x float64) *float64 {
@@ -473,6 +497,7 @@ func (r *Result) JSON() *JSONResult {
 			jf.Metrics = append(jf.Metrics, JSONMetric{
 				Metric: m.Metric, BaselineNs: m.BaseNs, CurrentNs: m.CurrentNs,
 				Change: finite(m.Change), CILow: finite(m.Low), CIHigh: finite(m.High),
+				ProbeUncertaintyNs: m.UncertaintyNs, ResolutionLimited: m.ResolutionLimited,
 				Limit: m.Limit, Verdict: m.Verdict,
 			})
 		}

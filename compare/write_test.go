@@ -50,7 +50,7 @@ func TestWriteTable(t *testing.T) {
 		"improved: p50 -30% (99% CI -", "| unchanged ", "not enough data: 50 calls in baseline, 60 calls in current, 100 needed",
 		"| only in baseline ", "| only in current ",
 		"\nverdict: regressed (6 functions: 1 regressed, 1 improved, 1 unchanged, 1 not enough data, 1 only in baseline, 1 only in current)\n",
-		"\nthresholds: p50 +10%, p99 +20%; a change counts when it exceeds its threshold and its 99% bootstrap interval excludes 0; functions with fewer than 100 calls on a side are not judged\n",
+		"\nthresholds: p50 +10%, p99 +20%; a change counts when all of its 99% bootstrap interval, widened by the buckets' width and the probes' cost uncertainty, lies beyond its threshold; functions with fewer than 100 calls on a side are not judged\n",
 		"\nbaseline: 1 run (ulat v1, kernel 6.1.0); current: 1 run (ulat v1, kernel 6.18.0)\n",
 		"\nwarning: kernels differ (baseline 6.1.0, current 6.18.0)",
 	} {
@@ -133,6 +133,11 @@ func TestWriteJSON(t *testing.T) {
 			if f.Current != nil || f.Baseline == nil {
 				t.Errorf("only in baseline: %+v", f)
 			}
+		}
+	}
+	for _, want := range []string{`"probe_uncertainty_ns": 0,`, `"resolution_limited": false,`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("no %s in:\n%s", want, buf.String())
 		}
 	}
 	// Null, not absent, for a missing side.

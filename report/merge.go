@@ -22,6 +22,9 @@ func FunctionKey(function, binary string) string {
 // counters and wall time of every run. Functions keep the order of their
 // first appearance. The runs must agree on whether the probe overhead was
 // subtracted; the merged overhead of a function is the mean of its runs'.
+// Its uncertainty is the largest run's, or, when the runs' calibrations of
+// its probes differ by more, half their range: the merged durations were
+// corrected by costs that far apart.
 func Merge(docs []*JSONReport) (*Report, error) {
 	if len(docs) == 0 {
 		return nil, fmt.Errorf("no reports: %w", ErrMerge)
@@ -30,6 +33,7 @@ func Merge(docs []*JSONReport) (*Report, error) {
 	index := map[string]int{}
 	overheadSum := map[string]uint64{}
 	overheadRuns := map[string]uint64{}
+	overheadMin, overheadMax := map[string]uint64{}, map[string]uint64{}
 	nestedSum := map[string]uint64{}
 	binaries := map[Binary]bool{}
 	for n, d := range docs {
@@ -71,12 +75,20 @@ func Merge(docs []*JSONReport) (*Report, error) {
 			if f.ProbeOverheadNs != 0 {
 				overheadSum[key] += f.ProbeOverheadNs
 				overheadRuns[key]++
+				if lo, ok := overheadMin[key]; !ok || f.ProbeOverheadNs < lo {
+					overheadMin[key] = f.ProbeOverheadNs
+				}
+				overheadMax[key] = max(overheadMax[key], f.ProbeOverheadNs)
 			}
 		}
 	}
 	for key, j := range index {
 		if overheadRuns[key] > 0 {
 			out.Functions[j].ProbeOverheadNs = overheadSum[key] / overheadRuns[key]
+			if out.OverheadCorrected {
+				spread := (overheadMax[key] - overheadMin[key] + 1) / 2
+				out.Functions[j].UncertaintyNs = max(out.Functions[j].UncertaintyNs, spread)
+			}
 		}
 		if n := out.Functions[j].Hist.Count(); n > 0 {
 			out.Functions[j].NestedOverheadNs = nestedSum[key] / n

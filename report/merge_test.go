@@ -48,6 +48,9 @@ func TestMerge(t *testing.T) {
 	if f.DidNotReturn != 3 || f.ProbeOverheadNs != 200 || m.Lost.DroppedEvents != 5 {
 		t.Errorf("did_not_return %d, overhead %d, dropped %d; want 3, 200 (mean), 5", f.DidNotReturn, f.ProbeOverheadNs, m.Lost.DroppedEvents)
 	}
+	if f.UncertaintyNs != 0 {
+		t.Errorf("uncertainty %d, want 0: not overhead-corrected", f.UncertaintyNs)
+	}
 	if m.Run.Runs != 2 || m.Run.Kernel != "" || m.Run.UlatVersion != "v1" || len(m.Run.Binaries) != 2 {
 		t.Errorf("run = %+v: want 2 runs, no kernel (they differ), ulat v1, both binaries", m.Run)
 	}
@@ -64,5 +67,32 @@ func TestMerge(t *testing.T) {
 	}
 	if _, err := Merge(nil); !errors.Is(err, ErrMerge) {
 		t.Errorf("no reports: error %v, want ErrMerge", err)
+	}
+}
+
+// Merged runs corrected by different calibrations are as uncertain as half
+// their range, or as their most uncertain run when that is more.
+func TestMergeUncertainty(t *testing.T) {
+	run := func(overhead, uncertainty uint64) *JSONReport {
+		h := NewHistogram()
+		h.Record(50_000)
+		return jsonOf(t, &Report{OverheadCorrected: true, Functions: []FunctionStats{{Function: "main.f", Binary: "/app", Hist: h,
+			ProbeOverheadNs: overhead, ProbeKind: "ret/stepped", UncertaintyNs: uncertainty}}})
+	}
+	for _, c := range []struct {
+		runs []*JSONReport
+		want uint64
+	}{
+		{[]*JSONReport{run(15_000, 40)}, 40},
+		{[]*JSONReport{run(15_000, 40), run(18_601, 90), run(16_000, 20)}, 1801},
+		{[]*JSONReport{run(15_000, 40), run(15_100, 90)}, 90},
+	} {
+		m, err := Merge(c.runs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Functions[0].UncertaintyNs; got != c.want {
+			t.Errorf("%d runs: uncertainty %d, want %d", len(c.runs), got, c.want)
+		}
 	}
 }
