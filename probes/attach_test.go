@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -488,6 +489,100 @@ int main(void) { sleep(60); return 0; }
 			err = tr.Attach(fns[1:2])
 			if !errors.Is(err, ErrAttach) || !strings.Contains(err.Error(), "locked") {
 				t.Errorf("Attach of the refused function alone: %v, want ErrAttach naming it", err)
+			}
+		})
+	}
+}
+
+// The nested probe costs taken out of a call are exactly those of the
+// traced calls made inside it, counted as they happen, each at its kind's
+// cost: with made-up costs (1 s for an emulated callee's probes, 1 µs for
+// a single-stepped one), every call of the caller of testdata/nested
+// carries exactly ten seconds and a microsecond, its callees nothing; in
+// the kernel's histograms, the same sums.
+func TestNestedCostsCountedExactly(t *testing.T) {
+	requireRoot(t)
+	bin := filepath.Join(t.TempDir(), "nested")
+	if out, err := exec.Command("gcc", "-O2", "-fno-omit-frame-pointer", "-o", bin, "../e2e/testdata/nested/nested.c").CombinedOutput(); err != nil {
+		t.Fatalf("build the target: %v\n%s", err, out)
+	}
+	b, err := symbols.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	emulated := Overhead{Exit: ExitUretprobe, Entry: EntryEmulated}
+	stepped := Overhead{Exit: ExitUretprobe, Entry: EntryStepped}
+	fn := func(name string, kind Overhead) Function {
+		fns, err := b.Match(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := b.Probes(&fns[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.EntryEmulated != (kind.Entry == EntryEmulated) {
+			t.Fatalf("%s: entry emulated %v, want %s", name, p.EntryEmulated, kind)
+		}
+		return Function{Name: name, Binary: bin, Entry: p.Entry, Kind: kind}
+	}
+	fns := []Function{fn("caller", emulated), fn("stepped", stepped)}
+	for i := range 10 {
+		fns = append(fns, fn(fmt.Sprintf("callee%d", i), emulated))
+	}
+	costs := Costs{Kinds: map[Overhead]Cost{emulated: {Nested: 1e9}, stepped: {Nested: 1e3}}}
+	const calls, want = 20, 10*1e9 + 1e3
+	for _, aggregate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("aggregate=%v", aggregate), func(t *testing.T) {
+			tr, err := Open(Options{Costs: costs, Aggregate: aggregate, Functions: len(fns)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			if err := tr.Attach(fns); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(bin, strconv.Itoa(calls)).CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", bin, err, out)
+			}
+			if err := tr.Detach(); err != nil {
+				t.Fatal(err)
+			}
+			if aggregate {
+				hs, err := tr.Histograms()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, h := range hs {
+					w := uint64(0)
+					if i == 0 {
+						w = calls * want
+					}
+					if h.Count != calls || h.NestedNs != w {
+						t.Errorf("%s: %d calls, nested %d ns; want %d, %d", fns[i].Name, h.Count, h.NestedNs, calls, w)
+					}
+				}
+				return
+			}
+			seen := make([]int, len(fns))
+			tr.Drain(func(e *Event) {
+				if e.Kind != EventCall {
+					return
+				}
+				seen[e.Fn]++
+				w := uint64(0)
+				if e.Fn == 0 {
+					w = want
+				}
+				if e.NestedNs != w {
+					t.Errorf("%s: a call with %d ns of nested costs, want %d", fns[e.Fn].Name, e.NestedNs, w)
+				}
+			})
+			for i, n := range seen {
+				if n != calls {
+					t.Errorf("%s: %d calls, want %d", fns[i].Name, n, calls)
+				}
 			}
 		})
 	}

@@ -209,8 +209,8 @@ func RunCalibrationChild() {
 // Rounds alternate between hot (calls back to back, as a function called
 // in a tight loop sees its probes) and cold (each call after walking 8 MiB,
 // as a function called amid other work does): the two differ by 15–30%
-// here, and a function's calls can be either, so the costs are the middle
-// of the two and the spread is at least half their difference.
+// here, and a function's calls can be either, so the costs taken out are
+// the hot ones and the spread is at least their difference.
 // Each pair of rounds runs on the next CPU this process may use: on this
 // VM a probe costs a third more on one of its two CPUs than on the other,
 // and a traced function may run on any.
@@ -496,9 +496,12 @@ func Calibrate(opts Options) (Costs, error) {
 // function's round medians; its Nested (Tail), that of its caller's (tail
 // caller's) minus the baseline's; and their spread, half the range of
 // those figures over every round but the highest and the lowest (covering
-// how the costs moved during the whole calibration). The costs are the
-// middle of hot and cold, and their spreads half the difference plus the
-// larger of the two spreads.
+// how the costs moved during the whole calibration). The costs taken out
+// are the hot ones, the least the probes cost: a call made amid other work
+// is under-corrected by up to the cold excess, never over-corrected, so
+// that a caller is never made shorter than the traced calls it made (deep
+// recursion multiplies any excess by its depth). The spreads are the cold
+// excess plus the larger of the two spreads.
 func costsOf(cal calibration, l calibLayout, rounds []calibRound) (map[Overhead]Cost, error) {
 	usable := func(r []uint64, fs ...int) bool {
 		for _, f := range fs {
@@ -510,9 +513,8 @@ func costsOf(cal calibration, l calibLayout, rounds []calibRound) (map[Overhead]
 	}
 	type figures struct{ inner, nested, tail []uint64 }
 	recent := func(v []uint64) []uint64 { return v[max(0, len(v)-calibrationKeptRounds):] }
-	// mid returns the middle of the hot and the cold figures, and how far
-	// the truth may be from it.
-	mid := func(hot, cold []uint64) (uint64, uint64) {
+	// least returns the hot figure, and how far the truth may be from it.
+	least := func(hot, cold []uint64) (uint64, uint64) {
 		if len(hot) == 0 || len(cold) == 0 {
 			v := append(hot, cold...)
 			if len(v) == 0 {
@@ -521,8 +523,7 @@ func costsOf(cal calibration, l calibLayout, rounds []calibRound) (map[Overhead]
 			return median(recent(v)), halfRange(v)
 		}
 		h, c := median(recent(hot)), median(recent(cold))
-		lo, hi := min(h, c), max(h, c)
-		return lo + (hi-lo)/2, (hi-lo+1)/2 + max(halfRange(hot), halfRange(cold))
+		return h, c - min(c, h) + max(halfRange(hot), halfRange(cold))
 	}
 	costs := map[Overhead]Cost{}
 	for i, t := range cal.kinds {
@@ -548,9 +549,9 @@ func costsOf(cal calibration, l calibLayout, rounds []calibRound) (map[Overhead]
 			return nil, fmt.Errorf("calibrate: %s: only %d of %d rounds saw the calls", t.kind, seen, len(rounds))
 		}
 		var c Cost
-		c.Inner, c.InnerSpread = mid(hot.inner, cold.inner)
-		c.Nested, c.NestedSpread = mid(hot.nested, cold.nested)
-		c.Tail, _ = mid(hot.tail, cold.tail)
+		c.Inner, c.InnerSpread = least(hot.inner, cold.inner)
+		c.Nested, c.NestedSpread = least(hot.nested, cold.nested)
+		c.Tail, _ = least(hot.tail, cold.tail)
 		costs[t.kind] = c
 	}
 	return costs, nil
