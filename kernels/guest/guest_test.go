@@ -287,8 +287,12 @@ const (
 	exactGuestCalls = 100 // ~35 s at exactScale
 	exactScale      = 100
 	// exactGuestTolerance is how far each percentile may be from the
-	// exact one, as a fraction of it.
+	// exact one, as a fraction of it, plus exactGuestInContext: what a
+	// call's probes may cost in the guest beyond the calibrated cost taken
+	// out (short's calls showed +65 to +280 µs), which is 1.5% at bimodal's
+	// 20 ms and 0.3% at narrow's 100 ms.
 	exactGuestTolerance = 0.01
+	exactGuestInContext = 300_000 // ns
 )
 
 func TestExactKernel(t *testing.T) {
@@ -306,7 +310,9 @@ func TestExactKernel(t *testing.T) {
 	tab := ulattest.CheckExact(t, r, ulattest.ExactCheck{
 		Calls:     exactGuestCalls,
 		Sym:       sym,
-		Tolerance: func(string, report.JSONFunction) float64 { return exactGuestTolerance },
+		Tolerance: func(d string, _ report.JSONFunction) float64 {
+			return exactGuestTolerance + exactGuestInContext/float64(exact[d].P50)
+		},
 		Unchecked: func(d string, _ int) bool { return d == "short" },
 	}, exact)
 	t.Logf("%d calls each, durations x%d, --aggregate kernel, probe overhead subtracted: %v\n%s",
