@@ -55,29 +55,13 @@ type cmpJSON struct {
 func (b *bench) compareOnce(ctx context.Context, flags, base []string, cur string) (cmpResult, error) {
 	argv := append(append([]string{b.ulat, "compare", "-f", "json"}, flags...), base...)
 	argv = append(argv, "--", cur)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.WaitDelay = 5 * time.Second
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if b.verbose {
-		progress("+ %s", shellQuote(argv))
-	}
-	out, err := cmd.Output()
 	res := cmpResult{changes: map[string]float64{}}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee) && ee.ExitCode() == 1:
-		res.regressed = true
-	case ctx.Err() != nil:
-		return res, ctx.Err()
-	default:
-		return res, fmt.Errorf("%s: %w: %s", shellQuote(argv), err, lastLines(stderr.String(), 5))
-	}
 	var rep cmpJSON
-	if err := json.Unmarshal(out, &rep); err != nil {
-		return res, fmt.Errorf("%s: its JSON: %w", shellQuote(argv), err)
+	regressed, err := b.runCompare(ctx, argv, &rep)
+	if err != nil {
+		return res, err
 	}
+	res.regressed = regressed
 	var ths []string
 	for _, t := range rep.Thresholds {
 		ths = append(ths, fmt.Sprintf("%s %+.0f%%", t.Metric, 100*t.Limit))
@@ -92,6 +76,34 @@ func (b *bench) compareOnce(ctx context.Context, flags, base []string, cur strin
 		}
 	}
 	return res, nil
+}
+
+// runCompare runs a `ulat compare -f json` command line, reads its JSON
+// into doc, and tells whether it found a regression (exit status 1); any
+// other failure is an error.
+func (b *bench) runCompare(ctx context.Context, argv []string, doc any) (regressed bool, err error) {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.WaitDelay = 5 * time.Second
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if b.verbose {
+		progress("+ %s", shellQuote(argv))
+	}
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee) && ee.ExitCode() == 1:
+		regressed = true
+	case ctx.Err() != nil:
+		return false, ctx.Err()
+	default:
+		return false, fmt.Errorf("%s: %w: %s", shellQuote(argv), err, lastLines(stderr.String(), 5))
+	}
+	if err := json.Unmarshal(out, doc); err != nil {
+		return false, fmt.Errorf("%s: its JSON: %w", shellQuote(argv), err)
+	}
+	return regressed, nil
 }
 
 // cmpTally counts the comparisons of one kind.

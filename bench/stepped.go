@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -293,27 +292,10 @@ func (b *bench) steppedSection(ctx context.Context, c *target) error {
 // comparePair runs `ulat compare -f json BASE NEW` and reads spin's verdict.
 func (b *bench) comparePair(ctx context.Context, base, cur string) (stepPair, error) {
 	argv := []string{b.ulat, "compare", "-f", "json", base, cur}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.WaitDelay = 5 * time.Second
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if b.verbose {
-		progress("+ %s", shellQuote(argv))
-	}
-	out, err := cmd.Output()
 	var p stepPair
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee) && ee.ExitCode() == 1: // regressed
-	case ctx.Err() != nil:
-		return p, ctx.Err()
-	default:
-		return p, fmt.Errorf("%s: %w: %s", shellQuote(argv), err, lastLines(stderr.String(), 5))
-	}
 	var doc stepCmpJSON
-	if err := json.Unmarshal(out, &doc); err != nil {
-		return p, fmt.Errorf("%s: its JSON: %w", shellQuote(argv), err)
+	if _, err := b.runCompare(ctx, argv, &doc); err != nil {
+		return p, err
 	}
 	for _, f := range doc.Functions {
 		if f.Function != "spin" || len(f.Metrics) == 0 {
