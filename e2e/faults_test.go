@@ -81,12 +81,16 @@ func TestSIGKILLLeavesNothingAttached(t *testing.T) {
 		t.Run(attach, func(t *testing.T) {
 			tr := startTrace(t, "--attach", attach, bin, "work", "fast")
 			progs, links := bpfObjects(t, tr.Pid())
-			// The mode's entry, exit and return programs (and in multi
-			// mode the no-op one that finds offsets the kernel refuses);
-			// in multi mode one entry and one return link for both
-			// functions, in perf mode one link per probe.
-			wantProgs := map[string]int{"multi": 4, "perf": 3}[attach]
-			wantLinks := map[string]int{"multi": 2, "perf": 4}[attach]
+			// Twice the mode's entry, exit and return programs (and in
+			// multi mode the no-op one that finds offsets the kernel
+			// refuses): the session's, and the probe-cost calibration's,
+			// which goes on while tracing. Links: in multi mode one
+			// entry and one return link for both functions, and the
+			// calibration's entry, exit and return links; in perf mode
+			// one link per probe, 4 and the calibration's 24 (12
+			// functions, 2 of them with RET probes, 10 with uretprobes).
+			wantProgs := map[string]int{"multi": 8, "perf": 6}[attach]
+			wantLinks := map[string]int{"multi": 2 + 3, "perf": 4 + 24}[attach]
 			if len(progs) != wantProgs || len(links) != wantLinks {
 				t.Errorf("ulat holds %d programs and %d links while tracing, want %d and %d", len(progs), len(links), wantProgs, wantLinks)
 			}
