@@ -244,7 +244,7 @@ type calibRound struct {
 // each calibration function a round makes, how often a round runs after
 // the first ones, and how many recent rounds the costs are taken from.
 const (
-	calibrationFirstRounds = 10 // hot and cold in turn, on the CPUs in turn
+	calibrationFirstRounds = 6 // hot and cold in turn, on the CPUs in turn: ~0.2 s
 	calibrationCalls       = 120
 	// Cold rounds make fewer calls: each walks 8 MiB first (~130 µs).
 	// Walking 1 MiB made no difference here; 32 MiB (past the last-level
@@ -306,6 +306,8 @@ func StartCalibration(opts Options) (*Calibration, error) {
 	}
 	opts.Pid = c.child.Process.Pid
 	opts.Aggregate, opts.Costs, opts.Raw, opts.FollowForks, opts.StopOnExec = false, Costs{}, false, false, false
+	// A round streams ~70 KB of events, drained as they come.
+	opts.RingBuffer = 1 << 18
 	if c.tr, err = Open(opts); err != nil {
 		return fail(err)
 	}
