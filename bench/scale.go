@@ -11,6 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ulat-dev/ulat/probes"
+	"github.com/ulat-dev/ulat/report"
 )
 
 type scaleCase struct {
@@ -121,7 +124,13 @@ func (b *bench) scaleSection(ctx context.Context) error {
 	fmt.Printf("`ulat trace --duration %s BINARY PATTERN...`, median of %d runs. Attach is from starting ulat to its\n", traceFor, b.reps)
 	fmt.Printf("\"Tracing\" line (symbol resolution, disassembly, BPF load and attach); attach + detach is\n")
 	fmt.Printf("the wall time minus the %s traced. compile is a copy of %s.\n", traceFor, b.compile)
-	fmt.Printf("--attach perf (one perf-event link per probe) is the path of kernels before 6.6; run once, no goal.\n\n")
+	fmt.Printf("--attach perf (one perf-event link per probe) is the path of kernels before 6.6; run once, no goal.\n")
+	cpus := probes.HistogramBytes(1) / probes.KernelHistogramBytes
+	fmt.Printf("Histogram memory per function: in the kernel %d B per CPU (%d CPUs here: %s for 1,000 functions,\n",
+		probes.KernelHistogramBytes, cpus, fmtMB(int64(probes.HistogramBytes(1000)/1024)))
+	fmt.Printf("%s for 10,000, past the 64 MiB that --aggregate auto allows, so it streams instead); in ulat, %d B\n",
+		fmtMB(int64(probes.HistogramBytes(10000)/1024)), report.HistogramBytes)
+	fmt.Printf("per function with calls, in either mode.\n\n")
 	tw := newTable()
 	tw.row("CASE", "FUNCTIONS", "METRIC", "MEASURED", "GOAL", "")
 	const rssGoalKB = 100 * 1024

@@ -1,6 +1,10 @@
 package probes
 
-import "github.com/ulat-dev/ulat/buckets"
+import (
+	"unsafe"
+
+	"github.com/ulat-dev/ulat/buckets"
+)
 
 // These mirror bpf/ulat.h; layout_test.go checks them against the compiled
 // object's BTF so the two sides cannot drift apart silently.
@@ -109,6 +113,9 @@ const (
 	controlStopping = 0 // ULAT_CTL_STOPPING
 	controlEpoch    = 1 // ULAT_CTL_EPOCH
 )
+
+// KernelHistogramBytes is one function's in-kernel histogram on one CPU.
+const KernelHistogramBytes = int(unsafe.Sizeof(kernelHist{}))
 
 // kernelHist is struct ulat_hist.
 type kernelHist struct {

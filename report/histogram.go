@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"unsafe"
 
 	"github.com/ulat-dev/ulat/buckets"
 )
@@ -32,6 +33,9 @@ type histData struct {
 	slots [buckets.Slots]uint64
 	log2  [65]uint64 // index 0 holds value 0, index k holds [2^(k-1), 2^k)
 }
+
+// HistogramBytes is the memory a Histogram takes once it has a call.
+const HistogramBytes = int(unsafe.Sizeof(histData{}))
 
 // NewHistogram returns an empty histogram.
 func NewHistogram() *Histogram { return &Histogram{} }
