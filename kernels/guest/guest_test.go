@@ -308,8 +308,8 @@ func TestExactKernel(t *testing.T) {
 	r := tr.Stop()
 	ulattest.WantNoLoss(t, r)
 	tab := ulattest.CheckExact(t, r, ulattest.ExactCheck{
-		Calls:     exactGuestCalls,
-		Sym:       sym,
+		Calls: exactGuestCalls,
+		Sym:   sym,
 		Tolerance: func(d string, _ report.JSONFunction) float64 {
 			return exactGuestTolerance + exactGuestInContext/float64(exact[d].P50)
 		},
