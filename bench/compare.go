@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ulat-dev/ulat/compare"
 )
 
 // cmpRun is one recorded run of the demo's batch job.
@@ -31,24 +33,6 @@ type cmpResult struct {
 	confidence float64
 }
 
-// The parts of `ulat compare -f json` the bench reads.
-type cmpJSON struct {
-	Confidence float64 `json:"confidence"`
-	Thresholds []struct {
-		Metric string  `json:"metric"`
-		Limit  float64 `json:"limit"`
-	} `json:"thresholds"`
-	Functions []struct {
-		Function string `json:"function"`
-		Verdict  string `json:"verdict"`
-		Metrics  []struct {
-			Metric  string  `json:"metric"`
-			Change  float64 `json:"change"`
-			Verdict string  `json:"verdict"`
-		} `json:"metrics"`
-	} `json:"functions"`
-}
-
 // compareOnce runs `ulat compare -f json FLAGS... BASE... -- NEW` and reads its
 // verdict from its exit status: 0 nothing regressed, 1 something did; 2 (bad
 // input) is an error.
@@ -56,7 +40,7 @@ func (b *bench) compareOnce(ctx context.Context, flags, base []string, cur strin
 	argv := append(append([]string{b.ulat, "compare", "-f", "json"}, flags...), base...)
 	argv = append(argv, "--", cur)
 	res := cmpResult{changes: map[string]float64{}}
-	var rep cmpJSON
+	var rep compare.JSONResult
 	regressed, err := b.runCompare(ctx, argv, &rep)
 	if err != nil {
 		return res, err
@@ -69,7 +53,11 @@ func (b *bench) compareOnce(ctx context.Context, flags, base []string, cur strin
 	res.thresholds, res.confidence = strings.Join(ths, ", "), rep.Confidence
 	for _, f := range rep.Functions {
 		for _, m := range f.Metrics {
-			res.changes[f.Function+" "+m.Metric] = m.Change
+			var change float64 // 0 where compare has none (a zero baseline)
+			if m.Change != nil {
+				change = *m.Change
+			}
+			res.changes[f.Function+" "+m.Metric] = change
 			if m.Verdict == "regressed" {
 				res.flagged = append(res.flagged, f.Function+" "+m.Metric)
 			}
@@ -79,9 +67,9 @@ func (b *bench) compareOnce(ctx context.Context, flags, base []string, cur strin
 }
 
 // runCompare runs a `ulat compare -f json` command line, reads its JSON
-// into doc, and tells whether it found a regression (exit status 1); any
+// (compare.JSONResult) into doc, and tells whether it found a regression (exit status 1); any
 // other failure is an error.
-func (b *bench) runCompare(ctx context.Context, argv []string, doc any) (regressed bool, err error) {
+func (b *bench) runCompare(ctx context.Context, argv []string, doc *compare.JSONResult) (regressed bool, err error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.WaitDelay = 5 * time.Second
 	var stderr strings.Builder

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ulat-dev/ulat/compare"
 )
 
 // stepRun is one `ulat run` of the C target's spin, whose entry probe is
@@ -34,25 +36,6 @@ type stepRunJSON struct {
 		ProbeOverheadNs    uint64 `json:"probe_overhead_ns"`
 		ProbeKind          string `json:"probe_kind"`
 		ProbeUncertaintyNs uint64 `json:"probe_uncertainty_ns"`
-	} `json:"functions"`
-}
-
-// The parts of `ulat compare -f json` this section reads.
-type stepCmpJSON struct {
-	Verdict   string `json:"verdict"`
-	Functions []struct {
-		Function string `json:"function"`
-		Verdict  string `json:"verdict"`
-		Reason   string `json:"reason"`
-		Metrics  []struct {
-			Metric             string   `json:"metric"`
-			Change             *float64 `json:"change"`
-			CILow              *float64 `json:"ci_low"`
-			CIHigh             *float64 `json:"ci_high"`
-			ProbeUncertaintyNs uint64   `json:"probe_uncertainty_ns"`
-			ResolutionLimited  bool     `json:"resolution_limited"`
-			Verdict            string   `json:"verdict"`
-		} `json:"metrics"`
 	} `json:"functions"`
 }
 
@@ -293,7 +276,7 @@ func (b *bench) steppedSection(ctx context.Context, c *target) error {
 func (b *bench) comparePair(ctx context.Context, base, cur string) (stepPair, error) {
 	argv := []string{b.ulat, "compare", "-f", "json", base, cur}
 	var p stepPair
-	var doc stepCmpJSON
+	var doc compare.JSONResult
 	if _, err := b.runCompare(ctx, argv, &doc); err != nil {
 		return p, err
 	}
@@ -302,7 +285,7 @@ func (b *bench) comparePair(ctx context.Context, base, cur string) (stepPair, er
 			continue
 		}
 		m := f.Metrics[0]
-		p.verdict, p.reason, p.uncertaintyNs, p.resolutionLimited = f.Verdict, f.Reason, m.ProbeUncertaintyNs, m.ResolutionLimited
+		p.verdict, p.reason, p.uncertaintyNs, p.resolutionLimited = string(f.Verdict), f.Reason, m.ProbeUncertaintyNs, m.ResolutionLimited
 		for _, v := range []struct {
 			dst *float64
 			src *float64
