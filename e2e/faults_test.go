@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"fmt"
-	"github.com/ulat-dev/ulat/e2e/ulattest"
 	"io"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ulat-dev/ulat/e2e/ulattest"
 )
 
 // bpfObjects returns the ids of the BPF programs and links a process holds,

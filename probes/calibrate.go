@@ -2,20 +2,20 @@ package probes
 
 import (
 	"bufio"
-	"runtime"
-
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // ExitKind is how a function's return is caught.

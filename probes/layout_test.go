@@ -2,13 +2,13 @@ package probes
 
 import (
 	"bytes"
-	"github.com/ulat-dev/ulat/buckets"
 	"reflect"
 	"testing"
 
 	"github.com/cilium/ebpf/btf"
 
 	ulatbpf "github.com/ulat-dev/ulat/bpf"
+	"github.com/ulat-dev/ulat/buckets"
 )
 
 // The Go mirrors of struct ulat_event and ulat_call_key must match the

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/ulat-dev/ulat/buckets"
 	"math/bits"
 	"os"
 	"runtime"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	ulatbpf "github.com/ulat-dev/ulat/bpf"
+	"github.com/ulat-dev/ulat/buckets"
 )
 
 // Sentinel errors a caller can act on.

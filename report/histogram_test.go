@@ -1,13 +1,14 @@
 package report
 
 import (
-	"github.com/ulat-dev/ulat/buckets"
 	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/ulat-dev/ulat/buckets"
 )
 
 func within(t *testing.T, name string, got, want uint64, frac float64) {

@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ulat-dev/ulat/buckets"
 	"io"
 	"math/big"
+
+	"github.com/ulat-dev/ulat/buckets"
 )
 
 // SchemaVersion is the "schema" value WriteJSON emits. ReadJSON also

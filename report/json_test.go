@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"github.com/ulat-dev/ulat/buckets"
 	"math/big"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ulat-dev/ulat/buckets"
 )
 
 func sampleReport() *Report {
