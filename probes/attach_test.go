@@ -45,11 +45,18 @@ func libzProbes(t *testing.T, fn string) symbols.Probes {
 		t.Skipf("SKIPPED: %v", err)
 	}
 	defer bin.Close()
-	fns, err := bin.Match(fn)
+	return probesOf(t, bin, fn)
+}
+
+// probesOf returns the probe points of the first function of b that name
+// matches.
+func probesOf(t *testing.T, b *symbols.Binary, name string) symbols.Probes {
+	t.Helper()
+	fns, err := b.Match(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := bin.Probes(&fns[0])
+	p, err := b.Probes(&fns[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,17 +453,7 @@ int main(void) { sleep(60); return 0; }
 		t.Fatal(err)
 	}
 	defer b.Close()
-	entry := func(name string) uint64 {
-		fns, err := b.Match(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := b.Probes(&fns[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p.Entry
-	}
+	entry := func(name string) uint64 { return probesOf(t, b, name).Entry }
 	fns := []Function{
 		{Name: "fine", Binary: bin, Entry: entry("fine")},
 		{Name: "locked", Binary: bin, Entry: entry("locked") + 1}, // the lock-prefixed instruction
@@ -514,14 +511,7 @@ func TestNestedCostsCountedExactly(t *testing.T) {
 	emulated := Overhead{Exit: ExitUretprobe, Entry: EntryEmulated}
 	stepped := Overhead{Exit: ExitUretprobe, Entry: EntryStepped}
 	fn := func(name string, kind Overhead) Function {
-		fns, err := b.Match(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := b.Probes(&fns[0])
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := probesOf(t, b, name)
 		if p.EntryEmulated != (kind.Entry == EntryEmulated) {
 			t.Fatalf("%s: entry emulated %v, want %s", name, p.EntryEmulated, kind)
 		}
