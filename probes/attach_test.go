@@ -133,8 +133,12 @@ func testAttachAllOrNothing(t *testing.T, mode AttachMode) {
 // between its timestamps).
 func TestCalibrate(t *testing.T) {
 	requireRoot(t)
-	costs, err := Calibrate(Options{})
+	c, err := StartCalibration(Options{})
 	if err != nil {
+		t.Fatal(err)
+	}
+	costs, err := c.Costs()
+	if err := errors.Join(err, c.Close()); err != nil {
 		t.Fatal(err)
 	}
 	for _, exit := range []ExitKind{ExitRET, ExitUretprobe} {

@@ -40,8 +40,8 @@ type Overhead struct {
 
 func (o Overhead) String() string { return string(o.Exit) + "/" + string(o.Entry) }
 
-// Cost is what one kind of probe pair costs on this host, in ns, as
-// Calibrate measures it.
+// Cost is what one kind of probe pair costs on this host, in ns, as a
+// Calibration measures it.
 type Cost struct {
 	// Inner is what a call of a function that does nothing is measured to
 	// take: the part of its probes' work that falls between the two
@@ -150,7 +150,7 @@ func (c calibration) layout() calibLayout {
 const calibrationArg = "__ulat_calibrate"
 
 // RunCalibrationChild is the calibration process's main: when this process
-// was started by Calibrate it calls the calibration functions and exits.
+// was started by StartCalibration it calls the calibration functions and exits.
 // Call it first thing in main.
 func RunCalibrationChild() {
 	if len(os.Args) != 3 || os.Args[1] != calibrationArg {
@@ -227,9 +227,11 @@ type Calibration struct {
 
 	cpus []int // the CPUs rounds go round, one hot and one cold round each
 
-	mu     sync.Mutex
-	rounds []calibRound
-	err    error
+	mu       sync.Mutex
+	rounds   []calibRound
+	costs    Costs // of rounds, computed after each
+	costsErr error
+	err      error // a round failed
 }
 
 // calibRound is one round's median duration of each calibration function
@@ -431,6 +433,7 @@ func (c *Calibration) round() error {
 	}
 	c.mu.Lock()
 	c.rounds = append(c.rounds, calibRound{cold: cold, cpu: cpu, medians: medians})
+	c.costs, c.costsErr = c.costsOfRounds()
 	c.mu.Unlock()
 	return nil
 }
@@ -443,6 +446,12 @@ func (c *Calibration) Costs() (Costs, error) {
 	if c.err != nil {
 		return Costs{}, c.err
 	}
+	return c.costs, c.costsErr
+}
+
+// costsOfRounds computes the costs of the rounds so far, over every CPU
+// and for each, once a round: Costs is asked far more often. c.mu is held.
+func (c *Calibration) costsOfRounds() (Costs, error) {
 	kinds, err := costsOf(c.cal, c.layout, c.rounds)
 	if err != nil {
 		return Costs{}, err
@@ -480,16 +489,6 @@ func (c *Calibration) Close() error {
 		return fmt.Errorf("calibration process: %w", err)
 	}
 	return nil
-}
-
-// Calibrate measures the probe costs once: a Calibration's first rounds.
-func Calibrate(opts Options) (Costs, error) {
-	c, err := StartCalibration(opts)
-	if err != nil {
-		return Costs{}, err
-	}
-	defer c.Close()
-	return c.Costs()
 }
 
 // costsOf turns the rounds' medians (functions as calibLayout places them)
