@@ -376,11 +376,6 @@ func newAggregate(targets []target, costs probes.Costs, correct, inKernel bool) 
 	return a
 }
 
-// setCosts takes the probe costs for the events from now on.
-func (a *aggregate) setCosts(costs probes.Costs) {
-	a.costs = costs
-}
-
 // grow takes targets, which extends the ones it has, as its own: functions
 // attached while tracing.
 func (a *aggregate) grow(targets []target) {

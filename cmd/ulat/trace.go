@@ -468,7 +468,7 @@ func (p *prepared) refreshCosts(tracer *probes.Tracer, raw bool, aggs ...*aggreg
 	}
 	p.costs = costs
 	for _, a := range aggs {
-		a.setCosts(costs)
+		a.costs = costs
 	}
 	return nil
 }
