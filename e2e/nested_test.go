@@ -14,7 +14,8 @@ import (
 // inside) is the truth; traced alone, with 1, with 10 and with all 11 of
 // its callees whose entry uprobes emulate, in both aggregation modes,
 // ulat's median of it must stay within 1% of that plus the uncertainty
-// ulat states for the correction, plus 1.5 µs for each traced callee:
+// ulat states for the correction, plus a fifth of the nested probe costs
+// it took out (~1.5 µs a traced callee here, scaling with the machine):
 // what a probe costs moves with the speed the VM's vCPU runs at, which
 // changed by 1.2–1.7 times within seconds here (for every instruction,
 // seen with an untraced twin), faster than a calibration can follow.
@@ -65,11 +66,11 @@ func TestNestedProbeCostsTakenOut(t *testing.T) {
 				wantCount(t, r, "stepped", n)
 			}
 			off := float64(c.P50Ns) - float64(truth)
-			allowed := 0.01*float64(truth) + float64(c.ProbeUncertaintyNs) + 1500*float64(min(k, 11))
+			allowed := 0.01*float64(truth) + float64(c.ProbeUncertaintyNs) + 0.2*float64(c.NestedProbeOverheadNs)
 			fmt.Fprintf(&table, "%-6s %-8d %12d %+9.2f%% %12d %12d %8d\n", mode, k, c.P50Ns, 100*off/float64(truth), c.ProbeUncertaintyNs, c.NestedProbeOverheadNs, inside)
 			if math.Abs(off) > allowed && k < 12 {
-				t.Errorf("%s, %d callees traced: caller p50 %d ns, untraced truth %d ns: %+.0f ns off, more than 1%% plus the stated ±%d ns plus 1.5 µs a callee",
-					mode, k, c.P50Ns, truth, off, c.ProbeUncertaintyNs)
+				t.Errorf("%s, %d callees traced: caller p50 %d ns, untraced truth %d ns: %+.0f ns off, more than 1%% plus the stated ±%d ns plus a fifth of the %d ns taken out",
+					mode, k, c.P50Ns, truth, off, c.ProbeUncertaintyNs, c.NestedProbeOverheadNs)
 			}
 			if k > 0 && c.NestedProbeOverheadNs == 0 {
 				t.Errorf("%s, %d callees traced: no nested probe cost taken out", mode, k)
