@@ -216,9 +216,10 @@ func runTrace(c *cli.Context) error {
 		stop <- time.Now()
 	}()
 
-	fmt.Fprintf(os.Stderr, "Tracing %d %s in %s... Hit Ctrl-C to end.\n", len(p.targets), plural(len(p.targets), "function", "functions"), describeGroups(p.groups))
-	// Taken now: the process may have exited by the end.
+	// Taken now: the process may have exited by the end, and before the
+	// "Tracing" line, which whoever started ulat may act on at once.
 	exe, exeErr := symbols.ExecutableOf(cfg.pid)
+	fmt.Fprintf(os.Stderr, "Tracing %d %s in %s... Hit Ctrl-C to end.\n", len(p.targets), plural(len(p.targets), "function", "functions"), describeGroups(p.groups))
 	r, err := collect(tracer, p, cfg, stop, out)
 	if err != nil {
 		return err
