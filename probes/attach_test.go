@@ -162,11 +162,6 @@ func TestCalibrate(t *testing.T) {
 	t.Logf("costs: %+v", costs)
 }
 
-func TestMain(m *testing.M) {
-	RunCalibrationChild()
-	os.Exit(m.Run())
-}
-
 // A ring buffer that fills drops calls, counts every one of them, and
 // takes events again once drained.
 func TestRingBufferFullCountsDrops(t *testing.T) {

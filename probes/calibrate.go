@@ -147,15 +147,28 @@ func (c calibration) layout() calibLayout {
 	return l
 }
 
-const calibrationArg = "__ulat_calibrate"
+// The calibration child is this executable started again with
+// calibrationArg and calibrationEnv: both, so that neither a user's
+// argument nor an inherited environment alone turns a program into one.
+const (
+	calibrationArg = "__ulat_calibrate"
+	calibrationEnv = "ULAT_CALIBRATION_CHILD"
+)
 
-// RunCalibrationChild is the calibration process's main: when this process
-// was started by StartCalibration it calls the calibration functions and exits.
-// Call it first thing in main.
-func RunCalibrationChild() {
-	if len(os.Args) != 3 || os.Args[1] != calibrationArg {
-		return
+// init takes the calibration child over before its main runs: every
+// program that uses this package (ulat, an agent, a test binary) is a
+// correct child without calling anything, where a main that forgot to
+// would have run again with odd arguments (a second agent).
+func init() {
+	if len(os.Args) == 3 && os.Args[1] == calibrationArg && os.Getenv(calibrationEnv) == "1" {
+		runCalibrationChild()
 	}
+}
+
+// runCalibrationChild is the calibration process's main: it calls the
+// calibration functions each time the parent asks, and exits; it never
+// returns.
+func runCalibrationChild() {
 	n, err := strconv.Atoi(os.Args[2])
 	if err != nil {
 		os.Exit(2)
@@ -282,6 +295,7 @@ func StartCalibration(opts Options) (*Calibration, error) {
 		}
 	}
 	c.child = exec.Command(exe, calibrationArg, strconv.Itoa(calibrationCalls))
+	c.child.Env = append(os.Environ(), calibrationEnv+"=1")
 	if c.stdin, err = c.child.StdinPipe(); err != nil {
 		return nil, fmt.Errorf("calibrate: %w", err)
 	}
