@@ -182,7 +182,7 @@ func Compare(base, cur *report.Report, opts Options) (*Result, error) {
 		if !base.OverheadCorrected {
 			which = "the baseline"
 		}
-		return nil, fmt.Errorf("one side has the probes' own cost subtracted and the other not (%s was recorded with --raw); record both the same way: %w", which, ErrIncomparable)
+		return nil, fmt.Errorf("one side has the probes' own cost subtracted and the other not (%s was recorded raw); record both the same way: %w", which, ErrIncomparable)
 	}
 	for _, t := range opts.Thresholds {
 		if m, err := parseMetric(t.Metric); err != nil || m != t.Metric || !(t.Limit >= 0 && t.Limit <= 1e4) {
@@ -437,7 +437,7 @@ func addNotes(res *Result, base, cur *report.Report) {
 		run  Run
 	}{{"baseline", b}, {"current", c}} {
 		if s.run.Lost.DroppedEvents > 0 {
-			warn("%s: %d events dropped (ring buffer full): its counts are incomplete and its durations may be skewed; record it again with a larger --buffer",
+			warn("%s: %d events dropped (ring buffer full): its counts are incomplete and its durations may be skewed; record it again with a larger ring buffer",
 				s.name, s.run.Lost.DroppedEvents)
 		}
 		if s.run.Runs > 1 && s.run.Kernel == "" {
@@ -448,7 +448,7 @@ func addNotes(res *Result, base, cur *report.Report) {
 		warn("kernels differ (baseline %s, current %s): probe costs and scheduling differ too, so durations may change without the code changing", b.Kernel, c.Kernel)
 	}
 	if b.Aggregation != "" && c.Aggregation != "" && b.Aggregation != c.Aggregation {
-		warn("aggregation differs (baseline --aggregate %s, current --aggregate %s): in-kernel histograms round durations to ~1.6%%, streamed calls to 1%%, so small changes can come from that alone; record both sides the same way",
+		warn("aggregation differs (baseline: %s, current: %s): both count in the same buckets and take the same probe costs out, so durations should agree, but record both sides the same way to rule it out",
 			b.Aggregation, c.Aggregation)
 	}
 	if len(b.Command) > 0 && len(c.Command) > 0 && !slices.Equal(b.Command, c.Command) {

@@ -313,7 +313,7 @@ func TestErrors(t *testing.T) {
 	}
 	raw := reportOf(fn{"f", []uint64{1, 2, 3}})
 	raw.OverheadCorrected = false
-	if _, err := Compare(a, raw, Options{}); !errors.Is(err, ErrIncomparable) || !strings.Contains(err.Error(), "the current was recorded with --raw") {
+	if _, err := Compare(a, raw, Options{}); !errors.Is(err, ErrIncomparable) || !strings.Contains(err.Error(), "the current was recorded raw") {
 		t.Errorf("raw vs corrected: %v", err)
 	}
 	for _, o := range []Options{{Confidence: 1}, {Confidence: -0.5}, {Resamples: 10}, {Thresholds: []Threshold{{Metric: "p200"}}}, {Thresholds: []Threshold{{Metric: "p99", Limit: -1}}}} {

@@ -549,7 +549,7 @@ func checkLoad(verbose bool) Result {
 	var mode probes.AttachMode
 	for _, c := range loadConfigs {
 		opts := c.opts
-		opts.Verbose = verbose
+		opts.LibbpfLog = libbpfLog(verbose)
 		if opts.FollowForks {
 			opts.Pid = os.Getpid()
 		}
@@ -617,7 +617,7 @@ func checkAttach(mode probes.AttachMode, needed bool, verbose bool) Result {
 	}
 	// As trace and run open it: in-kernel histograms, or streaming where
 	// the kernel rejects those.
-	t, inKernel, _, err := probes.OpenCounting(probes.Options{Pid: os.Getpid(), Attach: mode, Verbose: verbose, Aggregate: true, Functions: 2}, true)
+	t, inKernel, _, err := probes.OpenCounting(probes.Options{Pid: os.Getpid(), Attach: mode, LibbpfLog: libbpfLog(verbose), Aggregate: true, Functions: 2}, true)
 	if err != nil {
 		return fail(fmt.Sprintf("cannot load the %s programs: %v", modeName(mode), err),
 			"ulat doctor -v shows libbpf's log with the verifier's reason")
@@ -903,4 +903,12 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// libbpfLog is where libbpf's log goes: stderr when verbose.
+func libbpfLog(verbose bool) io.Writer {
+	if verbose {
+		return os.Stderr
+	}
+	return nil
 }

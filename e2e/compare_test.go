@@ -229,7 +229,7 @@ func TestCompareBadInput(t *testing.T) {
 		{"no common functions", []string{"compare", f.base, other}, "no function is in both reports (they pair by file name and function name): baseline has 3 functions, app:main.parse, app:main.(*Server).handle, app:main.idle, current 1 function, app:main.unrelated"},
 		{"no histograms", []string{"compare", f.base, oldPath}, oldPath + ": main.parse: no histogram data (recorded by an older ulat; record it again)"},
 		{"inconsistent", []string{"compare", inconsistent, f.base}, inconsistent + ": main.parse: count 20001, but 20000 in histogram buckets and 20000 in power-of-two buckets: inconsistent histogram"},
-		{"raw and corrected", []string{"compare", f.base, raw}, "one side has the probes' own cost subtracted and the other not (the current was recorded with --raw)"},
+		{"raw and corrected", []string{"compare", f.base, raw}, "one side has the probes' own cost subtracted and the other not (the current was recorded raw)"},
 		{"raw merged with corrected", []string{"compare", f.base, raw, "--", f.same}, f.base + " and " + raw + " cannot be merged"},
 		{"bad threshold", []string{"compare", "--threshold", "p99=10", f.base, f.same}, `--threshold: threshold "p99=10": limit "10" must be a percentage, such as +10%`},
 		{"bad metric", []string{"compare", "-t", "main.parse:p100=+5%", f.base, f.same}, `unknown metric "p100"`},

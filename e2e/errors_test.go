@@ -39,7 +39,7 @@ func TestBadInput(t *testing.T) {
 		{"not ELF", []string{"trace", text, "main"}, 2, "not an ELF file (it does not start with the ELF magic bytes)"},
 		{"truncated ELF", []string{"symbols", truncated}, 2, "not an ELF file (truncated or corrupted"},
 		{"other architecture", []string{"trace", riscv, "work"}, 2, "unsupported binary: built for EM_RISCV; ulat supports x86-64 and arm64"},
-		{"stripped, its libraries traceable", []string{"trace", stripped, "work"}, 2, "the functions of the libraries it uses (libc.so.6) can still be traced in it: ulat run --func 'libc:FUNC' -- " + stripped},
+		{"stripped, its libraries traceable", []string{"trace", stripped, "work"}, 2, "the functions of the libraries it uses (libc.so.6) can still be traced in its processes, as LIB:FUNC ('libc:FUNC')"},
 		{"no match", []string{"trace", cbin, "wrk"}, 2, `no function matches "wrk" (did you mean "work"`},
 		{"bad format", []string{"trace", "-f", "xml", cbin, "work"}, 2, `--format "xml": must be table or json`},
 		{"bad duration", []string{"trace", "-d", "soon", cbin, "work"}, 2, "invalid value \"soon\" for flag -d"},

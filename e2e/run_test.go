@@ -264,7 +264,7 @@ func TestRunCompareCatchesARegression(t *testing.T) {
 			t.Fatalf("ulat run --aggregate %s: exit %d\n%s", mode, code, stderr)
 		}
 	}
-	if _, out := compare(aggregated["kernel"], aggregated["user"]); !strings.Contains(out, "warning: aggregation differs (baseline --aggregate kernel, current --aggregate user)") {
+	if _, out := compare(aggregated["kernel"], aggregated["user"]); !strings.Contains(out, "warning: aggregation differs (baseline: kernel, current: user)") {
 		t.Errorf("no warning that the aggregation differs:\n%s", out)
 	}
 }

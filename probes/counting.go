@@ -28,9 +28,9 @@ func openCounting[T io.Closer](open func(Options) (T, error), opts Options, fall
 		return tracer, false, "", err
 	case !fallback:
 		streaming.Close()
-		return tracer, false, "", fmt.Errorf("%w; --aggregate user works on this kernel", err)
+		return tracer, false, "", fmt.Errorf("%w; counting every call in user space works on this kernel", err)
 	}
-	return streaming, false, fmt.Sprintf("%v; counting every call in user space instead (as --aggregate user does)", unwrapLoad(err)), nil
+	return streaming, false, fmt.Sprintf("%v; counting every call in user space instead", unwrapLoad(err)), nil
 }
 
 // unwrapLoad drops the "load bpf object: " context, which a warning that

@@ -29,7 +29,7 @@ func TestOpenCountingFallsBackWhenRejected(t *testing.T) {
 	}{
 		{"loads", nil, nil, true, "", "", true, 1},
 		{"rejected/auto", rejected, nil, true, "", "ulat_exit_pe on Linux 6.1.0 (the verifier: \"R0 unbounded memory access\"); counting every call in user space instead", false, 2},
-		{"rejected/kernel", rejected, nil, false, "--aggregate user works on this kernel", "", false, 2},
+		{"rejected/kernel", rejected, nil, false, "counting every call in user space works on this kernel", "", false, 2},
 		{"rejected/both", rejected, rejected, true, "ulat_exit_pe", "", false, 2},
 		{"permission", ErrPermission, nil, true, "permission denied", "", false, 1},
 	} {

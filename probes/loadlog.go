@@ -3,7 +3,7 @@ package probes
 import (
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,12 +18,12 @@ import (
 var ErrRejected = errors.New("the kernel rejected ulat's BPF program")
 
 // libbpfLog is what libbpf said while an object loaded: it is shown only
-// with --verbose, but a program's load failure is always kept, so that
+// to Options.LibbpfLog, but a program's load failure is always kept, so that
 // the error can say which program the kernel rejected and why. libbpf's
 // logger is process-wide.
 var libbpfLog struct {
 	mu       sync.Mutex
-	verbose  bool
+	w        io.Writer // nil: libbpf's messages are not shown
 	failures []loadFailure
 }
 
@@ -43,9 +43,9 @@ func init() {
 func onLibbpfLog(level int, msg string) {
 	libbpfLog.mu.Lock()
 	defer libbpfLog.mu.Unlock()
-	if libbpfLog.verbose {
+	if libbpfLog.w != nil {
 		// libbpf's messages carry their own "libbpf: " prefix.
-		fmt.Fprint(os.Stderr, msg)
+		fmt.Fprint(libbpfLog.w, msg)
 	}
 	if m := progFailed.FindStringSubmatch(msg); m != nil {
 		libbpfLog.failures = append(libbpfLog.failures, loadFailure{prog: m[1]})
@@ -59,12 +59,12 @@ func onLibbpfLog(level int, msg string) {
 	}
 }
 
-// startLoadLog starts keeping load failures anew; verbose shows every
-// message of libbpf's on stderr.
-func startLoadLog(verbose bool) {
+// startLoadLog starts keeping load failures anew; w, when not nil, gets
+// every message of libbpf's.
+func startLoadLog(w io.Writer) {
 	libbpfLog.mu.Lock()
 	defer libbpfLog.mu.Unlock()
-	libbpfLog.verbose, libbpfLog.failures = verbose, nil
+	libbpfLog.w, libbpfLog.failures = w, nil
 }
 
 func loadFailures() []loadFailure {
@@ -100,7 +100,7 @@ func rejectedError(fs []loadFailure) error {
 	if f.reason != "" {
 		why = fmt.Sprintf(" (the verifier: %q)", f.reason)
 	}
-	return fmt.Errorf("%w %s on Linux %s%s; ulat --verbose shows the verifier's whole log", ErrRejected, f.prog, kernelRelease(), why)
+	return fmt.Errorf("%w %s on Linux %s%s", ErrRejected, f.prog, kernelRelease(), why)
 }
 
 func kernelRelease() string {

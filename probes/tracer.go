@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/bits"
 	"os"
 	"runtime"
@@ -25,8 +26,11 @@ import (
 
 // Sentinel errors a caller can act on.
 var (
-	ErrPermission = errors.New("permission denied: ulat needs root, or the capabilities CAP_BPF and CAP_PERFMON (and CAP_SYS_ADMIN for --attach perf on recent kernels; try sudo)")
+	ErrPermission = errors.New("permission denied: ulat needs root, or the capabilities CAP_BPF and CAP_PERFMON (and CAP_SYS_ADMIN for perf-event probes on Linux 6.16 and later); try sudo")
 	ErrAttach     = errors.New("attach failed")
+	// ErrProbeKind: the kernel refused the kind of link the attach mode
+	// makes; the other mode may work.
+	ErrProbeKind = errors.New("the kernel does not support this kind of probe")
 	// ErrNoBTF: libbpf found no kernel BTF for the CO-RE program.
 	ErrNoBTF = errors.New("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): ulat's BPF program needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (the stock kernels of Debian 11+, Ubuntu 20.10+, Fedora 31+ and RHEL 8.2+ are); `ulat doctor` checks this")
 	// ErrNoUprobes: the kernel cannot attach uprobes.
@@ -73,8 +77,11 @@ type Options struct {
 	// EventExec, so that the program's functions can be added (Add)
 	// before any of them runs; the reader lets it go on with Continue.
 	StopOnExec bool
-	Verbose    bool       // show libbpf's own log on stderr
-	Attach     AttachMode // "" means AttachAuto
+	// LibbpfLog, when not nil, receives libbpf's own log while the object
+	// loads. libbpf's logger is process-wide: the writer is that of the
+	// latest Open, so loads that overlap share it.
+	LibbpfLog io.Writer
+	Attach    AttachMode // "" means AttachAuto
 	// RingBuffer is the ring buffer's size in bytes: a power of two and a
 	// multiple of the page size (0: the object's 4 MiB). Calls that
 	// complete while it is full are dropped, and counted.
@@ -166,7 +173,7 @@ func Open(opts Options) (*Tracer, error) {
 	if err := checkKernelRelease(kernelRelease()); err != nil {
 		return nil, err
 	}
-	startLoadLog(opts.Verbose)
+	startLoadLog(opts.LibbpfLog)
 
 	// libbpfgo opens objects from a path; a memfd gives the embedded bytes
 	// one without a temporary file. Loading from a path with
@@ -714,7 +721,7 @@ func unwrapErrno(err error) error {
 		case syscall.ESRCH:
 			return fmt.Errorf("%w (the traced process exited while ulat was attaching: nothing was traced)", errno)
 		case syscall.EOPNOTSUPP, syscall.ENOSYS:
-			return fmt.Errorf("%w (Linux %s does not support this kind of probe; try --attach perf)", errno, kernelRelease())
+			return fmt.Errorf("%w (%w: Linux %s)", errno, ErrProbeKind, kernelRelease())
 		}
 		return errno
 	}

@@ -38,7 +38,7 @@ func Merge(docs []*JSONReport) (*Report, error) {
 	binaries := map[Binary]bool{}
 	for n, d := range docs {
 		if d.OverheadCorrected != out.OverheadCorrected {
-			return nil, fmt.Errorf("report %d has overhead_corrected %v, report 1 %v (one was recorded with --raw): %w",
+			return nil, fmt.Errorf("report %d has overhead_corrected %v, report 1 %v (one was recorded raw): %w",
 				n+1, d.OverheadCorrected, out.OverheadCorrected, ErrMerge)
 		}
 		out.Elapsed += time.Duration(d.ElapsedNs)

@@ -129,7 +129,7 @@ func noSymbolsError(b *Binary) error {
 	libs := ""
 	if needed, err := b.file.ImportedLibraries(); err == nil && len(needed) > 0 {
 		first := strings.SplitN(needed[0], ".so", 2)[0]
-		libs = fmt.Sprintf("; the functions of the libraries it uses (%s) can still be traced in it: ulat run --func '%s:FUNC' -- %s ..., or ulat trace --pid PID '%s:FUNC'", strings.Join(needed, ", "), first, b.Path, first)
+		libs = fmt.Sprintf("; the functions of the libraries it uses (%s) can still be traced in its processes, as LIB:FUNC ('%s:FUNC')", strings.Join(needed, ", "), first)
 	}
 	return fmt.Errorf("%w: the binary is stripped and exports no functions, and no separate debug file was found (looked for its build ID under %v and its .gnu_debuglink); rebuild it without -s, or install its debug symbols (the -dbgsym or -dbg package)%s", ErrNoSymbols, DebugDirs, libs)
 }

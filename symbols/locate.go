@@ -725,7 +725,7 @@ func notMapped(pid int, name string, mapped []string) error {
 	switch {
 	case path != "":
 		// A real library, just not loaded (yet).
-		msg += fmt.Sprintf(" (not loaded yet? to time its calls once it is, name it by path as BINARY: ulat trace --pid %d %s PATTERN...)", pid, path)
+		msg += fmt.Sprintf(" (not loaded yet? to time its calls once it is, name the library by its path, %s, as the binary to trace)", path)
 	default:
 		if s := suggestLibraries(name, mapped, 3); len(s) > 0 {
 			msg += " (did you mean " + strings.Join(s, ", ") + "?)"

@@ -1,6 +1,7 @@
 // Command ulat measures how long functions in user-space programs take, with
-// eBPF uprobes. This package parses flags and wires symbols, probes and
-// report together; it computes nothing itself.
+// eBPF uprobes. This package parses flags, calls the engine (package
+// session), prints its reports and maps errors to exit statuses; it
+// computes nothing itself.
 package main
 
 import (
@@ -11,7 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ulat-dev/ulat/probes"
+	"github.com/ulat-dev/ulat/session"
 )
 
 // Set at build time (see the Makefile).
@@ -27,13 +28,9 @@ const (
 	exitUsage   = 2 // bad flags or arguments, bad input files, no match
 )
 
-// usageError marks an error as the user's to fix (exit status 2).
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+// usagef makes an error that is the user's to fix (exit status 2): the
+// engine's kind, which its own errors about the input have too.
+var usagef = session.Inputf
 
 // exitStatus ends ulat with code and no message: the status of the command
 // `ulat run` ran, or compare's verdict.
@@ -58,7 +55,7 @@ func newApp() *cli.App {
 			versionCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
-			return usageError{err}
+			return usagef("%w", err)
 		},
 		// Errors are printed once, by main, with the right exit status.
 		ExitErrHandler:  func(*cli.Context, error) {},
@@ -76,8 +73,6 @@ var errUnknownCommand error
 const softMemoryLimit = 64 << 20
 
 func main() {
-	// ulat starts itself again to measure its probes' own cost.
-	probes.RunCalibrationChild()
 	// ulat runs beside the programs it measures, on every node of a
 	// fleet: its peak memory is mostly garbage from reading a large
 	// binary's tables, which a soft limit has the collector return before
@@ -109,10 +104,21 @@ func run(args []string) int {
 	if errors.As(err, &es) {
 		return es.code
 	}
-	fmt.Fprintf(os.Stderr, "ulat: %v\n", err)
-	var ue usageError
-	if errors.As(err, &ue) || isInputError(err) {
+	fmt.Fprintf(os.Stderr, "ulat: %v%s\n", err, hint(err))
+	if errors.Is(err, session.ErrInput) {
 		return exitUsage
 	}
 	return exitFailure
+}
+
+// hint names the flag that helps with err, which the engine, knowing no
+// flags, cannot.
+func hint(err error) string {
+	switch {
+	case errors.Is(err, session.ErrRejected):
+		return "; --verbose shows the verifier's whole log"
+	case errors.Is(err, session.ErrProbeKind):
+		return "; try --attach perf"
+	}
+	return ""
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,7 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ulat-dev/ulat/launch"
-	"github.com/ulat-dev/ulat/probes"
+	"github.com/ulat-dev/ulat/session"
 	"github.com/ulat-dev/ulat/symbols"
 )
 
@@ -70,22 +71,14 @@ func runRun(c *cli.Context) error {
 	// --follow-forks, those it does not have are looked for in the
 	// programs it runs, as they start.
 	follow := c.Bool("follow-forks")
-	here, later := patterns, []string(nil)
-	if follow {
-		if here, later, err = splitByCommand(path, patterns); err != nil {
-			return err
-		}
-	}
-	p, err := prepare(cfg, path, 0, here)
+	s := session.New(cfg.session)
+	defer s.Close()
+	plan, err := session.Resolve(session.Spec{Binary: path, Patterns: patterns, FollowExecs: follow}, cfg.session.Log)
 	if errors.Is(err, symbols.ErrNoMatch) && !follow {
 		return fmt.Errorf("%w; if COMMAND runs the code in another program (go test runs a test binary it builds), add --follow-forks", err)
 	}
 	if err != nil {
 		return err
-	}
-	defer p.close()
-	if len(later) > 0 {
-		p.follower = newExecFollower(later, path)
 	}
 	out, closeOut, err := openOutput(cfg.output, c.App.ErrWriter)
 	if err != nil {
@@ -101,15 +94,13 @@ func runRun(c *cli.Context) error {
 
 	proc, err := launch.Start(path, argv, os.Environ())
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "ulat: run: %v\n", err)
+		fmt.Fprintf(c.App.ErrWriter, "ulat: run: %v\n", err)
 		return exitStatus{exitCannotExecute}
 	}
-	tracer, err := p.open(cfg, probes.Options{Pid: proc.Pid, FollowForks: follow})
-	if err != nil {
+	if err := s.Start(plan, session.Process{Pid: proc.Pid, FollowForks: follow, Launched: true}); err != nil {
 		proc.Kill()
 		return err
 	}
-	defer tracer.Close()
 	// The command's run time: from its first instruction to its exit.
 	resumed := time.Now()
 	if err := proc.Resume(); err != nil {
@@ -127,41 +118,25 @@ func runRun(c *cli.Context) error {
 		code, err := proc.Wait()
 		ended <- ending{code, err, time.Now()}
 	}()
-	stop := make(chan time.Time, 1)
-	var end ending
+	// Run ends when the command exits.
 	go func() {
-		for {
-			select {
-			case sig := <-sigs:
-				// A terminal's Ctrl-C and Ctrl-\ already reached the
-				// command, which shares ulat's process group.
-				if sig == syscall.SIGTERM || sig == syscall.SIGHUP {
-					_ = proc.Signal(sig)
-				}
-			case end = <-ended:
-				stop <- end.at
-				return
+		for sig := range sigs {
+			// A terminal's Ctrl-C and Ctrl-\ already reached the
+			// command, which shares ulat's process group.
+			if sig == syscall.SIGTERM || sig == syscall.SIGHUP {
+				_ = proc.Signal(sig)
 			}
 		}
 	}()
-	r, err := collect(tracer, p, cfg, stop, out)
+	r, err := s.Run(context.Background())
 	if err != nil {
 		return err
 	}
+	end := <-ended
 	if end.err != nil {
 		return end.err
 	}
-	if lost, err := tracer.Lost(); err == nil && lost.Unfollowed > 0 {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%d processes started by the command were not followed (more than 16384 at once)", lost.Unfollowed))
-	}
 	r.Elapsed = end.at.Sub(resumed)
-	if p.follower != nil {
-		for _, w := range p.follower.unmatched(path) {
-			fmt.Fprintf(os.Stderr, "warning: %s\n", w)
-			r.Warnings = append(r.Warnings, w)
-		}
-		r.Warnings = append(r.Warnings, p.follower.warnings...)
-	}
 	r.Run.Command = argv
 	r.Run.ExitStatus = &end.code
 	if err := writeReport(out, cfg.format, r); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ulat-dev/ulat/session"
 	"github.com/ulat-dev/ulat/symbols"
 )
 
@@ -145,8 +146,8 @@ func symbolsTarget(args []string, pid int) (symbols.Location, []string, error) {
 		}
 	}
 	switch {
-	case len(args) > 0 && (pid == 0 || isFileArg(args[0], pid)):
-		loc, err := locate(fileSpec{arg: args[0]}, pid)
+	case len(args) > 0 && (pid == 0 || session.NamesFile(args[0], pid)):
+		loc, err := session.Locate(args[0], pid)
 		return loc, args[1:], err
 	case pid > 0:
 		loc, err := symbols.ProcessExecutable(pid)

@@ -1,18 +1,102 @@
-package main
+package session
 
 import (
 	"errors"
 	"fmt"
-	"math/bits"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/ulat-dev/ulat/probes"
-	"github.com/ulat-dev/ulat/report"
 	"github.com/ulat-dev/ulat/symbols"
 )
+
+// Spec names what to trace: Patterns in Binary (a path), in the process
+// Pid's executable when Binary is "", or in a library for LIB:PATTERN
+// (through Pid's mappings when Pid is not 0).
+type Spec struct {
+	Binary   string
+	Pid      int
+	Patterns []string
+	// FollowExecs: the patterns Binary has no function for wait for the
+	// programs that followed processes exec, where they are looked for as
+	// each starts (ulat run --follow-forks: go test runs a test binary it
+	// builds after ulat started it).
+	FollowExecs bool
+}
+
+// Plan is a resolved Spec: the functions to probe, and where.
+type Plan struct {
+	spec    Spec
+	targets []target
+	groups  []*group
+	// Warnings name the functions that cannot be timed, and why; the
+	// final report lists them too.
+	Warnings []string
+	follower *execFollower // with Spec.FollowExecs, when patterns wait
+}
+
+// Functions is how many functions the plan probes.
+func (p *Plan) Functions() int { return len(p.targets) }
+
+// Files names the files the plan probes, as "a, b and c".
+func (p *Plan) Files() string { return describeGroups(p.groups) }
+
+// functions are the probes' view of the targets from base on.
+func (p *Plan) functions(base int) []probes.Function {
+	fns := make([]probes.Function, 0, len(p.targets)-base)
+	for _, t := range p.targets[base:] {
+		fns = append(fns, t.probe)
+	}
+	return fns
+}
+
+// warningsShown is how many of a plan's warnings Resolve logs: broad globs
+// over a large binary can match thousands of functions that cannot be
+// timed, and the report lists all of them.
+const warningsShown = 20
+
+// Resolve finds the functions spec names and where to probe them. It is
+// an error (ErrInput) when a file cannot be found or read, when a pattern
+// matches nothing, or when none of the functions can be timed; functions
+// that cannot be timed are the plan's warnings, logged as they are found.
+func Resolve(spec Spec, log *slog.Logger) (*Plan, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Plan{spec: spec}
+	here, later := spec.Patterns, []string(nil)
+	if spec.FollowExecs {
+		var err error
+		if here, later, err = splitByCommand(spec.Binary, spec.Patterns); err != nil {
+			return nil, input(err)
+		}
+		if len(later) > 0 {
+			p.follower = newExecFollower(later, spec.Binary)
+		}
+	}
+	// No patterns left: every one waits for a program the command execs.
+	if len(here) > 0 {
+		var err error
+		if p.targets, p.groups, p.Warnings, err = resolveTargets(spec.Binary, spec.Pid, here); err != nil {
+			logWarnings(log, p.Warnings)
+			return nil, input(err)
+		}
+	}
+	logWarnings(log, p.Warnings)
+	return p, nil
+}
+
+func logWarnings(log *slog.Logger, warnings []string) {
+	for i, w := range warnings {
+		if i == warningsShown {
+			log.Warn(fmt.Sprintf("... and %d more (all are listed at the end of the report)", len(warnings)-warningsShown))
+			break
+		}
+		log.Warn(w)
+	}
+}
 
 // target is a function that will be probed.
 type target struct {
@@ -33,8 +117,8 @@ type group struct {
 
 // fileSpec is how the user named a file.
 type fileSpec struct {
-	arg string // BINARY, or LIB of LIB:FUNC; "" is the --pid process's executable
-	lib bool   // from LIB:FUNC: a library, resolved through --pid when given
+	arg string // BINARY, or LIB of LIB:FUNC; "" is the traced process's executable
+	lib bool   // from LIB:FUNC: a library, resolved through the process when given
 }
 
 // isPathArg reports whether s names a file by path: it contains a slash,
@@ -58,15 +142,16 @@ func looksLikePath(s string) bool {
 	return err == nil && !st.IsDir()
 }
 
-// isFileArg tells whether args[0], given with --pid, names a file (a
-// binary or library) rather than a pattern for the process's executable:
+// NamesFile tells whether arg, the first argument given with a pid, names
+// a file (a binary or library) rather than a pattern for the process's
+// executable:
 // a path, or a library name that has ".so" in it or that the process has
 // mapped ("libc"; but not a C function such as "libusb_open").
 //
 // A name that is a function of the process's executable is a pattern, even
 // with slashes in it (Go's 'net/http.serverHandler.ServeHTTP'), unless it
 // is written as a path ('./x', '/x').
-func isFileArg(arg string, pid int) bool {
+func NamesFile(arg string, pid int) bool {
 	if _, _, ok := symbols.SplitLibrary(arg); ok {
 		return false
 	}
@@ -115,6 +200,13 @@ func executableHas(pid int, pattern string) bool {
 	return err == nil && len(fns) > 0
 }
 
+// Locate finds the file arg names, a path or a library (through pid's
+// mappings when pid is not 0).
+func Locate(arg string, pid int) (symbols.Location, error) {
+	loc, err := locate(fileSpec{arg: arg}, pid)
+	return loc, input(err)
+}
+
 // locate finds the file spec names.
 func locate(spec fileSpec, pid int) (symbols.Location, error) {
 	switch {
@@ -159,7 +251,7 @@ func groupPatterns(binary string, pid int, patterns []string) ([]*group, error) 
 		if lib, f, ok := symbols.SplitLibrary(p); ok {
 			spec, fn = fileSpec{arg: lib, lib: true}, f
 		} else if binary == "" && pid == 0 {
-			return nil, usagef("pattern %q needs BINARY or --pid: ulat trace [flags] BINARY PATTERN..., or LIB:FUNC", p)
+			return nil, inputf("pattern %q names no file: it needs a binary, a process, or the form LIB:PATTERN", p)
 		}
 		g, err := find(spec)
 		if err != nil {
@@ -203,7 +295,7 @@ func resolveTargets(binary string, pid int, patterns []string) ([]target, []*gro
 		matched += n
 	}
 	if len(targets) == 0 {
-		return nil, groups, warnings, usagef("none of the %d matching functions can be timed (see the warnings above)", matched)
+		return nil, groups, warnings, inputf("none of the %d matching functions can be timed (see the warnings)", matched)
 	}
 	return targets, groups, warnings, nil
 }
@@ -352,123 +444,4 @@ func describeGroups(groups []*group) string {
 		return strings.Join(names, "")
 	}
 	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
-}
-
-// aggregate turns events into one histogram per target, and counts the
-// calls that never returned. With costs, each call's probe costs (its own,
-// and those of the traced calls made inside it) are taken out of its
-// duration.
-type aggregate struct {
-	targets  []target
-	hists    []*report.Histogram
-	noReturn []uint64
-	nested   []uint64     // per target: the nested probe costs taken out, summed
-	costs    probes.Costs // empty when not measured
-	correct  bool         // take the costs out of each event's duration
-	// inKernel: completed calls are counted in the kernel, which takes
-	// the costs out itself; events are only calls that never returned.
-	inKernel bool
-}
-
-func newAggregate(targets []target, costs probes.Costs, correct, inKernel bool) *aggregate {
-	a := &aggregate{costs: costs, correct: correct && len(costs.Kinds) > 0, inKernel: inKernel}
-	a.grow(targets)
-	return a
-}
-
-// grow takes targets, which extends the ones it has, as its own: functions
-// attached while tracing.
-func (a *aggregate) grow(targets []target) {
-	for i := len(a.hists); i < len(targets); i++ {
-		a.hists = append(a.hists, report.NewHistogram())
-		a.noReturn = append(a.noReturn, 0)
-		a.nested = append(a.nested, 0)
-	}
-	a.targets = targets
-}
-
-func (a *aggregate) record(e *probes.Event) {
-	if int(e.Fn) >= len(a.hists) {
-		return
-	}
-	if e.Kind == probes.EventNoReturn {
-		a.noReturn[e.Fn]++
-		return
-	}
-	d := e.DurationNs
-	if a.correct {
-		d -= min(d, e.InnerNs+e.NestedNs)
-		a.nested[e.Fn] += e.NestedNs
-	}
-	a.hists[e.Fn].Record(d)
-}
-
-// setKernel takes the functions' histograms from in-kernel ones: hs as read
-// now, minus prev as read at the start of the window (nil: since
-// attaching), with the window's exact extremes.
-func (a *aggregate) setKernel(hs, prev []probes.Histogram) {
-	for i := range a.hists {
-		if i >= len(hs) {
-			break
-		}
-		h := &hs[i]
-		slots := h.Slots[:]
-		minNs, maxNs, sumHi, sumLo := h.Min, h.Max, h.SumHi, h.SumLo
-		if prev != nil {
-			window := make([]uint64, len(slots))
-			for s, c := range slots {
-				window[s] = c - prev[i].Slots[s]
-			}
-			slots = window
-			minNs, maxNs = h.IntervalMin, h.IntervalMax
-			var borrow uint64
-			sumLo, borrow = bits.Sub64(h.SumLo, prev[i].SumLo, 0)
-			sumHi, _ = bits.Sub64(h.SumHi, prev[i].SumHi, borrow)
-		}
-		a.hists[i] = report.HistogramFromSlots(slots, minNs, maxNs, sumHi, sumLo)
-		a.nested[i] = h.NestedNs
-		if prev != nil {
-			a.nested[i] -= prev[i].NestedNs
-		}
-	}
-}
-
-func (a *aggregate) reset() {
-	for i, h := range a.hists {
-		h.Reset()
-		a.noReturn[i] = 0
-		a.nested[i] = 0
-	}
-}
-
-// report builds the report; left, when not nil, adds the calls still
-// recorded as in flight when tracing ended.
-func (a *aggregate) report(elapsed time.Duration, lost probes.Lost, left *probes.Leftovers, warnings []string) *report.Report {
-	r := &report.Report{
-		Elapsed:           elapsed,
-		Lost:              report.Lost{DroppedEvents: lost.Dropped, UnpairedExits: lost.Unpaired},
-		Warnings:          warnings,
-		OverheadCorrected: a.correct,
-	}
-	if left != nil {
-		r.Lost.InFlight = left.InFlight
-	}
-	for i, t := range a.targets {
-		if t.refused {
-			continue
-		}
-		fs := report.FunctionStats{Function: t.name, Binary: t.binary, Hist: a.hists[i], DidNotReturn: a.noReturn[i]}
-		if left != nil {
-			fs.DidNotReturn += left.NoReturn[uint32(i)]
-		}
-		if len(a.costs.Kinds) > 0 {
-			fs.ProbeOverheadNs, fs.ProbeKind = a.costs.Kinds[t.overhead].Inner, t.overhead.String()
-			if n := a.hists[i].Count(); n > 0 {
-				fs.NestedOverheadNs = a.nested[i] / n
-			}
-			fs.UncertaintyNs = a.costs.Uncertainty(t.overhead, fs.NestedOverheadNs)
-		}
-		r.Functions = append(r.Functions, fs)
-	}
-	return r
 }

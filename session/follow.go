@@ -1,9 +1,9 @@
-package main
+package session
 
 import (
 	"errors"
 	"fmt"
-	"os"
+	"log/slog"
 	"strings"
 
 	"github.com/ulat-dev/ulat/symbols"
@@ -34,7 +34,7 @@ func newExecFollower(patterns []string, command string) *execFollower {
 }
 
 // resolve looks for the patterns in the program pid has just exec'd.
-func (f *execFollower) resolve(pid int) []target {
+func (f *execFollower) resolve(pid int, log *slog.Logger) []target {
 	id, err := symbols.ExecutableOf(pid)
 	if err != nil || f.seen[id] {
 		return nil // gone already, or a program seen before
@@ -69,7 +69,7 @@ func (f *execFollower) resolve(pid int) []target {
 		f.matched[p] = true
 	}
 	for _, w := range warnings {
-		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
+		log.Warn(w)
 	}
 	f.warnings = append(f.warnings, warnings...)
 	return targets
@@ -95,7 +95,7 @@ func (f *execFollower) unmatched(command string) []string {
 			}
 			where += ")"
 		}
-		out = append(out, fmt.Sprintf("--func %q matched no function in %s or in %s", p, command, where))
+		out = append(out, fmt.Sprintf("pattern %q matched no function in %s or in %s", p, command, where))
 	}
 	return out
 }

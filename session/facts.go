@@ -1,8 +1,7 @@
-package main
+package session
 
 import (
-	"fmt"
-	"os"
+	"log/slog"
 
 	"golang.org/x/sys/unix"
 
@@ -13,7 +12,7 @@ import (
 // runFacts records what a report was measured with: ulat's version, the
 // kernel, and the traced files with their build IDs, so that a later
 // comparison can tell the same binary from a rebuilt one.
-func runFacts(groups []*group) report.Run {
+func runFacts(groups []*group, version string, log *slog.Logger) report.Run {
 	run := report.Run{UlatVersion: version}
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
@@ -22,7 +21,7 @@ func runFacts(groups []*group) report.Run {
 	for _, g := range groups {
 		id, err := symbols.BuildID(g.loc.Path)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+			log.Warn(err.Error())
 		}
 		run.Binaries = append(run.Binaries, report.Binary{Path: g.loc.Path, BuildID: id})
 	}

@@ -1,0 +1,144 @@
+package session
+
+import (
+	"math/bits"
+	"time"
+
+	"github.com/ulat-dev/ulat/probes"
+	"github.com/ulat-dev/ulat/report"
+)
+
+// aggregate turns events into one histogram per target, and counts the
+// calls that never returned. With costs, each call's probe costs (its own,
+// and those of the traced calls made inside it) are taken out of its
+// duration.
+type aggregate struct {
+	targets  []target
+	hists    []*report.Histogram
+	noReturn []uint64
+	nested   []uint64     // per target: the nested probe costs taken out, summed
+	costs    probes.Costs // empty when not measured
+	correct  bool         // take the costs out of each event's duration
+	// inKernel: completed calls are counted in the kernel, which takes
+	// the costs out itself; events are only calls that never returned.
+	inKernel bool
+}
+
+func newAggregate(targets []target, costs probes.Costs, correct, inKernel bool) *aggregate {
+	a := &aggregate{costs: costs, correct: correct && len(costs.Kinds) > 0, inKernel: inKernel}
+	a.grow(targets)
+	return a
+}
+
+// grow takes targets, which extends the ones it has, as its own: functions
+// attached while tracing.
+func (a *aggregate) grow(targets []target) {
+	for i := len(a.hists); i < len(targets); i++ {
+		a.hists = append(a.hists, report.NewHistogram())
+		a.noReturn = append(a.noReturn, 0)
+		a.nested = append(a.nested, 0)
+	}
+	a.targets = targets
+}
+
+func (a *aggregate) record(e *probes.Event) {
+	if int(e.Fn) >= len(a.hists) {
+		return
+	}
+	if e.Kind == probes.EventNoReturn {
+		a.noReturn[e.Fn]++
+		return
+	}
+	d := e.DurationNs
+	if a.correct {
+		d -= min(d, e.InnerNs+e.NestedNs)
+		a.nested[e.Fn] += e.NestedNs
+	}
+	a.hists[e.Fn].Record(d)
+}
+
+// setKernel takes the functions' histograms from in-kernel ones: hs as read
+// now, minus prev as read at the start of the window (nil: since
+// attaching), with the window's exact extremes.
+func (a *aggregate) setKernel(hs, prev []probes.Histogram) {
+	for i := range a.hists {
+		if i >= len(hs) {
+			break
+		}
+		h := &hs[i]
+		slots := h.Slots[:]
+		minNs, maxNs, sumHi, sumLo := h.Min, h.Max, h.SumHi, h.SumLo
+		if prev != nil {
+			window := make([]uint64, len(slots))
+			for s, c := range slots {
+				window[s] = c - prev[i].Slots[s]
+			}
+			slots = window
+			minNs, maxNs = h.IntervalMin, h.IntervalMax
+			var borrow uint64
+			sumLo, borrow = bits.Sub64(h.SumLo, prev[i].SumLo, 0)
+			sumHi, _ = bits.Sub64(h.SumHi, prev[i].SumHi, borrow)
+		}
+		a.hists[i] = report.HistogramFromSlots(slots, minNs, maxNs, sumHi, sumLo)
+		a.nested[i] = h.NestedNs
+		if prev != nil {
+			a.nested[i] -= prev[i].NestedNs
+		}
+	}
+}
+
+// reset starts the aggregate anew, with histograms of its own: the reports
+// made before keep theirs.
+func (a *aggregate) reset() {
+	for i := range a.hists {
+		a.hists[i] = report.NewHistogram()
+		a.noReturn[i] = 0
+		a.nested[i] = 0
+	}
+}
+
+// clone is a copy that counting in a does not change.
+func (a *aggregate) clone() *aggregate {
+	c := *a
+	c.hists = make([]*report.Histogram, len(a.hists))
+	for i, h := range a.hists {
+		c.hists[i] = report.NewHistogram()
+		c.hists[i].Merge(h)
+	}
+	c.noReturn = append([]uint64(nil), a.noReturn...)
+	c.nested = append([]uint64(nil), a.nested...)
+	c.targets = append([]target(nil), a.targets...)
+	return &c
+}
+
+// report builds the report; left, when not nil, adds the calls still
+// recorded as in flight when tracing ended.
+func (a *aggregate) report(elapsed time.Duration, lost probes.Lost, left *probes.Leftovers, warnings []string) *report.Report {
+	r := &report.Report{
+		Elapsed:           elapsed,
+		Lost:              report.Lost{DroppedEvents: lost.Dropped, UnpairedExits: lost.Unpaired},
+		Warnings:          warnings,
+		OverheadCorrected: a.correct,
+	}
+	if left != nil {
+		r.Lost.InFlight = left.InFlight
+	}
+	for i, t := range a.targets {
+		if t.refused {
+			continue
+		}
+		fs := report.FunctionStats{Function: t.name, Binary: t.binary, Hist: a.hists[i], DidNotReturn: a.noReturn[i]}
+		if left != nil {
+			fs.DidNotReturn += left.NoReturn[uint32(i)]
+		}
+		if len(a.costs.Kinds) > 0 {
+			fs.ProbeOverheadNs, fs.ProbeKind = a.costs.Kinds[t.overhead].Inner, t.overhead.String()
+			if n := a.hists[i].Count(); n > 0 {
+				fs.NestedOverheadNs = a.nested[i] / n
+			}
+			fs.UncertaintyNs = a.costs.Uncertainty(t.overhead, fs.NestedOverheadNs)
+		}
+		r.Functions = append(r.Functions, fs)
+	}
+	return r
+}

@@ -1,0 +1,90 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ulat-dev/ulat/probes"
+	"github.com/ulat-dev/ulat/symbols"
+)
+
+// ErrInput marks an error that is the user's to fix (a file that does not
+// exist or is not a program ulat can read, a pattern that matches nothing,
+// a process that does not exist), as opposed to a failure while tracing.
+// Front-ends test for it with errors.Is; the error's text says what is
+// wrong.
+var ErrInput = errors.New("invalid input")
+
+type inputError struct{ err error }
+
+func (e inputError) Error() string        { return e.err.Error() }
+func (e inputError) Unwrap() error        { return e.err }
+func (e inputError) Is(target error) bool { return target == ErrInput }
+
+// Inputf makes an error that is the user's to fix (ErrInput).
+func Inputf(format string, a ...any) error { return inputError{fmt.Errorf(format, a...)} }
+
+// inputf is Inputf, for this package's own.
+var inputf = Inputf
+
+// inputCauses are the errors of other packages that say the user's input
+// is wrong.
+var inputCauses = []error{
+	fs.ErrNotExist, symbols.ErrNotELF, symbols.ErrUnsupported, symbols.ErrNoSymbols,
+	symbols.ErrNoMatch, symbols.ErrNoLibrary, symbols.ErrNotMapped, symbols.ErrNoProcess,
+	symbols.ErrProcess, ErrNoProcess,
+}
+
+// input marks err as ErrInput when one of inputCauses is its cause.
+func input(err error) error {
+	if err == nil || errors.Is(err, ErrInput) {
+		return err
+	}
+	for _, c := range inputCauses {
+		if errors.Is(err, c) {
+			return inputError{err}
+		}
+	}
+	return err
+}
+
+// Failures of the kernel or the host that a front-end may explain in its
+// own terms (which option to use instead): the probes' sentinels.
+var (
+	ErrPermission   = probes.ErrPermission   // not root, or without CAP_BPF and CAP_PERFMON
+	ErrNoBTF        = probes.ErrNoBTF        // the kernel has no BTF
+	ErrNoUprobes    = probes.ErrNoUprobes    // the kernel has no uprobes
+	ErrKernelTooOld = probes.ErrKernelTooOld // older than probes.MinKernel
+	ErrRejected     = probes.ErrRejected     // the verifier refused a program
+	ErrProbeKind    = probes.ErrProbeKind    // the kernel lacks the attach mode's kind of link
+)
+
+// ErrNoProcess: the process to trace does not exist.
+var ErrNoProcess = errors.New("no such process")
+
+// watchProcess fails when pid does not exist, and otherwise returns a
+// channel closed when it exits.
+func watchProcess(pid int) (<-chan struct{}, error) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil, inputError{fmt.Errorf("process %d: %w", pid, ErrNoProcess)}
+		}
+		return nil, fmt.Errorf("process %d: %w", pid, err)
+	}
+	ch := make(chan struct{})
+	go func() {
+		defer unix.Close(fd)
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			if _, err := unix.Poll(fds, -1); err == nil || err != unix.EINTR {
+				break
+			}
+		}
+		close(ch)
+	}()
+	return ch, nil
+}
