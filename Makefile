@@ -20,7 +20,7 @@ GOFLAGS_BUILD := -tags netgo,osusergo -trimpath \
 BPF_OBJ := bpf/ulat.bpf.o
 BPF_SRC := bpf/ulat.bpf.c bpf/ulat.h bpf/vmlinux.h
 GO_SRC  := $(shell find . -name '*.go' -not -path './e2e/*' -not -path './bench/*' -not -name '*_test.go') go.mod go.sum
-UNIT_PKGS := ./buckets/... ./bpf/... ./symbols/... ./probes/... ./report/... ./cmd/... ./doctor/... ./launch/... ./compare/... ./glob/...
+UNIT_PKGS := ./buckets/... ./session/... ./bpf/... ./symbols/... ./probes/... ./report/... ./cmd/... ./doctor/... ./launch/... ./compare/... ./glob/...
 
 .PHONY: all deps build test unit e2e test-kernels demo bench bpf bpf-arm64 vmlinux fuzz clean
 

@@ -100,15 +100,16 @@ var ErrEnded = errors.New("the session has ended")
 // Session is one tracing session: New, Start, Run, Close. Snapshot and
 // Interval may be called from any goroutine.
 type Session struct {
+	kernel     kernel
 	opts       Options
 	log        *slog.Logger
 	calibrated chan calibration // delivers New's calibration, once
 
 	// Set by Start, then read by Run.
-	calibration *probes.Calibration // nil when it could not start
+	calibration costSource // nil when it could not start
 	plan        *Plan
 	proc        Process
-	tracer      *probes.Tracer
+	tracer      tracer
 	inKernel    bool
 	exited      <-chan struct{} // closed when proc.Pid exits
 	exe         symbols.ExecutableID
@@ -129,23 +130,25 @@ type Session struct {
 }
 
 type calibration struct {
-	c   *probes.Calibration
+	c   costSource
 	err error
 }
 
 // New starts a session's measurement of the probes' own cost on this host
 // (in a child process), so that it goes on while the caller resolves what
 // to trace.
-func New(opts Options) *Session {
+func New(opts Options) *Session { return newSession(opts, probesKernel) }
+
+func newSession(opts Options, k kernel) *Session {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.Aggregate == "" {
 		opts.Aggregate = AggregateAuto
 	}
-	s := &Session{opts: opts, log: opts.Log, calibrated: make(chan calibration, 1)}
+	s := &Session{kernel: k, opts: opts, log: opts.Log, calibrated: make(chan calibration, 1)}
 	go func() {
-		c, err := probes.StartCalibration(probes.Options{LibbpfLog: opts.LibbpfLog, Attach: opts.Attach})
+		c, err := k.calibrate(probes.Options{LibbpfLog: opts.LibbpfLog, Attach: opts.Attach})
 		s.calibrated <- calibration{c, err}
 	}()
 	return s
@@ -237,7 +240,7 @@ func (s *Session) open() error {
 	case agg == AggregateUser:
 		s.inKernel = false
 	default:
-		s.inKernel = probes.HistogramBytes(len(p.targets)) <= KernelHistogramBudget
+		s.inKernel = s.kernel.histogramBytes(len(p.targets)) <= KernelHistogramBudget
 	}
 	opts := probes.Options{
 		Pid:         s.proc.Pid,
@@ -253,7 +256,7 @@ func (s *Session) open() error {
 	if !s.opts.Raw {
 		opts.Costs = s.costs
 	}
-	tracer, inKernel, warning, err := probes.OpenCounting(opts, agg == AggregateAuto && p.follower == nil)
+	tracer, inKernel, warning, err := s.kernel.open(opts, agg == AggregateAuto && p.follower == nil)
 	if err != nil {
 		return err
 	}

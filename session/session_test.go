@@ -1,0 +1,537 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ulat-dev/ulat/buckets"
+	"github.com/ulat-dev/ulat/probes"
+	"github.com/ulat-dev/ulat/report"
+)
+
+// fakeTracer hands the session the events and histograms a test gives it,
+// as probes.Tracer would from the kernel.
+type fakeTracer struct {
+	mu           sync.Mutex
+	pending      []probes.Event
+	lost         probes.Lost
+	left         probes.Leftovers
+	hists        []probes.Histogram
+	refused      []probes.Refused
+	attachErr    error
+	attached     []probes.Function
+	nextInterval int
+	costs        []probes.Costs
+	continued    []int
+	detached     bool
+	closed       bool
+}
+
+func (f *fakeTracer) push(es ...probes.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pending = append(f.pending, es...)
+}
+
+func (f *fakeTracer) Attach(fns []probes.Function) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.attachErr != nil {
+		return f.attachErr
+	}
+	f.attached = append(f.attached, fns...)
+	return nil
+}
+
+func (f *fakeTracer) Add(fns []probes.Function, base int) error { return f.Attach(fns) }
+func (f *fakeTracer) Refused() []probes.Refused                 { return f.refused }
+
+func (f *fakeTracer) Poll(timeout time.Duration, fn func(*probes.Event)) (int, error) {
+	time.Sleep(time.Millisecond) // a poll that waits, as the real one does
+	return f.Drain(fn), nil
+}
+
+func (f *fakeTracer) Drain(fn func(*probes.Event)) int {
+	f.mu.Lock()
+	es := f.pending
+	f.pending = nil
+	f.mu.Unlock()
+	for i := range es {
+		fn(&es[i])
+	}
+	return len(es)
+}
+
+func (f *fakeTracer) Lost() (probes.Lost, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lost, nil
+}
+
+func (f *fakeTracer) Leftovers() (probes.Leftovers, error) { return f.left, nil }
+
+func (f *fakeTracer) Histograms() ([]probes.Histogram, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]probes.Histogram(nil), f.hists...), nil
+}
+
+func (f *fakeTracer) NextInterval() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nextInterval++
+	return nil
+}
+
+func (f *fakeTracer) SetCosts(c probes.Costs) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.costs = append(f.costs, c)
+	return nil
+}
+
+func (f *fakeTracer) Continue(pid int) error {
+	f.continued = append(f.continued, pid)
+	return nil
+}
+
+func (f *fakeTracer) Detach() error { f.detached = true; return nil }
+func (f *fakeTracer) Close() error  { f.closed = true; return nil }
+
+// fakeCosts is a calibration whose costs are fixed.
+type fakeCosts struct{ costs probes.Costs }
+
+func (c fakeCosts) Costs() (probes.Costs, error) { return c.costs, nil }
+func (c fakeCosts) Close() error                 { return nil }
+
+var goKind = probes.Overhead{Exit: probes.ExitRET, Entry: probes.EntryEmulated}
+
+func testCosts() probes.Costs {
+	c := probes.Cost{Inner: 100, Nested: 50, InnerSpread: 10, NestedSpread: 5}
+	return probes.Costs{Kinds: map[probes.Overhead]probes.Cost{goKind: c}, CPU: map[int]map[probes.Overhead]probes.Cost{0: {goKind: c}}}
+}
+
+// fakeKernel opens f, counting in the kernel when histograms fit in
+// budget bytes (64 bytes a function here), and records what it was asked.
+type fakeKernel struct {
+	f        *fakeTracer
+	costs    probes.Costs
+	opened   []probes.Options
+	fallback []bool
+}
+
+func (k *fakeKernel) kernel() kernel {
+	return kernel{
+		open: func(opts probes.Options, fallback bool) (tracer, bool, string, error) {
+			k.opened = append(k.opened, opts)
+			k.fallback = append(k.fallback, fallback)
+			return k.f, opts.Aggregate, "", nil
+		},
+		calibrate: func(probes.Options) (costSource, error) {
+			if k.costs.Kinds == nil {
+				return nil, probes.ErrPermission // as without privileges: not warned about
+			}
+			return fakeCosts{k.costs}, nil
+		},
+		histogramBytes: func(n int) int { return n * (KernelHistogramBudget / 1000) },
+	}
+}
+
+// testPlan is a plan of fns, Go functions of a file that does not exist.
+func testPlan(fns ...string) *Plan {
+	p := &Plan{}
+	for _, name := range fns {
+		p.targets = append(p.targets, target{name: name, binary: "/nonexistent/bin", overhead: goKind,
+			probe: probes.Function{Name: name, Binary: "/nonexistent/bin", Go: true, Kind: goKind}})
+	}
+	return p
+}
+
+// logLines collects what a session logs.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logLines) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, r.Level.String()+" "+r.Message)
+	return nil
+}
+func (l *logLines) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logLines) WithGroup(string) slog.Handler      { return l }
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+func call(fn uint32, d, inner, nested uint64) probes.Event {
+	return probes.Event{Pid: 1, Tid: 1, Fn: fn, Kind: probes.EventCall, DurationNs: d, InnerNs: inner, NestedNs: nested}
+}
+
+// started is a session of plan on the fake kernel k, started.
+func started(t *testing.T, k *fakeKernel, opts Options, plan *Plan) *Session {
+	t.Helper()
+	s := newSession(opts, k.kernel())
+	t.Cleanup(func() { s.Close() })
+	if err := s.Start(plan, Process{}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// running runs s until the returned function is called, which returns
+// Run's report.
+func running(t *testing.T, s *Session) func() *report.Report {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		r   *report.Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := s.Run(ctx)
+		done <- result{r, err}
+	}()
+	return func() *report.Report {
+		cancel()
+		res := <-done
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		return res.r
+	}
+}
+
+// waitForCalls waits until s's snapshot has n calls of fn: the events were
+// drained. Not a bound on speed: the poll runs every millisecond, and the
+// limit only keeps a broken session from hanging the test.
+func waitForCalls(t *testing.T, s *Session, fn int, n uint64) *report.Report {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r, err := s.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Functions[fn].Hist.Count(); got == n {
+			return r
+		} else if got > n || time.Now().After(deadline) {
+			t.Fatalf("snapshot has %d calls of %s, want %d", got, r.Functions[fn].Function, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Each call's own probe cost and the nested ones are taken out; calls that
+// never returned, dropped events and calls left in flight are counted.
+func TestRunCountsCallsAndTakesCostsOut(t *testing.T) {
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("raw=%v", raw), func(t *testing.T) {
+			f := &fakeTracer{
+				lost: probes.Lost{Dropped: 4, Unpaired: 1},
+				left: probes.Leftovers{InFlight: 3, NoReturn: map[uint32]uint64{1: 1}},
+			}
+			k := &fakeKernel{f: f, costs: testCosts()}
+			s := started(t, k, Options{Aggregate: AggregateUser, Raw: raw, Version: "test"}, testPlan("main.f", "main.g"))
+			if k.opened[0].Aggregate || k.fallback[0] {
+				t.Errorf("user aggregation opened %+v, fallback %v", k.opened[0], k.fallback[0])
+			}
+			if !raw && k.opened[0].Costs.Kinds[goKind].Inner != 100 {
+				t.Errorf("costs not given to the tracer: %+v", k.opened[0].Costs)
+			}
+			stop := running(t, s)
+			f.push(call(0, 1000, 100, 0), call(0, 1000, 100, 0), call(0, 1000, 100, 0), call(0, 5000, 100, 200))
+			f.push(probes.Event{Fn: 1, Kind: probes.EventNoReturn}, probes.Event{Fn: 1, Kind: probes.EventNoReturn})
+			waitForCalls(t, s, 0, 4)
+			r := stop()
+			fs := r.Functions[0]
+			wantMin, wantMax := uint64(900), uint64(4700)
+			if raw {
+				wantMin, wantMax = 1000, 5000
+			}
+			if fs.Hist.Count() != 4 || fs.Hist.Min() != wantMin || fs.Hist.Max() != wantMax {
+				t.Errorf("main.f: %d calls, min %d, max %d; want 4, %d, %d", fs.Hist.Count(), fs.Hist.Min(), fs.Hist.Max(), wantMin, wantMax)
+			}
+			if hi, lo := fs.Hist.Sum(); hi != 0 || lo != 3*wantMin+wantMax {
+				t.Errorf("main.f: sum %d, want %d", lo, 3*wantMin+wantMax)
+			}
+			if g := r.Functions[1]; g.Hist.Count() != 0 || g.DidNotReturn != 3 {
+				t.Errorf("main.g: %d calls, %d did not return; want 0 and 3 (2 unwound, 1 of an exited process)", g.Hist.Count(), g.DidNotReturn)
+			}
+			if r.Lost != (report.Lost{DroppedEvents: 4, UnpairedExits: 1, InFlight: 3}) {
+				t.Errorf("lost %+v", r.Lost)
+			}
+			if r.OverheadCorrected == raw {
+				t.Errorf("OverheadCorrected %v with raw %v", r.OverheadCorrected, raw)
+			}
+			if !raw && (fs.ProbeOverheadNs != 100 || fs.NestedOverheadNs != 50) {
+				t.Errorf("main.f: probe overhead %d, nested %d a call; want 100 and 50", fs.ProbeOverheadNs, fs.NestedOverheadNs)
+			}
+			if r.Run.UlatVersion != "test" || r.Run.Aggregation != "user" {
+				t.Errorf("run facts %+v", r.Run)
+			}
+			if !f.detached {
+				t.Error("not detached at the end")
+			}
+			if again, err := s.Snapshot(); err != nil || again != r {
+				t.Errorf("Snapshot after Run: %p, %v; want Run's report %p", again, err, r)
+			}
+		})
+	}
+}
+
+// Snapshots from another goroutine, while calls come in, see counts that
+// only grow, and never change once taken.
+func TestSnapshotWhileRunning(t *testing.T) {
+	f := &fakeTracer{}
+	s := started(t, &fakeKernel{f: f}, Options{Aggregate: AggregateUser}, testPlan("main.f"))
+	stop := running(t, s)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	errs := make(chan error, 1)
+	go func() {
+		defer wg.Done()
+		var last uint64
+		for i := 0; i < 200; i++ {
+			r, err := s.Snapshot()
+			if err != nil {
+				errs <- err
+				return
+			}
+			n := r.Functions[0].Hist.Count()
+			if n < last {
+				errs <- fmt.Errorf("snapshot %d has %d calls, after %d", i, n, last)
+				return
+			}
+			last = n
+			time.Sleep(100 * time.Microsecond)
+			if again := r.Functions[0].Hist.Count(); again != n {
+				errs <- fmt.Errorf("a snapshot changed after it was taken: %d calls, then %d", n, again)
+				return
+			}
+		}
+	}()
+	for i := range 100 {
+		f.push(call(0, uint64(1000+i), 0, 0))
+		time.Sleep(50 * time.Microsecond)
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	waitForCalls(t, s, 0, 100)
+	if r := stop(); r.Functions[0].Hist.Count() != 100 || r.Functions[0].Hist.Min() != 1000 || r.Functions[0].Hist.Max() != 1099 {
+		t.Errorf("final: %d calls, min %d, max %d", r.Functions[0].Hist.Count(), r.Functions[0].Hist.Min(), r.Functions[0].Hist.Max())
+	}
+}
+
+// Intervals of streamed calls hold the calls since the last one, with
+// their own extremes; the final report holds them all.
+func TestIntervalsOfStreamedCalls(t *testing.T) {
+	f := &fakeTracer{}
+	s := started(t, &fakeKernel{f: f}, Options{Aggregate: AggregateUser, Intervals: true}, testPlan("main.f"))
+	stop := running(t, s)
+	f.push(call(0, 3000, 0, 0), call(0, 1000, 0, 0), call(0, 2000, 0, 0))
+	waitForCalls(t, s, 0, 3)
+	first, err := s.Interval()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.push(call(0, 7000, 0, 0), call(0, 5000, 0, 0))
+	waitForCalls(t, s, 0, 5)
+	second, err := s.Interval()
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := stop()
+	for _, c := range []struct {
+		name          string
+		r             *report.Report
+		count, lo, hi uint64
+	}{{"first interval", first, 3, 1000, 3000}, {"second interval", second, 2, 5000, 7000}, {"total", final, 5, 1000, 7000}} {
+		h := c.r.Functions[0].Hist
+		if h.Count() != c.count || h.Min() != c.lo || h.Max() != c.hi {
+			t.Errorf("%s: %d calls in [%d, %d], want %d in [%d, %d]", c.name, h.Count(), h.Min(), h.Max(), c.count, c.lo, c.hi)
+		}
+	}
+	if _, err := s.Interval(); !errors.Is(err, ErrEnded) {
+		t.Errorf("Interval after Run: %v, want ErrEnded", err)
+	}
+}
+
+// kernelHist is an in-kernel histogram of durations ds, with the extremes
+// of the calls since the last interval given.
+func kernelHist(ds []uint64, ivMin, ivMax uint64) probes.Histogram {
+	h := probes.Histogram{Min: ^uint64(0), IntervalMin: ivMin, IntervalMax: ivMax, IntervalCalls: len(ds) > 0}
+	for _, d := range ds {
+		h.Slots[buckets.Of(d)]++
+		h.Count++
+		var c uint64
+		h.SumLo, c = bits.Add64(h.SumLo, d, 0)
+		h.SumHi += c
+		h.Min, h.Max = min(h.Min, d), max(h.Max, d)
+	}
+	return h
+}
+
+// With in-kernel histograms, an interval is the difference of two reads,
+// with the kernel's per-interval extremes, and each starts the kernel's
+// next interval.
+func TestIntervalsOfKernelHistograms(t *testing.T) {
+	f := &fakeTracer{}
+	k := &fakeKernel{f: f}
+	s := started(t, k, Options{Intervals: true}, testPlan("main.f"))
+	if !k.opened[0].Aggregate || !k.fallback[0] {
+		t.Fatalf("auto aggregation of one function: opened %+v, fallback %v; want in the kernel, with the fallback", k.opened[0], k.fallback[0])
+	}
+	stop := running(t, s)
+	f.mu.Lock()
+	f.hists = []probes.Histogram{kernelHist([]uint64{1000, 3000}, 1000, 3000)}
+	f.mu.Unlock()
+	first, err := s.Interval()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.hists = []probes.Histogram{kernelHist([]uint64{1000, 3000, 20000, 40000, 60000}, 20000, 60000)}
+	f.mu.Unlock()
+	snap, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.Interval()
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := stop()
+	for _, c := range []struct {
+		name          string
+		r             *report.Report
+		count, lo, hi uint64
+		sum           uint64
+	}{
+		{"first interval", first, 2, 1000, 3000, 4000},
+		{"snapshot", snap, 5, 1000, 60000, 124000},
+		{"second interval", second, 3, 20000, 60000, 120000},
+		{"total", final, 5, 1000, 60000, 124000},
+	} {
+		h := c.r.Functions[0].Hist
+		_, sum := h.Sum()
+		if h.Count() != c.count || h.Min() != c.lo || h.Max() != c.hi || sum != c.sum {
+			t.Errorf("%s: %d calls in [%d, %d], sum %d; want %d in [%d, %d], sum %d", c.name, h.Count(), h.Min(), h.Max(), sum, c.count, c.lo, c.hi, c.sum)
+		}
+	}
+	if f.nextInterval != 2 {
+		t.Errorf("the kernel's interval was moved on %d times, want 2 (once per Interval)", f.nextInterval)
+	}
+	if final.Run.Aggregation != "kernel" {
+		t.Errorf("aggregation %q, want kernel", final.Run.Aggregation)
+	}
+}
+
+// Auto aggregation streams calls when in-kernel histograms would take
+// more than the budget, and never falls back when kernel is asked for.
+func TestAggregationChoice(t *testing.T) {
+	many := make([]string, 1001)
+	for i := range many {
+		many[i] = fmt.Sprintf("main.f%d", i)
+	}
+	for _, c := range []struct {
+		agg      Aggregation
+		fns      []string
+		inKernel bool
+		fallback bool
+	}{
+		{AggregateAuto, []string{"main.f"}, true, true},
+		{AggregateAuto, many, false, true},
+		{AggregateKernel, many, true, false},
+		{AggregateUser, []string{"main.f"}, false, false},
+	} {
+		k := &fakeKernel{f: &fakeTracer{}}
+		started(t, k, Options{Aggregate: c.agg}, testPlan(c.fns...))
+		if k.opened[0].Aggregate != c.inKernel || k.fallback[0] != c.fallback {
+			t.Errorf("%s, %d functions: in kernel %v, fallback %v; want %v, %v", c.agg, len(c.fns), k.opened[0].Aggregate, k.fallback[0], c.inKernel, c.fallback)
+		}
+	}
+}
+
+// Attaching is all or nothing: a failed attach closes the tracer.
+func TestStartUndoesAFailedAttach(t *testing.T) {
+	f := &fakeTracer{attachErr: errors.New("attach: no")}
+	s := newSession(Options{}, (&fakeKernel{f: f}).kernel())
+	defer s.Close()
+	if err := s.Start(testPlan("main.f"), Process{}); err == nil || err.Error() != "attach: no" {
+		t.Fatalf("Start: %v, want the attach error", err)
+	}
+	if !f.closed {
+		t.Error("the tracer was left open")
+	}
+}
+
+// Functions the kernel refused are warned about and left out of the report.
+func TestRefusedFunctionsAreLeftOut(t *testing.T) {
+	f := &fakeTracer{refused: []probes.Refused{{Index: 1, Name: "main.g", Err: syscall.EOPNOTSUPP}}}
+	log := &logLines{}
+	s := started(t, &fakeKernel{f: f}, Options{Log: slog.New(log)}, testPlan("main.f", "main.g"))
+	r := running(t, s)()
+	if len(r.Functions) != 1 || r.Functions[0].Function != "main.f" {
+		t.Errorf("reported %+v, want main.f alone", r.Functions)
+	}
+	const want = "the kernel refused to probe 1 function"
+	if !strings.Contains(log.String(), "WARN "+want) || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "main.g") {
+		t.Errorf("log %q, warnings %q: want %q naming main.g in both", log, r.Warnings, want)
+	}
+}
+
+// Run ends when the traced process exits.
+func TestRunEndsWhenTheProcessExits(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := newSession(Options{}, (&fakeKernel{f: &fakeTracer{}}).kernel())
+	defer s.Close()
+	if err := s.Start(testPlan("main.f"), Process{Pid: cmd.Process.Pid, Launched: true}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Run(context.Background())
+		done <- err
+	}()
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A process that does not exist is the user's mistake.
+func TestStartWithoutTheProcess(t *testing.T) {
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	s := newSession(Options{}, (&fakeKernel{f: &fakeTracer{}}).kernel())
+	defer s.Close()
+	err := s.Start(testPlan("main.f"), Process{Pid: cmd.Process.Pid})
+	if !errors.Is(err, ErrInput) || !errors.Is(err, ErrNoProcess) {
+		t.Errorf("Start on an exited process: %v, want ErrInput and ErrNoProcess", err)
+	}
+}
