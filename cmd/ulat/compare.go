@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -170,53 +171,14 @@ func describePaths(paths []string) string {
 	return fmt.Sprintf("%s (and %d more)", paths[0], len(paths)-1)
 }
 
-// readReports reads JSON reports and merges them into one. Each file is
-// checked on its own first, so that an error names the file.
+// readReports reads and merges JSON reports; what is wrong with a file is
+// the user's to fix.
 func readReports(paths []string) (*report.Report, error) {
-	docs := make([]*report.JSONReport, len(paths))
-	for i, path := range paths {
-		doc, err := readReport(path)
-		if err != nil {
-			return nil, err
-		}
-		for j := range doc.Functions {
-			if _, err := doc.Functions[j].Histogram(); err != nil {
-				return nil, usagef("%s: %w", path, err)
-			}
-		}
-		if i > 0 && doc.OverheadCorrected != docs[0].OverheadCorrected {
-			return nil, usagef("%s and %s cannot be merged: one has the probes' own cost subtracted and the other not (it was recorded with --raw)", paths[0], path)
-		}
-		docs[i] = doc
-	}
-	r, err := report.Merge(docs)
-	if err != nil {
-		return nil, usagef("%s: %w", strings.Join(paths, ", "), err)
-	}
-	return r, nil
-}
-
-func readReport(path string) (*report.JSONReport, error) {
-	f, err := os.Open(path)
-	if err != nil {
+	r, err := report.ReadFiles(paths)
+	if errors.Is(err, report.ErrInvalid) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 		return nil, usagef("%w", err)
 	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.IsDir() {
-		return nil, usagef("%s is a directory, not a JSON report", path)
-	}
-	doc, err := report.ReadJSON(f)
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case err == nil:
-		return doc, nil
-	case errors.Is(err, report.ErrSchema):
-		return nil, usagef("%s: %w", path, err)
-	case errors.As(err, &syntax) || errors.As(err, &typ) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, usagef("%s: not a ulat JSON report: %w", path, err)
-	}
-	return nil, fmt.Errorf("%s: %w", path, err)
+	return r, err
 }
 
 // writeOutput writes with write to stdout, or to path when given, created
