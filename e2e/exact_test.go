@@ -45,7 +45,7 @@ const exactTolerance = 0.01
 // 1 ms ones in C (probes walking 32 MiB between calls cost 2.8 times their
 // hot cost), +7–12 µs on 10–40% of narrow's calls in Go, while another
 // test suite ran. At 1 ms that is 0.5% (C) and 1.2% (Go) more; at 10 ms,
-// a tenth of that. The README names the limit.
+// a tenth of that. docs/limits.md names the limit.
 func inContextNs(f report.JSONFunction) float64 {
 	if strings.HasPrefix(f.Function, "main.") {
 		return 2.3 * float64(f.ProbeOverheadNs)
@@ -59,7 +59,7 @@ func inContextNs(f report.JSONFunction) float64 {
 // other distributions' calls, beside whatever else the machine runs) up to
 // 2.8 times its cost in a tight loop, which the stated uncertainty covers
 // on a quiet machine and not on a busy one (measured: within ±4% then,
-// 9–19% off beside other test suites). The README names the limit; the
+// 9–19% off beside other test suites). docs/limits.md names the limit; the
 // correction itself is held to its uncertainty by TestNestedProbeCostsTakenOut,
 // where the calls run in a steadier cache state. Its p99 is set by the
 // calls whose probe path the machine delayed (5–400 µs), 6% to 450% high.
@@ -122,7 +122,7 @@ func TestExactPercentiles(t *testing.T) {
 }
 
 // checkExact compares a report with the target's exact figures and logs
-// the table the README quotes.
+// the table docs/accuracy.md quotes.
 func checkExact(t *testing.T, r *reportJSON, mode string, sym func(string) string, exact map[string]ulattest.Exact) {
 	t.Helper()
 	if r.Aggregation != mode {

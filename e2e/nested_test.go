@@ -26,7 +26,7 @@ import (
 //
 // The twelfth callee's entry is single-stepped: its probes' cost swings
 // with the host's load by more than a calibration can follow, which the
-// README names as a limit; with it traced too, the calls are counted and
+// docs/limits.md names as a limit; with it traced too, the calls are counted and
 // the caller's figures are logged, not held to a tolerance.
 func TestNestedProbeCostsTakenOut(t *testing.T) {
 	requireRoot(t)
