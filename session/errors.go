@@ -38,6 +38,12 @@ var inputCauses = []error{
 	symbols.ErrProcess, ErrNoProcess,
 }
 
+// AsInput marks err as ErrInput when its cause is one that says the
+// user's input is wrong (a file that does not exist or cannot be read as a
+// program, a pattern without a match, a process that does not exist), for
+// front-ends that call symbols themselves.
+func AsInput(err error) error { return input(err) }
+
 // input marks err as ErrInput when one of inputCauses is its cause.
 func input(err error) error {
 	if err == nil || errors.Is(err, ErrInput) {

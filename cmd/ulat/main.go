@@ -21,7 +21,7 @@ var (
 	libbpfVersion = "unknown"
 )
 
-// Exit statuses, documented in the README.
+// Exit statuses, documented in docs/usage.md.
 const (
 	exitOK      = 0
 	exitFailure = 1 // a runtime failure: could not load, attach, read
@@ -105,7 +105,7 @@ func run(args []string) int {
 		return es.code
 	}
 	fmt.Fprintf(os.Stderr, "ulat: %v%s\n", err, hint(err))
-	if errors.Is(err, session.ErrInput) {
+	if errors.Is(session.AsInput(err), session.ErrInput) {
 		return exitUsage
 	}
 	return exitFailure

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -64,7 +63,7 @@ func runRun(c *cli.Context) error {
 		if errors.Is(err, os.ErrPermission) {
 			code = exitCannotExecute
 		}
-		fmt.Fprintf(os.Stderr, "ulat: run: %v\n", err)
+		fmt.Fprintf(c.App.ErrWriter, "ulat: run: %v\n", err)
 		return exitStatus{code}
 	}
 	// Patterns without LIB: are the command's own functions; with
@@ -101,24 +100,10 @@ func runRun(c *cli.Context) error {
 		proc.Kill()
 		return err
 	}
-	// The command's run time: from its first instruction to its exit.
-	resumed := time.Now()
 	if err := proc.Resume(); err != nil {
 		proc.Kill()
 		return err
 	}
-
-	type ending struct {
-		code int
-		err  error
-		at   time.Time
-	}
-	ended := make(chan ending, 1)
-	go func() {
-		code, err := proc.Wait()
-		ended <- ending{code, err, time.Now()}
-	}()
-	// Run ends when the command exits.
 	go func() {
 		for sig := range sigs {
 			// A terminal's Ctrl-C and Ctrl-\ already reached the
@@ -128,19 +113,21 @@ func runRun(c *cli.Context) error {
 			}
 		}
 	}()
+	// Run ends when the command exits: its elapsed time is the command's
+	// run time, from its first instruction to its exit.
 	r, err := s.Run(context.Background())
+	if err != nil {
+		proc.Kill()
+		return err
+	}
+	code, err := proc.Wait()
 	if err != nil {
 		return err
 	}
-	end := <-ended
-	if end.err != nil {
-		return end.err
-	}
-	r.Elapsed = end.at.Sub(resumed)
 	r.Run.Command = argv
-	r.Run.ExitStatus = &end.code
+	r.Run.ExitStatus = &code
 	if err := writeReport(out, cfg.format, r); err != nil {
 		return err
 	}
-	return exitStatus{end.code}
+	return exitStatus{code}
 }
