@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/bits"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -533,5 +534,59 @@ func TestStartWithoutTheProcess(t *testing.T) {
 	err := s.Start(testPlan("main.f"), Process{Pid: cmd.Process.Pid})
 	if !errors.Is(err, ErrInput) || !errors.Is(err, ErrNoProcess) {
 		t.Errorf("Start on an exited process: %v, want ErrInput and ErrNoProcess", err)
+	}
+}
+
+// On the real kernel: a session of this test process counts exactly the
+// calls it makes, in snapshots while it runs and at the end, in both
+// aggregation modes, with the probes' cost measured by a calibration child
+// that is this test binary (taken over by probes' init).
+func TestSessionOnTheKernel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loads BPF programs")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, agg := range []Aggregation{AggregateKernel, AggregateUser} {
+		t.Run(string(agg), func(t *testing.T) {
+			log := &logLines{}
+			s := New(Options{Log: slog.New(log), Aggregate: agg, Intervals: true})
+			defer s.Close()
+			plan, err := Resolve(Spec{Binary: exe, Pid: os.Getpid(), Patterns: []string{"github.com/ulat-dev/ulat/session.resolvedByTests"}}, s.log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Start(plan, Process{Pid: os.Getpid()}); err != nil {
+				t.Fatal(err)
+			}
+			stop := running(t, s)
+			for i := range 300 {
+				resolvedByTests(i)
+			}
+			waitForCalls(t, s, 0, 300)
+			iv, err := s.Interval()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 200 {
+				resolvedByTests(i)
+			}
+			r := stop()
+			if n := r.Functions[0].Hist.Count(); n != 500 {
+				t.Errorf("%d calls in the final report, want 500", n)
+			}
+			if n := iv.Functions[0].Hist.Count(); n != 300 {
+				t.Errorf("%d calls in the first interval, want 300", n)
+			}
+			if r.Run.Aggregation != string(agg) || !r.OverheadCorrected || r.Functions[0].ProbeOverheadNs == 0 {
+				t.Errorf("aggregation %q, corrected %v, probe cost %d ns: want %s, corrected by a measured cost", r.Run.Aggregation, r.OverheadCorrected, r.Functions[0].ProbeOverheadNs, agg)
+			}
+			if r.Lost != (report.Lost{}) {
+				t.Errorf("lost %+v", r.Lost)
+			}
+			t.Logf("log:\n%s", log)
+		})
 	}
 }
