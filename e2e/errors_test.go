@@ -45,7 +45,7 @@ func TestBadInput(t *testing.T) {
 		{"bad duration", []string{"trace", "-d", "soon", cbin, "work"}, 2, "invalid value \"soon\" for flag -d"},
 		{"flag after args", []string{"trace", cbin, "work", "-d", "1s"}, 2, "flag -d must come before BINARY"},
 		{"missing pattern", []string{"trace", cbin}, 2, "trace needs BINARY and at least one PATTERN"},
-		{"no such pid", []string{"trace", "--pid", "999999999", cbin, "work"}, 2, "--pid 999999999: no such process"},
+		{"no such pid", []string{"trace", "--pid", "999999999", cbin, "work"}, 2, "process 999999999: no such process"},
 		{"unknown command", []string{"tarce"}, 2, `unknown command "tarce"`},
 		{"symbols without binary", []string{"symbols"}, 2, "symbols needs BINARY"},
 	}

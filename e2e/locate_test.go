@@ -313,7 +313,7 @@ func TestLocateErrors(t *testing.T) {
 		{"no pattern with --pid", nil, []string{"trace", "--pid", pid}, "trace needs at least one PATTERN"},
 		{"no binary, no --pid", nil, []string{"trace", "work", "fast"}, "open work: file does not exist"},
 		{"no such pid (symbols)", nil, []string{"symbols", "--pid", "999999999"}, "--pid 999999999: no such process"},
-		{"no such pid (trace)", nil, []string{"trace", "--pid", "999999999", "work"}, "--pid 999999999: no such process"},
+		{"no such pid (trace)", nil, []string{"trace", "--pid", "999999999", "work"}, "process 999999999: no such process"},
 		{"unknown function in library", nil, []string{"trace", "libc:mallocc"}, `no function matches "mallocc" (did you mean "malloc"`},
 	}
 	if _, err := exec.LookPath("setpriv"); err == nil && os.Geteuid() == 0 {
@@ -413,7 +413,7 @@ func TestTracePidSiblingsHint(t *testing.T) {
 			hint = w
 		}
 	}
-	if !strings.Contains(hint, "process "+itoa(master.pid)+" made no calls") || !strings.Contains(hint, itoa(w1.pid)) || !strings.Contains(hint, itoa(w2.pid)) || !strings.Contains(hint, "--pid") {
+	if !strings.Contains(hint, "process "+itoa(master.pid)+" made no calls") || !strings.Contains(hint, itoa(w1.pid)) || !strings.Contains(hint, itoa(w2.pid)) || !strings.Contains(hint, "trace one of them") {
 		t.Errorf("want a warning naming processes %d and %d that run the same executable; warnings: %q", w1.pid, w2.pid, r.Warnings)
 	}
 }

@@ -340,7 +340,7 @@ func TestRunFollowsGoTest(t *testing.T) {
 	wantNoLoss(t, r)
 	var named bool
 	for _, w := range r.Warnings {
-		named = named || strings.Contains(w, `--func "example.com/m/x.Nothing" matched no function`) && strings.Contains(w, "x.test")
+		named = named || strings.Contains(w, `pattern "example.com/m/x.Nothing" matched no function`) && strings.Contains(w, "x.test")
 	}
 	if !named {
 		t.Errorf("want a warning that example.com/m/x.Nothing matched nothing, naming the test binary; warnings: %q", r.Warnings)
