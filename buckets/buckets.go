@@ -35,19 +35,19 @@ const Schema = 6
 // (a test checks).
 const Slots = 2229
 
-// LastIndex is the schema-6 index of the last bucket before the overflow
-// slot: 2^(LastIndex/64) s = 1024 s.
-const LastIndex = 640
+// lastIndex is the schema-6 index of the last bucket before the overflow
+// slot: 2^(lastIndex/64) s = 1024 s.
+const lastIndex = 640
 
-// CellBits and Cells describe the table that finds a slot in a few
+// cellBits and Cells describe the table that finds a slot in a few
 // instructions (the BPF program uses it; see Of): a duration's power of two
-// is split into 2^CellBits equal cells, each narrower than a bucket, so
+// is split into 2^cellBits equal cells, each narrower than a bucket, so
 // that a cell holds at most one bucket boundary. Durations below
-// 2^CellBits ns have a cell each.
+// 2^cellBits ns have a cell each.
 const (
-	CellBits = 7
-	MaxExp   = 40 // durations from 2^MaxExp ns go to the overflow slot directly
-	Cells    = 1<<CellBits + (MaxExp-CellBits)<<CellBits
+	cellBits = 7
+	maxExp   = 40 // durations from 2^maxExp ns go to the overflow slot directly
+	Cells    = 1<<cellBits + (maxExp-cellBits)<<cellBits
 )
 
 var (
@@ -59,7 +59,7 @@ var (
 func init() {
 	n := 1
 	var prev uint64
-	for i := firstIndex(); i <= LastIndex; i++ {
+	for i := firstIndex(); i <= lastIndex; i++ {
 		u := floorUpper(i)
 		if u == prev {
 			continue // holds no whole number of ns
@@ -126,31 +126,31 @@ func atMost(u uint64, i int) bool {
 
 // cellBounds returns the durations [lo, hi) of cell c.
 func cellBounds(c int) (lo, hi uint64) {
-	const n = 1 << CellBits
+	const n = 1 << cellBits
 	if c < n {
 		return uint64(c), uint64(c) + 1
 	}
-	e := (c-n)/n + CellBits
+	e := (c-n)/n + cellBits
 	m := uint64((c - n) % n)
-	shift := e - CellBits
+	shift := e - cellBits
 	return (n + m) << shift, (n + m + 1) << shift
 }
 
-// cellOf is the cell of d < 2^MaxExp.
+// cellOf is the cell of d < 2^maxExp.
 func cellOf(d uint64) int {
-	const n = 1 << CellBits
+	const n = 1 << cellBits
 	if d < n {
 		return int(d)
 	}
 	e := 63 - bits.LeadingZeros64(d)
-	return n + (e-CellBits)*n + int((d>>(e-CellBits))&(n-1))
+	return n + (e-cellBits)*n + int((d>>(e-cellBits))&(n-1))
 }
 
 // Of returns the slot of a duration of d ns. It is the BPF program's
 // hist_slot: the cell's slot, or the next one when d is past that slot's
 // upper bound (a cell holds at most one boundary).
 func Of(d uint64) int {
-	if d >= 1<<MaxExp {
+	if d >= 1<<maxExp {
 		return Slots - 1
 	}
 	s := int(cellSlot[cellOf(d)])
@@ -193,7 +193,7 @@ func Index(s int) (int32, bool) {
 // SlotOfIndex returns the slot of the schema-6 bucket index i, and false
 // when that bucket holds no whole number of ns or is out of range.
 func SlotOfIndex(i int32) (int, bool) {
-	if i < index[1] || i > LastIndex {
+	if i < index[1] || i > lastIndex {
 		return 0, false
 	}
 	// Buckets below ~92 ns are sparse; above, slots follow indexes one to one.

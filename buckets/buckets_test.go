@@ -44,7 +44,7 @@ func TestEveryBoundary(t *testing.T) {
 	if want := uint64(1024e9); lastHi != want {
 		t.Fatalf("last bucket ends at %d ns (from %d), want %d (2^10 s)", lastHi, last, want)
 	}
-	for _, d := range []uint64{lastHi + 1, 1<<MaxExp - 1, 1 << MaxExp, math.MaxUint64} {
+	for _, d := range []uint64{lastHi + 1, 1<<maxExp - 1, 1 << maxExp, math.MaxUint64} {
 		if Of(d) != Slots-1 {
 			t.Fatalf("Of(%d) = %d, want the overflow slot %d", d, Of(d), Slots-1)
 		}
