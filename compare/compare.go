@@ -20,7 +20,7 @@ import (
 const (
 	DefaultMinCount   = 100
 	DefaultConfidence = 0.99
-	DefaultResamples  = 500
+	defaultResamples  = 500
 )
 
 // Sentinel errors, wrapped with the details.
@@ -37,7 +37,7 @@ var (
 // Options controls a comparison; the zero value uses the defaults.
 type Options struct {
 	// Thresholds judge the functions. Those without a Function apply to
-	// every function; when there are none, DefaultThresholds do. Those
+	// every function; when there are none, defaultThresholds do. Those
 	// with a Function override the global one for the same metric, or add
 	// a metric, for the functions they name.
 	Thresholds []Threshold
@@ -48,7 +48,7 @@ type Options struct {
 	// Confidence of the intervals, in (0, 1) (DefaultConfidence when 0).
 	Confidence float64
 	// Resamples drawn for metrics whose bootstrap distribution has no
-	// closed form, the mean (DefaultResamples when 0).
+	// closed form, the mean (defaultResamples when 0).
 	Resamples int
 }
 
@@ -148,8 +148,8 @@ type Result struct {
 	Warnings []string
 }
 
-// Count returns how many functions have verdict v.
-func (r *Result) Count(v Verdict) int {
+// count returns how many functions have verdict v.
+func (r *Result) count(v Verdict) int {
 	n := 0
 	for _, f := range r.Functions {
 		if f.Verdict == v {
@@ -172,7 +172,7 @@ func Compare(base, cur *report.Report, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("confidence %v: must be between 0 and 1, such as 0.99: %w", opts.Confidence, ErrOptions)
 	}
 	if opts.Resamples == 0 {
-		opts.Resamples = DefaultResamples
+		opts.Resamples = defaultResamples
 	}
 	if opts.Resamples < 100 {
 		return nil, fmt.Errorf("resamples %d: must be at least 100: %w", opts.Resamples, ErrOptions)
@@ -293,11 +293,11 @@ func Compare(base, cur *report.Report, opts Options) (*Result, error) {
 	rank := func(v Verdict) int { return slices.Index(verdictOrder, v) }
 	sort.SliceStable(res.Functions, func(i, j int) bool { return rank(res.Functions[i].Verdict) < rank(res.Functions[j].Verdict) })
 	switch {
-	case res.Count(Regressed) > 0:
+	case res.count(Regressed) > 0:
 		res.Verdict = Regressed
-	case res.Count(Improved) > 0:
+	case res.count(Improved) > 0:
 		res.Verdict = Improved
-	case res.Count(Unchanged) > 0:
+	case res.count(Unchanged) > 0:
 		res.Verdict = Unchanged
 	default:
 		res.Verdict = NotEnoughData
@@ -391,16 +391,16 @@ func judge(f *Function, bh, ch *report.Histogram, u float64, thresholds []Thresh
 			switch {
 			case m.Change > t.Limit && m.Low > t.Limit:
 				m.Verdict = Regressed
-				regressed = append(regressed, fmt.Sprintf("%s %s (%s, limit %s)", t.Metric, FormatChange(m.Change), ci, FormatChange(t.Limit)))
+				regressed = append(regressed, fmt.Sprintf("%s %s (%s, limit %s)", t.Metric, formatChange(m.Change), ci, formatChange(t.Limit)))
 			case m.Change < -t.Limit && m.High < -t.Limit:
 				m.Verdict = Improved
-				improved = append(improved, fmt.Sprintf("%s %s (%s, limit -%s)", t.Metric, FormatChange(m.Change), ci, formatPercent(t.Limit)))
+				improved = append(improved, fmt.Sprintf("%s %s (%s, limit -%s)", t.Metric, formatChange(m.Change), ci, formatPercent(t.Limit)))
 			case math.Abs(m.Change) > t.Limit:
-				limit := FormatChange(t.Limit)
+				limit := formatChange(t.Limit)
 				if m.Change < 0 {
 					limit = "-" + formatPercent(t.Limit)
 				}
-				noisy = append(noisy, fmt.Sprintf("%s %s is within noise (%s, limit %s)", t.Metric, FormatChange(m.Change), ci, limit))
+				noisy = append(noisy, fmt.Sprintf("%s %s is within noise (%s, limit %s)", t.Metric, formatChange(m.Change), ci, limit))
 			}
 		}
 		f.Metrics = append(f.Metrics, m)

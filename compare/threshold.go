@@ -17,13 +17,13 @@ import (
 // 27-69% under a load of 4-6 and by +1500% while a benchmark ran on the
 // other CPU: a default tail threshold would fail builds for nothing. Tail
 // thresholds are for quiet, dedicated runners, asked for with --threshold.
-const DefaultP50Limit = 0.10
+const defaultP50Limit = 0.10
 
-// DefaultThresholds returns the thresholds that apply to every function
+// defaultThresholds returns the thresholds that apply to every function
 // when no threshold without a function is given.
-func DefaultThresholds() []Threshold {
+func defaultThresholds() []Threshold {
 	return []Threshold{
-		{Metric: "p50", Limit: DefaultP50Limit},
+		{Metric: "p50", Limit: defaultP50Limit},
 	}
 }
 
@@ -50,7 +50,7 @@ type Threshold struct {
 
 // String renders t as ParseThreshold accepts it.
 func (t Threshold) String() string {
-	s := t.Metric + "=" + FormatChange(t.Limit)
+	s := t.Metric + "=" + formatChange(t.Limit)
 	if t.Function != "" {
 		s = t.Function + ":" + s
 	}
@@ -144,7 +144,7 @@ func newThresholdSet(ts []Threshold) *thresholdSet {
 		}
 	}
 	if len(s.global) == 0 {
-		s.global = DefaultThresholds()
+		s.global = defaultThresholds()
 	}
 	s.used = make([]bool, len(s.perFunc))
 	return s

@@ -14,9 +14,9 @@ import (
 	"github.com/ulat-dev/ulat/report"
 )
 
-// FormatChange renders a relative change as a signed percentage: "+35%",
+// formatChange renders a relative change as a signed percentage: "+35%",
 // "-3.2%", "+5%", "0%" (one decimal below 10%), "n/a" for NaN.
-func FormatChange(x float64) string {
+func formatChange(x float64) string {
 	if math.IsNaN(x) {
 		return "n/a"
 	}
@@ -43,7 +43,7 @@ func formatPercent(x float64) string {
 // bounds would otherwise read the same ("-14.3%..-13.6%"; "+38.1%..+38.1%"
 // when all of both sides' resampled percentiles fall in one bin each).
 func formatInterval(lo, hi float64) string {
-	l, h := FormatChange(lo), FormatChange(hi)
+	l, h := formatChange(lo), formatChange(hi)
 	if l == h && !math.IsNaN(lo) {
 		l, h = strconv.FormatFloat(lo*100, 'f', 1, 64), strconv.FormatFloat(hi*100, 'f', 1, 64)
 		if lo >= 0 {
@@ -104,7 +104,7 @@ func pair(b, c *Stats, get func(*Stats) uint64, durations bool) string {
 	}
 	out := str(b) + " → " + str(c)
 	if durations && b != nil && c != nil && b.Count > 0 && c.Count > 0 && get(b) > 0 {
-		out += " (" + FormatChange(float64(get(c))/float64(get(b))-1) + ")"
+		out += " (" + formatChange(float64(get(c))/float64(get(b))-1) + ")"
 	}
 	return out
 }
@@ -143,11 +143,11 @@ func (r *Result) header() []string {
 	return append(h, "P50", "P90", "P99", "VERDICT")
 }
 
-// Summary is one line: the overall verdict and how many functions got each.
-func (r *Result) Summary() string {
+// summary is one line: the overall verdict and how many functions got each.
+func (r *Result) summary() string {
 	var parts []string
 	for _, v := range verdictOrder {
-		if n := r.Count(v); n > 0 {
+		if n := r.count(v); n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, v))
 		}
 	}
@@ -158,11 +158,11 @@ func (r *Result) Summary() string {
 	return fmt.Sprintf("verdict: %s (%d %s: %s)", r.Verdict, len(r.Functions), noun, strings.Join(parts, ", "))
 }
 
-// Method is how the verdict was reached, in one line.
-func (r *Result) Method() string {
+// method is how the verdict was reached, in one line.
+func (r *Result) method() string {
 	var ts []string
 	for _, t := range r.Thresholds {
-		s := t.Metric + " " + FormatChange(t.Limit)
+		s := t.Metric + " " + formatChange(t.Limit)
 		if t.Function != "" {
 			s = t.Function + ":" + s
 		}
@@ -210,8 +210,8 @@ func WriteTable(w io.Writer, r *Result) error {
 	if err := table.Render(); err != nil {
 		return fmt.Errorf("compare table: %w", err)
 	}
-	fmt.Fprintln(&buf, r.Summary())
-	fmt.Fprintln(&buf, r.Method())
+	fmt.Fprintln(&buf, r.summary())
+	fmt.Fprintln(&buf, r.method())
 	fmt.Fprintf(&buf, "%s; %s\n", describeRun("baseline", r.Baseline), describeRun("current", r.Current))
 	for _, n := range r.Notes {
 		fmt.Fprintf(&buf, "note: %s\n", n)
@@ -244,9 +244,9 @@ func WriteMarkdown(w io.Writer, r *Result) error {
 	}
 	switch r.Verdict {
 	case Regressed:
-		fmt.Fprintf(&buf, "### ❌ ulat compare: %d of %d %s regressed\n\n", r.Count(Regressed), n, fns)
+		fmt.Fprintf(&buf, "### ❌ ulat compare: %d of %d %s regressed\n\n", r.count(Regressed), n, fns)
 	case Improved:
-		fmt.Fprintf(&buf, "### ✅ ulat compare: no regression, %d of %d %s improved\n\n", r.Count(Improved), n, fns)
+		fmt.Fprintf(&buf, "### ✅ ulat compare: no regression, %d of %d %s improved\n\n", r.count(Improved), n, fns)
 	case Unchanged:
 		fmt.Fprintf(&buf, "### ✅ ulat compare: no regression in %d %s\n\n", n, fns)
 	default:
@@ -278,7 +278,7 @@ func WriteMarkdown(w io.Writer, r *Result) error {
 	if len(rest) > 0 {
 		var parts []string
 		for _, v := range verdictOrder[2:] {
-			if c := r.Count(v); c > 0 {
+			if c := r.count(v); c > 0 {
 				parts = append(parts, fmt.Sprintf("%d %s", c, v))
 			}
 		}
@@ -294,7 +294,7 @@ func WriteMarkdown(w io.Writer, r *Result) error {
 		r.markdownTable(&buf, rest)
 		buf.WriteString("\n</details>\n\n")
 	}
-	fmt.Fprintf(&buf, "%s.\n\n", mdText(capitalize(r.Method())))
+	fmt.Fprintf(&buf, "%s.\n\n", mdText(capitalize(r.method())))
 	fmt.Fprintf(&buf, "%s; %s.\n", mdText(capitalize(describeRun("baseline", r.Baseline))), mdText(describeRun("current", r.Current)))
 	if len(r.Notes) > 0 {
 		buf.WriteString("\n")
@@ -362,9 +362,9 @@ func mdCode(s string) string {
 	return "`" + s + "`"
 }
 
-// JSONSchemaVersion is the "schema" of the document WriteJSON writes.
+// jsonSchemaVersion is the "schema" of the document WriteJSON writes.
 // Fields may be added within a version; none are renamed or removed.
-const JSONSchemaVersion = 1
+const jsonSchemaVersion = 1
 
 // JSONResult is the document WriteJSON writes. Durations are nanoseconds;
 // changes and limits are fractions (0.35 is +35%).
@@ -470,17 +470,17 @@ func jsonRun(run Run) JSONRun {
 	return out
 }
 
-// JSON converts r to its document form.
-func (r *Result) JSON() *JSONResult {
+// toJSON converts r to its document form.
+func (r *Result) toJSON() *JSONResult {
 	out := &JSONResult{
-		Schema: JSONSchemaVersion, Verdict: r.Verdict, Summary: map[Verdict]int{},
+		Schema: jsonSchemaVersion, Verdict: r.Verdict, Summary: map[Verdict]int{},
 		Confidence: r.Confidence, MinCount: r.MinCount, Thresholds: []JSONThreshold{},
 		Baseline: jsonRun(r.Baseline), Current: jsonRun(r.Current),
 		Notes: append([]string{}, r.Notes...), Warnings: append([]string{}, r.Warnings...),
 		Functions: []JSONFunction{},
 	}
 	for _, v := range verdictOrder {
-		out.Summary[v] = r.Count(v)
+		out.Summary[v] = r.count(v)
 	}
 	for _, t := range r.Thresholds {
 		out.Thresholds = append(out.Thresholds, JSONThreshold{Function: t.Function, Metric: t.Metric, Limit: t.Limit})
@@ -511,7 +511,7 @@ func WriteJSON(w io.Writer, r *Result) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r.JSON()); err != nil {
+	if err := enc.Encode(r.toJSON()); err != nil {
 		return fmt.Errorf("write compare json: %w", err)
 	}
 	return nil

@@ -148,8 +148,8 @@ func TestWriteJSON(t *testing.T) {
 
 func TestFormatChange(t *testing.T) {
 	for x, want := range map[float64]string{0.35: "+35%", -0.032: "-3.2%", 0.05: "+5%", 0: "0%", 0.0004: "0%", -0.0004: "0%", 0.0996: "+10%", 1.5: "+150%", -0.5: "-50%"} {
-		if got := FormatChange(x); got != want {
-			t.Errorf("FormatChange(%v) = %q, want %q", x, got, want)
+		if got := formatChange(x); got != want {
+			t.Errorf("formatChange(%v) = %q, want %q", x, got, want)
 		}
 	}
 }
