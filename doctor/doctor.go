@@ -84,7 +84,7 @@ func Run(opts Options) []Result {
 		checkPrivileges(os.Geteuid(), caps, capErr, capLast, multi),
 		checkSysctls(readSysctlInt("/proc/sys/kernel/unprivileged_bpf_disabled"),
 			readSysctlInt("/proc/sys/kernel/perf_event_paranoid"), hasTracingCaps(caps, capLast)),
-		checkMemlock(readMemlock(), k, caps.Has(CapSysResource)),
+		checkMemlock(readMemlock(), k, caps.has(capSysResource)),
 	)
 	load := checkLoad(opts.Verbose)
 	out = append(out, load)

@@ -76,26 +76,26 @@ func startFilteredChild(t *testing.T) int {
 func TestParseVersion(t *testing.T) {
 	for _, tc := range []struct {
 		release string
-		want    Version
+		want    kernelVersion
 	}{
-		{"6.18.44-fc-v769", Version{6, 18, 44}},
-		{"6.1.0-18-amd64", Version{6, 1, 0}},         // Debian 12
-		{"5.15.0-91-generic", Version{5, 15, 0}},     // Ubuntu 22.04
-		{"4.18.0-513.el8.x86_64", Version{4, 18, 0}}, // RHEL 8
-		{"6.11.0-rc3+", Version{6, 11, 0}},           // a development kernel
-		{"6.8.0", Version{6, 8, 0}},
-		{"6.10", Version{6, 10, 0}},
-		{"5.10.205-195.807.amzn2.x86_64", Version{5, 10, 205}}, // Amazon Linux 2
-		{"6.6.12-linuxkit", Version{6, 6, 12}},                 // Docker Desktop
+		{"6.18.44-fc-v769", kernelVersion{6, 18, 44}},
+		{"6.1.0-18-amd64", kernelVersion{6, 1, 0}},         // Debian 12
+		{"5.15.0-91-generic", kernelVersion{5, 15, 0}},     // Ubuntu 22.04
+		{"4.18.0-513.el8.x86_64", kernelVersion{4, 18, 0}}, // RHEL 8
+		{"6.11.0-rc3+", kernelVersion{6, 11, 0}},           // a development kernel
+		{"6.8.0", kernelVersion{6, 8, 0}},
+		{"6.10", kernelVersion{6, 10, 0}},
+		{"5.10.205-195.807.amzn2.x86_64", kernelVersion{5, 10, 205}}, // Amazon Linux 2
+		{"6.6.12-linuxkit", kernelVersion{6, 6, 12}},                 // Docker Desktop
 	} {
-		got, err := ParseVersion(tc.release)
+		got, err := parseVersion(tc.release)
 		if err != nil || got != tc.want {
-			t.Errorf("ParseVersion(%q) = %v, %v; want %v", tc.release, got, err, tc.want)
+			t.Errorf("parseVersion(%q) = %v, %v; want %v", tc.release, got, err, tc.want)
 		}
 	}
 	for _, bad := range []string{"", "linux", "6", "6-generic", ".6.1"} {
-		if v, err := ParseVersion(bad); err == nil {
-			t.Errorf("ParseVersion(%q) = %v, want an error", bad, v)
+		if v, err := parseVersion(bad); err == nil {
+			t.Errorf("parseVersion(%q) = %v, want an error", bad, v)
 		}
 	}
 	// And the running kernel's.
@@ -110,21 +110,21 @@ func TestParseVersion(t *testing.T) {
 
 func TestVersionAtLeast(t *testing.T) {
 	for _, tc := range []struct {
-		v            Version
+		v            kernelVersion
 		major, minor int
 		want         bool
 	}{
-		{Version{6, 1, 0}, 6, 6, false}, // Debian 12: no uprobe_multi
-		{Version{6, 6, 0}, 6, 6, true},
-		{Version{6, 18, 44}, 6, 6, true},
-		{Version{5, 15, 0}, 5, 15, true},
-		{Version{5, 4, 250}, 5, 15, false}, // patch levels do not count
-		{Version{5, 19, 0}, 6, 0, false},
-		{Version{7, 0, 0}, 6, 14, true},
-		{Version{6, 13, 9}, 6, 14, false},
+		{kernelVersion{6, 1, 0}, 6, 6, false}, // Debian 12: no uprobe_multi
+		{kernelVersion{6, 6, 0}, 6, 6, true},
+		{kernelVersion{6, 18, 44}, 6, 6, true},
+		{kernelVersion{5, 15, 0}, 5, 15, true},
+		{kernelVersion{5, 4, 250}, 5, 15, false}, // patch levels do not count
+		{kernelVersion{5, 19, 0}, 6, 0, false},
+		{kernelVersion{7, 0, 0}, 6, 14, true},
+		{kernelVersion{6, 13, 9}, 6, 14, false},
 	} {
-		if got := tc.v.AtLeast(tc.major, tc.minor); got != tc.want {
-			t.Errorf("%v.AtLeast(%d, %d) = %v", tc.v, tc.major, tc.minor, got)
+		if got := tc.v.atLeast(tc.major, tc.minor); got != tc.want {
+			t.Errorf("%v.atLeast(%d, %d) = %v", tc.v, tc.major, tc.minor, got)
 		}
 	}
 }
@@ -134,7 +134,7 @@ func TestParseStatusSelf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := ParseStatus(data)
+	st, err := parseStatus(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestSeccompFilterProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := ParseStatus(data)
+	st, err := parseStatus(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,29 +192,29 @@ func TestSeccompFilterProcess(t *testing.T) {
 }
 
 func TestCheckSeccomp(t *testing.T) {
-	filter := ProcStatus{Name: "server", Seccomp: 2, SeccompFilters: 1}
-	withSyscall := Features{UretprobeSyscall: true, UretprobeSyscallKnown: true, From: "kernel BTF"}
-	without := Features{UretprobeSyscallKnown: true, From: "kernel BTF"}
-	v := func(s string) Kernel {
-		ver, err := ParseVersion(s)
-		return Kernel{Release: s, Machine: "x86_64", Version: ver, Err: err}
+	filter := procStatus{Name: "server", Seccomp: 2, SeccompFilters: 1}
+	withSyscall := features{UretprobeSyscall: true, UretprobeSyscallKnown: true, From: "kernel BTF"}
+	without := features{UretprobeSyscallKnown: true, From: "kernel BTF"}
+	v := func(s string) kernel {
+		ver, err := parseVersion(s)
+		return kernel{Release: s, Machine: "x86_64", Version: ver, Err: err}
 	}
 	for _, tc := range []struct {
 		name   string
-		st     ProcStatus
-		k      Kernel
-		f      Features
+		st     procStatus
+		k      kernel
+		f      features
 		goExe  bool
 		want   Status
 		phrase string
 	}{
-		{"no filter", ProcStatus{Seccomp: 0, SeccompFilters: 0}, v("6.12.0"), withSyscall, false, Pass, "no seccomp filter"},
+		{"no filter", procStatus{Seccomp: 0, SeccompFilters: 0}, v("6.12.0"), withSyscall, false, Pass, "no seccomp filter"},
 		{"filter, syscall, 6.12", filter, v("6.12.0"), withSyscall, false, Warn, "Go functions are not affected"},
 		{"filter, syscall, 6.12, Go", filter, v("6.12.0"), withSyscall, true, Warn, "only C functions of a cgo program"},
 		{"filter, syscall, 6.14", filter, v("6.14.2"), withSyscall, false, Pass, "6.14+"},
 		{"filter, no syscall", filter, v("6.1.0-18-amd64"), without, false, Pass, "with a trap"},
-		{"strict", ProcStatus{Seccomp: 1, SeccompFilters: 0}, v("6.11.0"), withSyscall, false, Warn, "strict seccomp mode"},
-		{"not reported", ProcStatus{Seccomp: -1, SeccompFilters: -1}, v("6.12.0"), withSyscall, false, Pass, "unknown"},
+		{"strict", procStatus{Seccomp: 1, SeccompFilters: 0}, v("6.11.0"), withSyscall, false, Warn, "strict seccomp mode"},
+		{"not reported", procStatus{Seccomp: -1, SeccompFilters: -1}, v("6.12.0"), withSyscall, false, Pass, "unknown"},
 	} {
 		r := checkSeccomp(42, tc.st, tc.k, tc.f, tc.goExe)
 		if r.Status != tc.want || !strings.Contains(r.String(), tc.phrase) {
@@ -242,27 +242,27 @@ func TestCaps(t *testing.T) {
 		{"0000003fffffffff", false, false, true, true, 37, "root on 5.4"},
 		{"000000c000000000", true, true, false, false, 37, "bits a pre-5.8 kernel does not know"},
 	} {
-		c, err := ParseCaps(tc.mask)
+		c, err := parseCaps(tc.mask)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Has(CapBPF) != tc.bpf || c.Has(CapPerfmon) != tc.perf || c.Has(CapSysAdmin) != tc.admin {
-			t.Errorf("%s (%s): BPF %v PERFMON %v SYS_ADMIN %v", tc.what, tc.mask, c.Has(CapBPF), c.Has(CapPerfmon), c.Has(CapSysAdmin))
+		if c.has(capBPF) != tc.bpf || c.has(capPerfmon) != tc.perf || c.has(capSysAdmin) != tc.admin {
+			t.Errorf("%s (%s): BPF %v PERFMON %v SYS_ADMIN %v", tc.what, tc.mask, c.has(capBPF), c.has(capPerfmon), c.has(capSysAdmin))
 		}
 		if got := hasTracingCaps(c, tc.capLast); got != tc.tracing {
 			t.Errorf("%s: hasTracingCaps = %v", tc.what, got)
 		}
 	}
-	if _, err := ParseCaps("not hex"); err == nil {
-		t.Errorf("ParseCaps(not hex) succeeded")
+	if _, err := parseCaps("not hex"); err == nil {
+		t.Errorf("parseCaps(not hex) succeeded")
 	}
-	if Caps(1<<63).Has(64) || Caps(^uint64(0)).Has(-1) {
+	if capSet(1<<63).has(64) || capSet(^uint64(0)).has(-1) {
 		t.Errorf("Has accepts capabilities out of range")
 	}
 }
 
 func TestCheckPrivileges(t *testing.T) {
-	docker, _ := ParseCaps("00000000a80425fb")
+	docker, _ := parseCaps("00000000a80425fb")
 	r := checkPrivileges(0, docker, nil, 40, true)
 	if r.Status != Fail || !strings.Contains(r.Fix, "--cap-add BPF") || !strings.Contains(r.Found, "lacks CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN") {
 		t.Errorf("root in a default container: %v", r)
@@ -271,16 +271,16 @@ func TestCheckPrivileges(t *testing.T) {
 	if r.Status != Fail || !strings.Contains(r.Fix, "setcap") {
 		t.Errorf("user: %v", r)
 	}
-	r = checkPrivileges(1000, Caps(1<<CapBPF|1<<CapPerfmon), nil, 40, true)
+	r = checkPrivileges(1000, capSet(1<<capBPF|1<<capPerfmon), nil, 40, true)
 	if r.Status != Pass || !strings.Contains(r.Found, "has CAP_BPF, CAP_PERFMON; lacks CAP_SYS_ADMIN") {
 		t.Errorf("user with setcap: %v", r)
 	}
 	// Without uprobe_multi, perf-event uprobes may need CAP_SYS_ADMIN.
-	r = checkPrivileges(1000, Caps(1<<CapBPF|1<<CapPerfmon), nil, 40, false)
+	r = checkPrivileges(1000, capSet(1<<capBPF|1<<capPerfmon), nil, 40, false)
 	if r.Status != Warn || !strings.Contains(r.Fix, "CAP_SYS_ADMIN") {
 		t.Errorf("user with setcap, no uprobe_multi: %v", r)
 	}
-	r = checkPrivileges(0, Caps(1<<CapBPF|1<<CapPerfmon), nil, 37, false)
+	r = checkPrivileges(0, capSet(1<<capBPF|1<<capPerfmon), nil, 37, false)
 	if r.Status != Fail || !strings.Contains(r.Fix, "CAP_SYS_ADMIN") {
 		t.Errorf("pre-5.8 kernel without CAP_SYS_ADMIN: %v", r)
 	}
@@ -291,7 +291,7 @@ func TestCheckPrivileges(t *testing.T) {
 }
 
 func TestParseKernelConfig(t *testing.T) {
-	cfg, err := ParseKernelConfig(strings.NewReader(`#
+	cfg, err := parseKernelConfig(strings.NewReader(`#
 # Automatically generated file; DO NOT EDIT.
 #
 CONFIG_CC_VERSION_TEXT="gcc (Debian 12.2.0-14) 12.2.0"
@@ -304,9 +304,9 @@ CONFIG_LOG_BUF_SHIFT=17
 	}
 	want := map[string]string{"CONFIG_CC_VERSION_TEXT": "gcc (Debian 12.2.0-14) 12.2.0", "CONFIG_UPROBES": "y", "CONFIG_UPROBE_EVENTS": "n", "CONFIG_LOG_BUF_SHIFT": "17"}
 	if fmt.Sprint(cfg) != fmt.Sprint(want) {
-		t.Errorf("ParseKernelConfig = %v, want %v", cfg, want)
+		t.Errorf("parseKernelConfig = %v, want %v", cfg, want)
 	}
-	r := checkUprobes(PMU{Err: os.ErrNotExist}, cfg, "/boot/config-test")
+	r := checkUprobes(uprobePMU{Err: os.ErrNotExist}, cfg, "/boot/config-test")
 	if r.Status != Fail || !strings.Contains(r.Found, "CONFIG_UPROBE_EVENTS=n") {
 		t.Errorf("uprobes without CONFIG_UPROBE_EVENTS: %v", r)
 	}
@@ -321,7 +321,7 @@ CONFIG_LOG_BUF_SHIFT=17
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err = ParseKernelConfig(zr)
+	cfg, err = parseKernelConfig(zr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,9 +371,9 @@ func TestResultString(t *testing.T) {
 }
 
 func TestCheckMemlock(t *testing.T) {
-	eightMiB := Memlock{Cur: 8 << 20, Max: 8 << 20}
-	new := Kernel{Version: Version{6, 1, 0}}
-	old := Kernel{Version: Version{5, 10, 0}}
+	eightMiB := memlock{Cur: 8 << 20, Max: 8 << 20}
+	new := kernel{Version: kernelVersion{6, 1, 0}}
+	old := kernel{Version: kernelVersion{5, 10, 0}}
 	if r := checkMemlock(eightMiB, new, false); r.Status != Pass || !strings.Contains(r.Found, "RLIMIT_MEMLOCK 8 MiB (hard 8 MiB)") {
 		t.Errorf("6.1: %v", r)
 	}
@@ -383,11 +383,11 @@ func TestCheckMemlock(t *testing.T) {
 	if r := checkMemlock(eightMiB, old, true); r.Status != Pass || !strings.Contains(r.Found, "ulat raises it") {
 		t.Errorf("5.10, 8 MiB, CAP_SYS_RESOURCE: %v", r)
 	}
-	if r := checkMemlock(Memlock{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}, old, false); r.Status != Pass {
+	if r := checkMemlock(memlock{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}, old, false); r.Status != Pass {
 		t.Errorf("5.10, unlimited: %v", r)
 	}
 	caps, _ := effectiveCaps()
-	t.Logf("this process: %v", checkMemlock(readMemlock(), readKernel(), caps.Has(CapSysResource)))
+	t.Logf("this process: %v", checkMemlock(readMemlock(), readKernel(), caps.has(capSysResource)))
 }
 
 // TestRun runs every check on this machine, when it can load BPF.

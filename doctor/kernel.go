@@ -13,19 +13,19 @@ import (
 	"github.com/ulat-dev/ulat/probes"
 )
 
-// Version is a kernel version, from the start of its release string.
-type Version struct{ Major, Minor, Patch int }
+// kernelVersion is a kernel version, from the start of its release string.
+type kernelVersion struct{ Major, Minor, Patch int }
 
-func (v Version) String() string { return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch) }
+func (v kernelVersion) String() string { return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch) }
 
-// AtLeast reports whether v is major.minor or newer.
-func (v Version) AtLeast(major, minor int) bool {
+// atLeast reports whether v is major.minor or newer.
+func (v kernelVersion) atLeast(major, minor int) bool {
 	return v.Major > major || v.Major == major && v.Minor >= minor
 }
 
-// ParseVersion reads the version at the start of a kernel release such as
+// parseVersion reads the version at the start of a kernel release such as
 // "6.1.0-18-amd64", "5.15.0-91-generic" or "6.11.0-rc3+".
-func ParseVersion(release string) (Version, error) {
+func parseVersion(release string) (kernelVersion, error) {
 	var n [3]int
 	rest := release
 	i := 0
@@ -39,7 +39,7 @@ func ParseVersion(release string) (Version, error) {
 		}
 		v, err := strconv.Atoi(rest[:j])
 		if err != nil {
-			return Version{}, fmt.Errorf("kernel release %q: %w", release, err)
+			return kernelVersion{}, fmt.Errorf("kernel release %q: %w", release, err)
 		}
 		n[i] = v
 		rest = rest[j:]
@@ -50,33 +50,33 @@ func ParseVersion(release string) (Version, error) {
 		rest = rest[1:]
 	}
 	if i < 2 {
-		return Version{}, fmt.Errorf("kernel release %q does not start with a version", release)
+		return kernelVersion{}, fmt.Errorf("kernel release %q does not start with a version", release)
 	}
-	return Version{n[0], n[1], n[2]}, nil
+	return kernelVersion{n[0], n[1], n[2]}, nil
 }
 
-// Kernel is the running kernel, from uname.
-type Kernel struct {
+// kernel is the running kernel, from uname.
+type kernel struct {
 	Release string
 	Machine string // x86_64, aarch64
-	Version Version
+	Version kernelVersion
 	Err     error // the release could not be parsed
 }
 
-func readKernel() Kernel {
+func readKernel() kernel {
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
-		return Kernel{Err: fmt.Errorf("uname: %w", err)}
+		return kernel{Err: fmt.Errorf("uname: %w", err)}
 	}
-	k := Kernel{Release: unix.ByteSliceToString(u.Release[:]), Machine: unix.ByteSliceToString(u.Machine[:])}
-	k.Version, k.Err = ParseVersion(k.Release)
+	k := kernel{Release: unix.ByteSliceToString(u.Release[:]), Machine: unix.ByteSliceToString(u.Machine[:])}
+	k.Version, k.Err = parseVersion(k.Release)
 	return k
 }
 
 // minKernel is the oldest kernel ulat supports (probes.MinKernel).
-var minKernel, _ = ParseVersion(probes.MinKernel)
+var minKernel, _ = parseVersion(probes.MinKernel)
 
-func checkKernel(k Kernel) Result {
+func checkKernel(k kernel) Result {
 	r := Result{Check: "kernel"}
 	if k.Err != nil {
 		r.Status, r.Found = Warn, k.Err.Error()
@@ -84,7 +84,7 @@ func checkKernel(k Kernel) Result {
 		return r
 	}
 	r.Found = fmt.Sprintf("Linux %s (%s)", k.Release, k.Machine)
-	if !k.Version.AtLeast(minKernel.Major, minKernel.Minor) {
+	if !k.Version.atLeast(minKernel.Major, minKernel.Minor) {
 		r.Status = Fail
 		r.Found += ", older than " + probes.MinKernel
 		r.Fix = "ulat supports Linux " + probes.MinKernel + " and newer (Debian 11's kernel and every later one); upgrade the kernel"
@@ -110,9 +110,9 @@ func checkBTF(path string, size int, err error) Result {
 	return r
 }
 
-// Features are the optional kernel features ulat uses, as far as they can
+// features are the optional kernel features ulat uses, as far as they can
 // be told without loading anything.
-type Features struct {
+type features struct {
 	Cookies, CookiesKnown                   bool   // bpf_get_attach_cookie for uprobes (5.15)
 	UretprobeSyscall, UretprobeSyscallKnown bool   // return through a syscall (x86-64, 6.11)
 	From                                    string // how they were told: "kernel BTF" or "kernel version"
@@ -120,9 +120,9 @@ type Features struct {
 
 // kernelFeatures looks for the features' functions in the kernel's BTF,
 // which tells the truth about backports, and falls back on the version.
-func kernelFeatures(k Kernel, btf []byte, btfErr error) Features {
+func kernelFeatures(k kernel, btf []byte, btfErr error) features {
 	if btfErr == nil && len(btf) > 0 {
-		return Features{
+		return features{
 			Cookies:               probes.BTFHasCookies(btf),
 			CookiesKnown:          true,
 			UretprobeSyscall:      probes.BTFHasUretprobeSyscall(btf),
@@ -131,39 +131,39 @@ func kernelFeatures(k Kernel, btf []byte, btfErr error) Features {
 		}
 	}
 	if k.Err != nil {
-		return Features{}
+		return features{}
 	}
-	return Features{
-		Cookies:               k.Version.AtLeast(5, 15),
+	return features{
+		Cookies:               k.Version.atLeast(5, 15),
 		CookiesKnown:          true,
-		UretprobeSyscall:      k.Machine == "x86_64" && k.Version.AtLeast(6, 11),
+		UretprobeSyscall:      k.Machine == "x86_64" && k.Version.atLeast(6, 11),
 		UretprobeSyscallKnown: true,
 		From:                  "kernel version",
 	}
 }
 
-// PMU is what the kernel says about its uprobe PMU.
-type PMU struct {
+// uprobePMU is what the kernel says about its uprobe PMU.
+type uprobePMU struct {
 	Type int
 	Err  error
 }
 
-func readUprobePMU() PMU {
+func readUprobePMU() uprobePMU {
 	b, err := os.ReadFile(uprobePMUType)
 	if err != nil {
-		return PMU{Err: err}
+		return uprobePMU{Err: err}
 	}
 	t, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
-		return PMU{Err: fmt.Errorf("%s: %q is not a number", uprobePMUType, b)}
+		return uprobePMU{Err: fmt.Errorf("%s: %q is not a number", uprobePMUType, b)}
 	}
-	return PMU{Type: t}
+	return uprobePMU{Type: t}
 }
 
 // checkUprobes: the uprobe PMU is what --attach perf opens, and proves that
 // the kernel has uprobes at all; the kernel configuration says so too when
 // it can be read.
-func checkUprobes(pmu PMU, cfg map[string]string, cfgFrom string) Result {
+func checkUprobes(pmu uprobePMU, cfg map[string]string, cfgFrom string) Result {
 	r := Result{Check: "uprobes"}
 	var conf string
 	if cfg != nil {
@@ -200,7 +200,7 @@ func orUnset(v string) string {
 	return v
 }
 
-func checkUprobeMulti(has bool, k Kernel) Result {
+func checkUprobeMulti(has bool, k kernel) Result {
 	r := Result{Check: "uprobe_multi"}
 	if has {
 		r.Status = Pass
@@ -216,7 +216,7 @@ func checkUprobeMulti(has bool, k Kernel) Result {
 	return r
 }
 
-func checkCookies(f Features, k Kernel) Result {
+func checkCookies(f features, k kernel) Result {
 	r := Result{Check: "BPF cookies"}
 	switch {
 	case !f.CookiesKnown:

@@ -15,7 +15,7 @@ func readKernelConfig(release string) (map[string]string, string) {
 	if f, err := os.Open("/proc/config.gz"); err == nil {
 		defer f.Close()
 		if zr, err := gzip.NewReader(f); err == nil {
-			if cfg, err := ParseKernelConfig(zr); err == nil {
+			if cfg, err := parseKernelConfig(zr); err == nil {
 				return cfg, "/proc/config.gz"
 			}
 		}
@@ -24,7 +24,7 @@ func readKernelConfig(release string) (map[string]string, string) {
 		p := filepath.Join("/boot", "config-"+release)
 		if f, err := os.Open(p); err == nil {
 			defer f.Close()
-			if cfg, err := ParseKernelConfig(f); err == nil {
+			if cfg, err := parseKernelConfig(f); err == nil {
 				return cfg, p
 			}
 		}
@@ -32,9 +32,9 @@ func readKernelConfig(release string) (map[string]string, string) {
 	return nil, ""
 }
 
-// ParseKernelConfig reads a kernel .config: CONFIG_X=value lines, and
+// parseKernelConfig reads a kernel .config: CONFIG_X=value lines, and
 // "# CONFIG_X is not set", which it records as "n".
-func ParseKernelConfig(r io.Reader) (map[string]string, error) {
+func parseKernelConfig(r io.Reader) (map[string]string, error) {
 	cfg := map[string]string{}
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {

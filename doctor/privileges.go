@@ -11,54 +11,54 @@ import (
 
 // Capability numbers (linux/capability.h).
 const (
-	CapSysResource = 24
-	CapSysAdmin    = 21
-	CapPerfmon     = 38
-	CapBPF         = 39
+	capSysResource = 24
+	capSysAdmin    = 21
+	capPerfmon     = 38
+	capBPF         = 39
 )
 
-var capNames = map[int]string{CapSysAdmin: "CAP_SYS_ADMIN", CapPerfmon: "CAP_PERFMON", CapBPF: "CAP_BPF"}
+var capNames = map[int]string{capSysAdmin: "CAP_SYS_ADMIN", capPerfmon: "CAP_PERFMON", capBPF: "CAP_BPF"}
 
-// Caps is a capability set as a bit mask (bit n is capability n).
-type Caps uint64
+// capSet is a capability set as a bit mask (bit n is capability n).
+type capSet uint64
 
-// Has reports whether capability c is in the set.
-func (c Caps) Has(cap int) bool { return cap >= 0 && cap < 64 && c&(1<<uint(cap)) != 0 }
+// has reports whether capability c is in the set.
+func (c capSet) has(cap int) bool { return cap >= 0 && cap < 64 && c&(1<<uint(cap)) != 0 }
 
-// ParseCaps reads a mask as /proc/PID/status prints it (CapEff: 000001ffffffffff).
-func ParseCaps(hex string) (Caps, error) {
+// parseCaps reads a mask as /proc/PID/status prints it (CapEff: 000001ffffffffff).
+func parseCaps(hex string) (capSet, error) {
 	v, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
 	if err != nil {
 		return 0, fmt.Errorf("capability mask %q: %w", hex, err)
 	}
-	return Caps(v), nil
+	return capSet(v), nil
 }
 
 // effectiveCaps asks the kernel for this process's effective capabilities.
-func effectiveCaps() (Caps, error) {
+func effectiveCaps() (capSet, error) {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
 		return 0, fmt.Errorf("capget: %w", err)
 	}
-	return Caps(uint64(data[0].Effective) | uint64(data[1].Effective)<<32), nil
+	return capSet(uint64(data[0].Effective) | uint64(data[1].Effective)<<32), nil
 }
 
 // hasTracingCaps reports whether caps are enough to load and attach ulat's
 // programs: CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN, which is all that
 // counts on kernels before 5.8 (capLast < 38: they do not have the others).
-func hasTracingCaps(caps Caps, capLast int) bool {
-	if caps.Has(CapSysAdmin) {
+func hasTracingCaps(caps capSet, capLast int) bool {
+	if caps.has(capSysAdmin) {
 		return true
 	}
-	return capLast >= CapBPF && caps.Has(CapBPF) && caps.Has(CapPerfmon)
+	return capLast >= capBPF && caps.has(capBPF) && caps.has(capPerfmon)
 }
 
 // checkPrivileges: multi says whether the kernel has uprobe_multi links;
 // without them ulat attaches through perf_event_open's uprobe PMU, which
 // "perf: Revert to requiring CAP_SYS_ADMIN for uprobes" (Linux 6.16, and
 // stable kernels from July 2025 on) closed to CAP_PERFMON.
-func checkPrivileges(euid int, caps Caps, capErr error, capLast int, multi bool) Result {
+func checkPrivileges(euid int, caps capSet, capErr error, capLast int, multi bool) Result {
 	r := Result{Check: "privileges"}
 	who := fmt.Sprintf("effective uid %d", euid)
 	if euid == 0 {
@@ -71,8 +71,8 @@ func checkPrivileges(euid int, caps Caps, capErr error, capLast int, multi bool)
 		return r
 	}
 	var have, miss []string
-	for _, c := range []int{CapBPF, CapPerfmon, CapSysAdmin} {
-		if caps.Has(c) {
+	for _, c := range []int{capBPF, capPerfmon, capSysAdmin} {
+		if caps.has(c) {
 			have = append(have, capNames[c])
 		} else {
 			miss = append(miss, capNames[c])
@@ -85,13 +85,13 @@ func checkPrivileges(euid int, caps Caps, capErr error, capLast int, multi bool)
 	if len(miss) > 0 {
 		r.Found += "; lacks " + strings.Join(miss, ", ")
 	}
-	old := capLast > 0 && capLast < CapPerfmon
+	old := capLast > 0 && capLast < capPerfmon
 	if old {
 		r.Found += fmt.Sprintf(" (this kernel predates CAP_BPF and CAP_PERFMON: its last capability is %d)", capLast)
 	}
 	if hasTracingCaps(caps, capLast) {
 		r.Status = Pass
-		if !multi && !caps.Has(CapSysAdmin) {
+		if !multi && !caps.has(capSysAdmin) {
 			r.Status = Warn
 			r.Fix = "without uprobe_multi ulat attaches through perf_event_open, and recent kernels (6.16+, stable kernels since July 2025) allow that for uprobes only with CAP_SYS_ADMIN: if the attach check below fails, run ulat as root"
 		}
@@ -145,18 +145,18 @@ func checkSysctls(unprivBPF, paranoid int, privileged bool) Result {
 	return r
 }
 
-// Memlock is the RLIMIT_MEMLOCK of this process.
-type Memlock struct {
+// memlock is the RLIMIT_MEMLOCK of this process.
+type memlock struct {
 	Cur, Max uint64
 	Err      error
 }
 
-func readMemlock() Memlock {
+func readMemlock() memlock {
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &rl); err != nil {
-		return Memlock{Err: err}
+		return memlock{Err: err}
 	}
-	return Memlock{Cur: rl.Cur, Max: rl.Max}
+	return memlock{Cur: rl.Cur, Max: rl.Max}
 }
 
 func formatLimit(v uint64) string {
@@ -176,7 +176,7 @@ func formatLimit(v uint64) string {
 // RLIMIT_MEMLOCK; since, to the memory cgroup. On an older kernel libbpf
 // raises the limit to unlimited itself while ulat loads, which needs
 // CAP_SYS_RESOURCE (root has it, except in most containers).
-func checkMemlock(m Memlock, k Kernel, canRaise bool) Result {
+func checkMemlock(m memlock, k kernel, canRaise bool) Result {
 	r := Result{Check: "memlock"}
 	if m.Err != nil {
 		r.Status = Warn
@@ -186,7 +186,7 @@ func checkMemlock(m Memlock, k Kernel, canRaise bool) Result {
 	}
 	lim := fmt.Sprintf("RLIMIT_MEMLOCK %s (hard %s)", formatLimit(m.Cur), formatLimit(m.Max))
 	switch {
-	case k.Err == nil && k.Version.AtLeast(5, 11):
+	case k.Err == nil && k.Version.atLeast(5, 11):
 		r.Status = Pass
 		r.Found = lim + "; not used for BPF: Linux 5.11+ charges BPF memory to the memory cgroup"
 	case m.Cur == unix.RLIM_INFINITY:

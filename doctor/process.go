@@ -13,19 +13,19 @@ import (
 )
 
 // Status fields of /proc/PID/status that the checks use.
-type ProcStatus struct {
+type procStatus struct {
 	Name           string
 	Seccomp        int // 0 none, 1 strict, 2 filter; -1 when the line is missing
 	SeccompFilters int // number of filters; -1 when the line is missing (before 5.9)
 	NoNewPrivs     bool
-	CapEff         Caps
+	CapEff         capSet
 	HasCapEff      bool
 }
 
-// ParseStatus reads the fields of ProcStatus from the text of
+// parseStatus reads the fields of procStatus from the text of
 // /proc/PID/status.
-func ParseStatus(data []byte) (ProcStatus, error) {
-	st := ProcStatus{Seccomp: -1, SeccompFilters: -1}
+func parseStatus(data []byte) (procStatus, error) {
+	st := procStatus{Seccomp: -1, SeccompFilters: -1}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		key, val, ok := strings.Cut(sc.Text(), ":")
@@ -44,7 +44,7 @@ func ParseStatus(data []byte) (ProcStatus, error) {
 		case "NoNewPrivs":
 			st.NoNewPrivs = val == "1"
 		case "CapEff":
-			st.CapEff, err = ParseCaps(val)
+			st.CapEff, err = parseCaps(val)
 			st.HasCapEff = err == nil
 		}
 		if err != nil {
@@ -56,7 +56,7 @@ func ParseStatus(data []byte) (ProcStatus, error) {
 
 // checkProcess checks that process pid exists and can be read, and
 // whether a seccomp filter there can interfere with uretprobes.
-func checkProcess(pid int, k Kernel, f Features) []Result {
+func checkProcess(pid int, k kernel, f features) []Result {
 	proc := fmt.Sprintf("/proc/%d", pid)
 	data, err := os.ReadFile(proc + "/status")
 	if err != nil {
@@ -70,7 +70,7 @@ func checkProcess(pid int, k Kernel, f Features) []Result {
 		}
 		return []Result{r}
 	}
-	st, err := ParseStatus(data)
+	st, err := parseStatus(data)
 	if err != nil {
 		return []Result{{Check: "process", Status: Warn, Found: err.Error(), Fix: "please report this, with the contents of " + proc + "/status"}}
 	}
@@ -80,7 +80,7 @@ func checkProcess(pid int, k Kernel, f Features) []Result {
 	return out
 }
 
-func checkProcessExe(pid int, st ProcStatus) Result {
+func checkProcessExe(pid int, st procStatus) Result {
 	r := Result{Check: "process"}
 	proc := fmt.Sprintf("/proc/%d", pid)
 	exe, err := os.Readlink(proc + "/exe")
@@ -114,7 +114,7 @@ func isGoExecutable(path string) bool {
 // uretprobe syscall through every filter ("seccomp: passthrough uretprobe
 // systemcall without filtering", also backported to 6.12 and 6.13 stable
 // kernels in February 2025).
-var uretprobeSeccompFixed = Version{6, 14, 0}
+var uretprobeSeccompFixed = kernelVersion{6, 14, 0}
 
 // checkSeccomp: on x86-64 since Linux 6.11 a uretprobe returns through the
 // uretprobe syscall, made from the kernel's trampoline in the traced
@@ -122,7 +122,7 @@ var uretprobeSeccompFixed = Version{6, 14, 0}
 // traps (Docker's default profile did) kills the process at the first
 // traced return, until kernels let it through filters. ulat uses uretprobes
 // only for native code: Go functions are timed with uprobes on their RETs.
-func checkSeccomp(pid int, st ProcStatus, k Kernel, f Features, goExe bool) Result {
+func checkSeccomp(pid int, st procStatus, k kernel, f features, goExe bool) Result {
 	r := Result{Check: "seccomp"}
 	mode := "no seccomp filter"
 	switch st.Seccomp {
@@ -149,7 +149,7 @@ func checkSeccomp(pid int, st ProcStatus, k Kernel, f Features, goExe bool) Resu
 	case f.UretprobeSyscallKnown && !f.UretprobeSyscall:
 		r.Status = Pass
 		r.Found += "; harmless here: this kernel returns from uretprobes with a trap, not the uretprobe syscall"
-	case k.Err == nil && k.Version.AtLeast(uretprobeSeccompFixed.Major, uretprobeSeccompFixed.Minor):
+	case k.Err == nil && k.Version.atLeast(uretprobeSeccompFixed.Major, uretprobeSeccompFixed.Minor):
 		r.Status = Pass
 		r.Found += "; harmless here: Linux 6.14+ lets the uretprobe syscall through every seccomp filter"
 	default:
@@ -166,7 +166,7 @@ func checkSeccomp(pid int, st ProcStatus, k Kernel, f Features, goExe bool) Resu
 	return r
 }
 
-func checkUretprobeSyscall(k Kernel, f Features) Result {
+func checkUretprobeSyscall(k kernel, f features) Result {
 	r := Result{Check: "uretprobe syscall", Status: Pass}
 	switch {
 	case !f.UretprobeSyscallKnown:
