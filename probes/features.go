@@ -13,9 +13,9 @@ import (
 // about backports, where a version number does not. Every kernel ulat can
 // run on has BTF (CO-RE needs it).
 
-// BTFHasUprobeMulti reports whether a kernel's BTF has uprobe_multi links
+// btfHasUprobeMulti reports whether a kernel's BTF has uprobe_multi links
 // (Linux 6.6+).
-func BTFHasUprobeMulti(btf []byte) bool { return btfHas(btf, "bpf_uprobe_multi_link") }
+func btfHasUprobeMulti(btf []byte) bool { return btfHas(btf, "bpf_uprobe_multi_link") }
 
 // BTFHasCookies reports whether a kernel's BTF has bpf_get_attach_cookie
 // for uprobes (Linux 5.15+).
@@ -44,7 +44,7 @@ func readKernelFeatures() {
 		if err != nil {
 			return
 		}
-		kernelBTF.multi, kernelBTF.cook = BTFHasUprobeMulti(b), BTFHasCookies(b)
+		kernelBTF.multi, kernelBTF.cook = btfHasUprobeMulti(b), BTFHasCookies(b)
 	})
 }
 
