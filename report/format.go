@@ -38,7 +38,7 @@ func FormatDuration(ns uint64) string {
 }
 
 // bucketLabel renders a power-of-two bucket the way bpftrace's hist() does.
-func bucketLabel(b Bucket) string {
+func bucketLabel(b log2Bucket) string {
 	switch b.LoNs {
 	case 0:
 		return "[0]"

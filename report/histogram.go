@@ -167,23 +167,23 @@ func (h *Histogram) Percentile(p float64) uint64 {
 	return h.max
 }
 
-// ZeroCount returns the number of calls of 0 ns: with the probes' cost
+// zeroCount returns the number of calls of 0 ns: with the probes' cost
 // subtracted, calls measured at or below that cost.
-func (h *Histogram) ZeroCount() uint64 {
+func (h *Histogram) zeroCount() uint64 {
 	if h.Count() == 0 {
 		return 0
 	}
 	return h.data.slots[0]
 }
 
-// Bucket is one power-of-two histogram bucket covering [LoNs, HiNs).
-type Bucket struct{ LoNs, HiNs, Count uint64 }
+// log2Bucket is one power-of-two histogram bucket covering [LoNs, HiNs).
+type log2Bucket struct{ LoNs, HiNs, Count uint64 }
 
-// Buckets returns the power-of-two buckets from the first to the last
+// log2Buckets returns the power-of-two buckets from the first to the last
 // non-empty one, with the empty ones between them. Their counts sum to Count.
 // The bucket holding values from 2^63 up reports HiNs as math.MaxUint64.
 // Returns nil when empty.
-func (h *Histogram) Buckets() []Bucket {
+func (h *Histogram) log2Buckets() []log2Bucket {
 	if h.Count() == 0 {
 		return nil
 	}
@@ -196,10 +196,10 @@ func (h *Histogram) Buckets() []Bucket {
 			last = i
 		}
 	}
-	out := make([]Bucket, 0, last-first+1)
+	out := make([]log2Bucket, 0, last-first+1)
 	for i := first; i <= last; i++ {
 		lo, hi := bucketBounds(i)
-		out = append(out, Bucket{LoNs: lo, HiNs: hi, Count: h.data.log2[i]})
+		out = append(out, log2Bucket{LoNs: lo, HiNs: hi, Count: h.data.log2[i]})
 	}
 	return out
 }
@@ -224,9 +224,9 @@ type Slot struct {
 	Count               uint64
 }
 
-// Slots returns the non-empty slots in increasing order: with Buckets, Min,
-// Max, Count and Sum they are everything needed to rebuild h exactly
-// (HistogramFromParts), so that histograms written to JSON can be merged
+// Slots returns the non-empty slots in increasing order: with log2Buckets,
+// Min, Max, Count and Sum they are everything needed to rebuild h exactly
+// (histogramFromParts), so that histograms written to JSON can be merged
 // and compared later, and exported as Prometheus native histograms.
 // Percentile(p) is the ValueNs of the slot holding the call of rank
 // PercentileRank(p, Count), clamped into [Min, Max], so a comparison can
@@ -254,25 +254,25 @@ func (h *Histogram) Sum() (hi, lo uint64) {
 	return h.sumHi, h.sumLo
 }
 
-// ErrInconsistent is returned (wrapped) by HistogramFromParts when the parts
-// do not describe one histogram.
+// ErrInconsistent is returned (wrapped) by JSONFunction.Histogram when the
+// parts a report holds do not describe one histogram.
 var ErrInconsistent = errors.New("inconsistent histogram")
 
-// SlotCount is how many calls a slot of package buckets holds.
-type SlotCount struct {
+// slotCount is how many calls a slot of package buckets holds.
+type slotCount struct {
 	Slot  int
 	Count uint64
 }
 
-// HistogramFromParts rebuilds a histogram from what Slots, Buckets, Min,
-// Max and Sum returned, checking that the parts agree with count.
-func HistogramFromParts(count, minNs, maxNs, sumHi, sumLo uint64, log2 []Bucket, slots []SlotCount) (*Histogram, error) {
+// histogramFromParts rebuilds a histogram from what Slots, log2Buckets,
+// Min, Max and Sum returned, checking that the parts agree with count.
+func histogramFromParts(count, minNs, maxNs, sumHi, sumLo uint64, log2 []log2Bucket, slots []slotCount) (*Histogram, error) {
 	return fromParts(count, minNs, maxNs, sumHi, sumLo, log2, slots, true)
 }
 
-// fromParts is HistogramFromParts; exact says the slots are exact, so the
+// fromParts is histogramFromParts; exact says the slots are exact, so the
 // extremes must lie in the first and last.
-func fromParts(count, minNs, maxNs, sumHi, sumLo uint64, log2 []Bucket, slots []SlotCount, exact bool) (*Histogram, error) {
+func fromParts(count, minNs, maxNs, sumHi, sumLo uint64, log2 []log2Bucket, slots []slotCount, exact bool) (*Histogram, error) {
 	h := NewHistogram()
 	if count == 0 {
 		if len(slots) != 0 || len(log2) != 0 {
@@ -347,17 +347,17 @@ func HistogramFromSlots(slots []uint64, minNs, maxNs, sumHi, sumLo uint64) *Hist
 	return h
 }
 
-// Bin is calls known only by a value that stands for them and their count.
-type Bin struct{ ValueNs, Count uint64 }
+// bin is calls known only by a value that stands for them and their count.
+type bin struct{ ValueNs, Count uint64 }
 
-// HistogramFromBins builds a histogram from bins (the HDR bins of reports
+// histogramFromBins builds a histogram from bins (the HDR bins of reports
 // of schema 1, each named by its lowest value, 1% wide) and the calls'
 // exact min, max and sum: each bin's calls go to the slot of its value, so
 // its percentiles are within about 1.5% of the exact ones.
-func HistogramFromBins(count, minNs, maxNs, sumHi, sumLo uint64, log2 []Bucket, bins []Bin) (*Histogram, error) {
-	slots := make([]SlotCount, len(bins))
+func histogramFromBins(count, minNs, maxNs, sumHi, sumLo uint64, log2 []log2Bucket, bins []bin) (*Histogram, error) {
+	slots := make([]slotCount, len(bins))
 	for i, b := range bins {
-		slots[i] = SlotCount{Slot: buckets.Of(b.ValueNs), Count: b.Count}
+		slots[i] = slotCount{Slot: buckets.Of(b.ValueNs), Count: b.Count}
 	}
 	return fromParts(count, minNs, maxNs, sumHi, sumLo, log2, slots, false)
 }

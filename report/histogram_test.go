@@ -70,7 +70,7 @@ func TestEmpty(t *testing.T) {
 		if h.Count() != 0 || h.Min() != 0 || h.Max() != 0 || h.Mean() != 0 || h.Percentile(50) != 0 {
 			t.Errorf("%s: non-zero statistics for empty histogram", name)
 		}
-		if b := h.Buckets(); b != nil {
+		if b := h.log2Buckets(); b != nil {
 			t.Errorf("%s: Buckets() = %v, want nil", name, b)
 		}
 	}
@@ -84,12 +84,12 @@ func TestBuckets(t *testing.T) {
 	for _, v := range []uint64{0, 1, 2, 3, 4, 1023, 1024} {
 		h.Record(v)
 	}
-	want := []Bucket{
+	want := []log2Bucket{
 		{0, 1, 1}, {1, 2, 1}, {2, 4, 2}, {4, 8, 1},
 		{8, 16, 0}, {16, 32, 0}, {32, 64, 0}, {64, 128, 0}, {128, 256, 0}, {256, 512, 0},
 		{512, 1024, 1}, {1024, 2048, 1},
 	}
-	got := h.Buckets()
+	got := h.log2Buckets()
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Buckets() =\n%v\nwant\n%v", got, want)
 	}
@@ -106,8 +106,8 @@ func TestBucketsStartAtFirstNonEmpty(t *testing.T) {
 	h := NewHistogram()
 	h.Record(100)
 	h.Record(5)
-	want := []Bucket{{4, 8, 1}, {8, 16, 0}, {16, 32, 0}, {32, 64, 0}, {64, 128, 1}}
-	if got := h.Buckets(); !reflect.DeepEqual(got, want) {
+	want := []log2Bucket{{4, 8, 1}, {8, 16, 0}, {16, 32, 0}, {32, 64, 0}, {64, 128, 1}}
+	if got := h.log2Buckets(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Buckets() = %v, want %v", got, want)
 	}
 }
@@ -118,7 +118,7 @@ func TestRecordZero(t *testing.T) {
 	if h.Count() != 1 || h.Min() != 0 || h.Max() != 0 || h.Percentile(99) != 0 {
 		t.Errorf("count/min/max/p99 = %d/%d/%d/%d, want 1/0/0/0", h.Count(), h.Min(), h.Max(), h.Percentile(99))
 	}
-	if got, want := h.Buckets(), []Bucket{{0, 1, 1}}; !reflect.DeepEqual(got, want) {
+	if got, want := h.log2Buckets(), []log2Bucket{{0, 1, 1}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Buckets() = %v, want %v", got, want)
 	}
 }
@@ -136,7 +136,7 @@ func TestRecordHuge(t *testing.T) {
 	if got := h.Percentile(50); got != math.MaxUint64 {
 		t.Errorf("p50 = %d, want MaxUint64", got)
 	}
-	if got, want := h.Buckets(), []Bucket{{1 << 63, math.MaxUint64, 2}}; !reflect.DeepEqual(got, want) {
+	if got, want := h.log2Buckets(), []log2Bucket{{1 << 63, math.MaxUint64, 2}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Buckets() = %v, want %v", got, want)
 	}
 
@@ -207,7 +207,7 @@ func sameHist(t *testing.T, got, want *Histogram) {
 			t.Errorf("p%v = %d, want %d", p, g, w)
 		}
 	}
-	if g, w := got.Buckets(), want.Buckets(); !reflect.DeepEqual(g, w) {
+	if g, w := got.log2Buckets(), want.log2Buckets(); !reflect.DeepEqual(g, w) {
 		t.Errorf("Buckets() = %v, want %v", g, w)
 	}
 }
@@ -256,9 +256,9 @@ func TestReset(t *testing.T) {
 		h.Record(v)
 	}
 	h.Reset()
-	if h.Count() != 0 || h.Max() != 0 || h.Mean() != 0 || h.Percentile(50) != 0 || h.Buckets() != nil {
+	if h.Count() != 0 || h.Max() != 0 || h.Mean() != 0 || h.Percentile(50) != 0 || h.log2Buckets() != nil {
 		t.Fatalf("after Reset: count %d max %d mean %d p50 %d buckets %v",
-			h.Count(), h.Max(), h.Mean(), h.Percentile(50), h.Buckets())
+			h.Count(), h.Max(), h.Mean(), h.Percentile(50), h.log2Buckets())
 	}
 	// Nothing from before the reset may leak into later statistics.
 	h.Record(700)
@@ -281,7 +281,7 @@ func TestHistogramFromSlots(t *testing.T) {
 	if p := h.Percentile(100); p != 1010 {
 		t.Errorf("p100 = %d, want the max 1010", p)
 	}
-	if b := h.Buckets(); len(b) != 4 || b[0].Count != 3 || b[3].Count != 1 {
+	if b := h.log2Buckets(); len(b) != 4 || b[0].Count != 3 || b[3].Count != 1 {
 		t.Errorf("buckets %+v: want 3 in [64,128) and 1 in [512,1024)", b)
 	}
 	if HistogramFromSlots(nil, 0, 0, 0, 0).Count() != 0 {

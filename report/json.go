@@ -10,14 +10,14 @@ import (
 	"github.com/ulat-dev/ulat/buckets"
 )
 
-// SchemaVersion is the "schema" value WriteJSON emits. ReadJSON also
+// schemaVersion is the "schema" value WriteJSON emits. ReadJSON also
 // accepts schema 1, whose histograms were HDR bins (hdr_bins) instead of
 // native_buckets. Fields may be added within a version; none are renamed
 // or removed.
-const SchemaVersion = 2
+const schemaVersion = 2
 
 // ErrSchema is returned (wrapped) by ReadJSON for a document whose schema is
-// missing or not SchemaVersion.
+// missing or not schemaVersion.
 var ErrSchema = errors.New("unsupported report schema")
 
 // JSONReport is the JSON document WriteJSON writes.
@@ -114,12 +114,12 @@ type JSONLost struct {
 	InFlight      uint64 `json:"in_flight"`
 }
 
-// JSON converts r to its JSON document form without serialising it, for
+// toJSON converts r to its JSON document form without serialising it, for
 // callers (such as a comparison) that want the numbers WriteJSON would write.
-func (r *Report) JSON() *JSONReport {
+func (r *Report) toJSON() *JSONReport {
 	// Empty slices, not nil, so that consumers see [] rather than null.
 	out := &JSONReport{
-		Schema:    SchemaVersion,
+		Schema:    schemaVersion,
 		ElapsedNs: int64(r.Elapsed),
 		Functions: make([]JSONFunction, 0, len(r.Functions)),
 		Lost:      JSONLost{DroppedEvents: r.Lost.DroppedEvents, UnpairedExits: r.Lost.UnpairedExits, InFlight: r.Lost.InFlight},
@@ -162,8 +162,8 @@ func (r *Report) JSON() *JSONReport {
 
 			NestedProbeOverheadNs: f.NestedOverheadNs,
 			ProbeUncertaintyNs:    f.UncertaintyNs,
-			BelowProbeCost:        f.BelowProbeCost(r.OverheadCorrected),
-			Uncertain:             f.Uncertain(r.OverheadCorrected),
+			BelowProbeCost:        f.belowProbeCost(r.OverheadCorrected),
+			Uncertain:             f.uncertain(r.OverheadCorrected),
 
 			NativeBuckets: [][2]int64{},
 		}
@@ -183,7 +183,7 @@ func (r *Report) JSON() *JSONReport {
 			out.ProbeOverheadNs[f.ProbeKind] = f.ProbeOverheadNs
 		}
 		out.Lost.DidNotReturn += f.DidNotReturn
-		for _, b := range h.Buckets() {
+		for _, b := range h.log2Buckets() {
 			jf.Buckets = append(jf.Buckets, JSONBucket(b))
 		}
 		out.Functions = append(out.Functions, jf)
@@ -197,7 +197,7 @@ func WriteJSON(w io.Writer, r *Report) error {
 	enc.SetIndent("", "  ")
 	// Function names like "operator<" must stay readable, not \u003c.
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r.JSON()); err != nil {
+	if err := enc.Encode(r.toJSON()); err != nil {
 		return fmt.Errorf("write report json: %w", err)
 	}
 	return nil
@@ -217,10 +217,10 @@ func ReadJSON(rd io.Reader) (*JSONReport, error) {
 	if doc.Schema == nil {
 		return nil, fmt.Errorf("read report json: no schema field: %w", ErrSchema)
 	}
-	if *doc.Schema != SchemaVersion && *doc.Schema != 1 {
-		return nil, fmt.Errorf("read report json: schema %d, want 1 or %d: %w", *doc.Schema, SchemaVersion, ErrSchema)
+	if *doc.Schema != schemaVersion && *doc.Schema != 1 {
+		return nil, fmt.Errorf("read report json: schema %d, want 1 or %d: %w", *doc.Schema, schemaVersion, ErrSchema)
 	}
-	if *doc.Schema == SchemaVersion && doc.BucketSchema != buckets.Schema {
+	if *doc.Schema == schemaVersion && doc.BucketSchema != buckets.Schema {
 		return nil, fmt.Errorf("read report json: bucket_schema %d, want %d: %w", doc.BucketSchema, buckets.Schema, ErrSchema)
 	}
 	doc.JSONReport.Schema = *doc.Schema
@@ -247,34 +247,34 @@ func (f *JSONFunction) Histogram() (*Histogram, error) {
 		lo = new(big.Int).And(f.SumNs, new(big.Int).SetUint64(^uint64(0))).Uint64()
 		hi = new(big.Int).Rsh(f.SumNs, 64).Uint64()
 	}
-	log2 := make([]Bucket, len(f.Buckets))
+	log2 := make([]log2Bucket, len(f.Buckets))
 	for i, b := range f.Buckets {
-		log2[i] = Bucket(b)
+		log2[i] = log2Bucket(b)
 	}
 	var h *Histogram
 	var err error
 	if len(f.HDRBins) > 0 && !hasSlots {
-		bins := make([]Bin, len(f.HDRBins))
+		bins := make([]bin, len(f.HDRBins))
 		for i, b := range f.HDRBins {
-			bins[i] = Bin{ValueNs: b[0], Count: b[1]}
+			bins[i] = bin{ValueNs: b[0], Count: b[1]}
 		}
-		h, err = HistogramFromBins(f.Count, f.MinNs, f.MaxNs, hi, lo, log2, bins)
+		h, err = histogramFromBins(f.Count, f.MinNs, f.MaxNs, hi, lo, log2, bins)
 	} else {
-		var slots []SlotCount
+		var slots []slotCount
 		if f.ZeroCount > 0 {
-			slots = append(slots, SlotCount{Slot: 0, Count: f.ZeroCount})
+			slots = append(slots, slotCount{Slot: 0, Count: f.ZeroCount})
 		}
 		for _, b := range f.NativeBuckets {
 			s, ok := buckets.SlotOfIndex(int32(b[0]))
 			if !ok || b[0] != int64(int32(b[0])) || b[1] < 0 {
 				return nil, fmt.Errorf("%s: bucket %d (count %d) is not one of schema %d's non-empty buckets up to 1024 s: %w", f.Function, b[0], b[1], buckets.Schema, ErrInconsistent)
 			}
-			slots = append(slots, SlotCount{Slot: s, Count: uint64(b[1])})
+			slots = append(slots, slotCount{Slot: s, Count: uint64(b[1])})
 		}
 		if f.OverflowCount > 0 {
-			slots = append(slots, SlotCount{Slot: buckets.Slots - 1, Count: f.OverflowCount})
+			slots = append(slots, slotCount{Slot: buckets.Slots - 1, Count: f.OverflowCount})
 		}
-		h, err = HistogramFromParts(f.Count, f.MinNs, f.MaxNs, hi, lo, log2, slots)
+		h, err = histogramFromParts(f.Count, f.MinNs, f.MaxNs, hi, lo, log2, slots)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Function, err)

@@ -55,7 +55,7 @@ func TestMerge(t *testing.T) {
 		t.Errorf("run = %+v: want 2 runs, no kernel (they differ), ulat v1, both binaries", m.Run)
 	}
 	// A merged report merges again, counting its runs.
-	m2, err := Merge([]*JSONReport{m.JSON(), jsonOf(t, ra)})
+	m2, err := Merge([]*JSONReport{m.toJSON(), jsonOf(t, ra)})
 	if err != nil || m2.Run.Runs != 3 || m2.Functions[0].Hist.Count() != 3000 {
 		t.Errorf("merge of a merge: %v, runs %d", err, m2.Run.Runs)
 	}

@@ -24,20 +24,20 @@ type FunctionStats struct {
 	UncertaintyNs uint64
 }
 
-// BelowProbeCost counts the calls measured at or below the probe costs
+// belowProbeCost counts the calls measured at or below the probe costs
 // taken out of them, which count as 0 ns: their true duration is at most
 // UncertaintyNs.
-func (f FunctionStats) BelowProbeCost(corrected bool) uint64 {
+func (f FunctionStats) belowProbeCost(corrected bool) uint64 {
 	if !corrected || f.ProbeOverheadNs == 0 {
 		return 0
 	}
-	return f.Hist.ZeroCount()
+	return f.Hist.zeroCount()
 }
 
-// Uncertain reports that the correction's uncertainty is over a tenth of
+// uncertain reports that the correction's uncertainty is over a tenth of
 // the function's corrected median, so that its figures are rough: the
 // report says so rather than print precise-looking numbers.
-func (f FunctionStats) Uncertain(corrected bool) bool {
+func (f FunctionStats) uncertain(corrected bool) bool {
 	if !corrected || f.UncertaintyNs == 0 || f.Hist.Count() == 0 {
 		return false
 	}

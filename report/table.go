@@ -88,7 +88,7 @@ const idleNamed = 3
 func hasCalls(f FunctionStats) bool { return f.Hist.Count() > 0 }
 
 func writeHist(buf *bytes.Buffer, f FunctionStats) {
-	buckets := f.Hist.Buckets()
+	buckets := f.Hist.log2Buckets()
 	if len(buckets) == 0 {
 		fmt.Fprintf(buf, "%s: no calls\n", f.Function)
 		return
@@ -145,7 +145,7 @@ func writeSummary(buf *bytes.Buffer, fns []FunctionStats, corrected bool) error 
 		h := f.Hist
 		row := []string{f.Function, "0", "-", "-", "-", "-", "-", "-"}
 		if h.Count() > 0 {
-			rough, below := f.Uncertain(corrected), f.BelowProbeCost(corrected) > 0
+			rough, below := f.uncertain(corrected), f.belowProbeCost(corrected) > 0
 			cell := func(v uint64) string {
 				switch {
 				case below && v == 0:
@@ -230,10 +230,10 @@ func writeOverhead(buf *bytes.Buffer, r *Report) {
 		if f.NestedOverheadNs > 0 {
 			nested = append(nested, fmt.Sprintf("%s (%s a call)", f.Function, FormatDuration(f.NestedOverheadNs)))
 		}
-		if f.Uncertain(r.OverheadCorrected) {
+		if f.uncertain(r.OverheadCorrected) {
 			rough = append(rough, f.Function)
 		}
-		if n := f.BelowProbeCost(r.OverheadCorrected); n > 0 {
+		if n := f.belowProbeCost(r.OverheadCorrected); n > 0 {
 			below = append(below, fmt.Sprintf("%s (%d of %d calls)", f.Function, n, f.Hist.Count()))
 		}
 	}

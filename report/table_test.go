@@ -98,7 +98,7 @@ func TestTableManyWithoutCalls(t *testing.T) {
 			t.Errorf("%s row = %s", f.Function, got)
 		}
 	}
-	if got := len(r.JSON().Functions); got != len(r.Functions) {
+	if got := len(r.toJSON().Functions); got != len(r.Functions) {
 		t.Errorf("JSON lists %d functions, want all %d", got, len(r.Functions))
 	}
 
@@ -134,7 +134,7 @@ func TestBucketLabel(t *testing.T) {
 		{0, "[0]"}, {1, "[1]"}, {2, "[2, 4)"}, {512, "[512, 1K)"}, {1024, "[1K, 2K)"},
 		{2 << 20, "[2M, 4M)"}, {1 << 30, "[1G, 2G)"}, {1 << 63, "[8E, 16E)"},
 	} {
-		if got := bucketLabel(Bucket{LoNs: tc.lo}); got != tc.want {
+		if got := bucketLabel(log2Bucket{LoNs: tc.lo}); got != tc.want {
 			t.Errorf("bucketLabel(%d) = %q, want %q", tc.lo, got, tc.want)
 		}
 	}
