@@ -13,9 +13,9 @@ import (
 	"strings"
 )
 
-// DebugDirs are where separate debug files are looked for, as gdb and the
+// debugDirs are where separate debug files are looked for, as gdb and the
 // distributions' -dbg/-dbgsym packages lay them out.
-var DebugDirs = []string{"/usr/lib/debug"}
+var debugDirs = []string{"/usr/lib/debug"}
 
 // separateDebugSymbols returns the .symtab of the binary's separate debug
 // file, found by build ID (DIR/.build-id/xx/yyyy.debug) or by its
@@ -43,7 +43,7 @@ func debugFileCandidates(b *Binary) []string {
 	var out []string
 	if id := buildID(b.file); len(id) >= 2 {
 		h := hex.EncodeToString(id)
-		for _, dir := range DebugDirs {
+		for _, dir := range debugDirs {
 			out = append(out, filepath.Join(dir, ".build-id", h[:2], h[2:]+".debug"))
 		}
 	}
@@ -52,7 +52,7 @@ func debugFileCandidates(b *Binary) []string {
 	if name, crc, ok := debugLink(b.file); ok && !strings.ContainsRune(name, '/') {
 		dir := filepath.Dir(b.Path)
 		cands := []string{filepath.Join(dir, name), filepath.Join(dir, ".debug", name)}
-		for _, d := range DebugDirs {
+		for _, d := range debugDirs {
 			cands = append(cands, filepath.Join(d, dir, name))
 		}
 		for _, c := range cands {
@@ -131,7 +131,7 @@ func noSymbolsError(b *Binary) error {
 		first := strings.SplitN(needed[0], ".so", 2)[0]
 		libs = fmt.Sprintf("; the functions of the libraries it uses (%s) can still be traced in its processes, as LIB:FUNC ('%s:FUNC')", strings.Join(needed, ", "), first)
 	}
-	return fmt.Errorf("%w: the binary is stripped and exports no functions, and no separate debug file was found (looked for its build ID under %v and its .gnu_debuglink); rebuild it without -s, or install its debug symbols (the -dbgsym or -dbg package)%s", ErrNoSymbols, DebugDirs, libs)
+	return fmt.Errorf("%w: the binary is stripped and exports no functions, and no separate debug file was found (looked for its build ID under %v and its .gnu_debuglink); rebuild it without -s, or install its debug symbols (the -dbgsym or -dbg package)%s", ErrNoSymbols, debugDirs, libs)
 }
 
 // BuildID returns the build ID of the ELF file at path, as hex: the GNU

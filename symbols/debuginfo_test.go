@@ -55,9 +55,9 @@ func TestSeparateDebugFile(t *testing.T) {
 		if err := os.WriteFile(other, []byte("not the debug file"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		saved := DebugDirs
-		DebugDirs = []string{filepath.Join(dir, "nothing-here")}
-		defer func() { DebugDirs = saved }()
+		saved := debugDirs
+		debugDirs = []string{filepath.Join(dir, "nothing-here")}
+		defer func() { debugDirs = saved }()
 		_, err := Open(bin)
 		if !errors.Is(err, ErrNoSymbols) || !strings.Contains(err.Error(), "no separate debug file was found") {
 			t.Errorf("Open with a stale debug file: %v, want ErrNoSymbols saying no debug file was found", err)
@@ -83,9 +83,9 @@ func TestSeparateDebugFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.WriteFile(path, data, 0o644)
-		saved := DebugDirs
-		DebugDirs = []string{root}
-		defer func() { DebugDirs = saved }()
+		saved := debugDirs
+		debugDirs = []string{root}
+		defer func() { debugDirs = saved }()
 		check(t, bin, path)
 	})
 }

@@ -359,8 +359,8 @@ func TestCXXMatch(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"Server::handle(int)"`) {
 		t.Errorf("Match(Server::handel) error %v, want a suggestion of Server::handle(int)", err)
 	}
-	if s := b.Suggest("myapp::parse_al", 1); len(s) != 1 || s[0] != "myapp::parse_all(char const*, int)" {
-		t.Errorf("Suggest(myapp::parse_al) = %q", s)
+	if s := b.suggest("myapp::parse_al", 1); len(s) != 1 || s[0] != "myapp::parse_all(char const*, int)" {
+		t.Errorf("suggest(myapp::parse_al) = %q", s)
 	}
 }
 

@@ -353,7 +353,7 @@ func openSerial(path string) (*Binary, error) {
 }
 
 // opened caches the Binaries open returns: loading a Go binary's symbols
-// takes about a second, and Functions, Match, Suggest and Probes only read.
+// takes about a second, and Functions, Match, suggest and Probes only read.
 // TestMain closes them.
 var opened = map[string]*Binary{}
 

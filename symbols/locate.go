@@ -50,8 +50,8 @@ func errorf(sentinel error, format string, a ...any) error {
 	return &locateError{fmt.Sprintf(format, a...), sentinel}
 }
 
-// LDCachePath is where the dynamic loader's cache of library names lives.
-const LDCachePath = "/etc/ld.so.cache"
+// ldCachePath is where the dynamic loader's cache of library names lives.
+const ldCachePath = "/etc/ld.so.cache"
 
 // Location is a file to probe, found by library name or through a process.
 type Location struct {
@@ -136,11 +136,11 @@ func LocateLibrary(name string, pid int) (Location, error) {
 		}
 		return Location{Path: abs, Name: abs}, nil
 	}
-	c, err := ReadLDCache(LDCachePath)
+	c, err := readLDCache(ldCachePath)
 	if err != nil {
 		return Location{}, err
 	}
-	p, err := c.Lookup(name)
+	p, err := c.lookup(name)
 	if err != nil {
 		return Location{}, err
 	}
@@ -150,14 +150,14 @@ func LocateLibrary(name string, pid int) (Location, error) {
 // ---------------------------------------------------------------------------
 // The ld.so cache.
 
-// LDCache is a parsed /etc/ld.so.cache (glibc's "glibc-ld.so.cache1.1"
+// ldCache is a parsed /etc/ld.so.cache (glibc's "glibc-ld.so.cache1.1"
 // format, alone or after the old "ld.so-1.7.0" table).
-type LDCache struct {
-	Entries []LDCacheEntry // in the file's order
+type ldCache struct {
+	Entries []ldCacheEntry // in the file's order
 }
 
-// LDCacheEntry maps a library's name (its soname, or a file name) to a path.
-type LDCacheEntry struct {
+// ldCacheEntry maps a library's name (its soname, or a file name) to a path.
+type ldCacheEntry struct {
 	Name  string // e.g. libc.so.6
 	Path  string // e.g. /lib/x86_64-linux-gnu/libc.so.6
 	Flags int32  // library type (low byte) and required architecture (next byte)
@@ -186,9 +186,9 @@ func ldArchFlag(goarch string) int32 {
 	return -1
 }
 
-// Native reports whether the entry is a library for this machine's
+// native reports whether the entry is a library for this machine's
 // architecture (x86-64 here, not i386 or x32).
-func (e LDCacheEntry) Native() bool {
+func (e ldCacheEntry) native() bool {
 	t := e.Flags & ldFlagTypeMask
 	return (t == ldFlagELF || t == ldFlagELFLibc6) && e.Flags&ldFlagRequiredMask == ldArchFlag(runtime.GOARCH)
 }
@@ -198,18 +198,18 @@ const (
 	ldMagicNew = "glibc-ld.so.cache1.1"
 )
 
-// ReadLDCache reads and parses the cache at path. When the file is in a
+// readLDCache reads and parses the cache at path. When the file is in a
 // format it cannot parse, it falls back to the output of `ldconfig -p`.
-func ReadLDCache(path string) (*LDCache, error) {
+func readLDCache(path string) (*ldCache, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read the ld.so cache: %w", err)
 	}
-	c, perr := ParseLDCache(data)
+	c, perr := parseLDCache(data)
 	if perr == nil {
 		return c, nil
 	}
-	if out, err := exec.Command(LdconfigPath(), "-p", "-C", path).Output(); err == nil {
+	if out, err := exec.Command(findLdconfig(), "-p", "-C", path).Output(); err == nil {
 		if c, err := parseLdconfigP(out); err == nil {
 			return c, nil
 		}
@@ -217,8 +217,8 @@ func ReadLDCache(path string) (*LDCache, error) {
 	return nil, fmt.Errorf("read the ld.so cache %s: %w", path, perr)
 }
 
-// LdconfigPath finds ldconfig, which is in /sbin, often not on a user's PATH.
-func LdconfigPath() string {
+// findLdconfig finds ldconfig, which is in /sbin, often not on a user's PATH.
+func findLdconfig() string {
 	if p, err := exec.LookPath("ldconfig"); err == nil {
 		return p
 	}
@@ -230,8 +230,8 @@ func LdconfigPath() string {
 	return "ldconfig"
 }
 
-// ParseLDCache parses the bytes of an ld.so cache.
-func ParseLDCache(data []byte) (*LDCache, error) {
+// parseLDCache parses the bytes of an ld.so cache.
+func parseLDCache(data []byte) (*ldCache, error) {
 	base := 0
 	if bytes.HasPrefix(data, []byte(ldMagicOld)) {
 		// The old table comes first (magic, nlibs, 12-byte entries); the
@@ -272,7 +272,7 @@ func ParseLDCache(data []byte) (*LDCache, error) {
 		}
 		return string(d[off : int(off)+end]), nil
 	}
-	c := &LDCache{Entries: make([]LDCacheEntry, 0, n)}
+	c := &ldCache{Entries: make([]ldCacheEntry, 0, n)}
 	for i := 0; i < n; i++ {
 		e := d[hdr+i*entSize:]
 		name, err := str(bo.Uint32(e[4:8]))
@@ -283,7 +283,7 @@ func ParseLDCache(data []byte) (*LDCache, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.Entries = append(c.Entries, LDCacheEntry{
+		c.Entries = append(c.Entries, ldCacheEntry{
 			Name: name, Path: path, Flags: int32(bo.Uint32(e[0:4])), HWCap: bo.Uint64(e[16:24]),
 		})
 	}
@@ -291,8 +291,8 @@ func ParseLDCache(data []byte) (*LDCache, error) {
 }
 
 // parseLdconfigP reads `ldconfig -p` output: "\tNAME (libc6,x86-64) => PATH".
-func parseLdconfigP(out []byte) (*LDCache, error) {
-	c := &LDCache{}
+func parseLdconfigP(out []byte) (*ldCache, error) {
+	c := &ldCache{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
@@ -314,7 +314,7 @@ func parseLdconfigP(out []byte) (*LDCache, error) {
 		if strings.Contains(attrs, "hwcap") {
 			hwcap = 1
 		}
-		c.Entries = append(c.Entries, LDCacheEntry{Name: name, Path: path, Flags: flags, HWCap: hwcap})
+		c.Entries = append(c.Entries, ldCacheEntry{Name: name, Path: path, Flags: flags, HWCap: hwcap})
 	}
 	if len(c.Entries) == 0 {
 		return nil, errors.New("ldconfig -p listed no libraries")
@@ -322,16 +322,16 @@ func parseLdconfigP(out []byte) (*LDCache, error) {
 	return c, nil
 }
 
-// Lookup finds the path of a library for this machine's architecture by
+// lookup finds the path of a library for this machine's architecture by
 // name: an exact entry (`libc.so.6`, `libssl.so.3`) or, for a name without
 // its version (`libc`, `libz`, `libz.so`), the entry `NAME.so.VERSION`.
 // When several versions are installed as different files (libssl.so.1.1
 // and libssl.so.3) it is an error naming them. Entries for glibc-hwcaps
 // subdirectories are used only when no plain entry exists.
-func (c *LDCache) Lookup(name string) (string, error) {
-	var native []LDCacheEntry
+func (c *ldCache) lookup(name string) (string, error) {
+	var native []ldCacheEntry
 	for _, e := range c.Entries {
-		if e.Native() {
+		if e.native() {
 			native = append(native, e)
 		}
 	}
@@ -562,8 +562,8 @@ func ProcessExecutable(pid int) (Location, error) {
 	return Location{Path: p, Name: name, Deleted: p == exe}, nil
 }
 
-// Mapping is one file-backed mapping of /proc/PID/maps.
-type Mapping struct {
+// mapping is one file-backed mapping of /proc/PID/maps.
+type mapping struct {
 	Start, End uint64
 	Dev        uint64 // unix.Mkdev(major, minor)
 	Inode      uint64
@@ -571,9 +571,9 @@ type Mapping struct {
 	Deleted    bool
 }
 
-// ProcessMappings lists the distinct files process pid has mapped (the
+// processMappings lists the distinct files process pid has mapped (the
 // first mapping of each), in address order.
-func ProcessMappings(pid int) ([]Mapping, error) {
+func processMappings(pid int) ([]mapping, error) {
 	f := procPath(pid, "maps")
 	data, err := os.ReadFile(f)
 	if err != nil {
@@ -582,8 +582,8 @@ func ProcessMappings(pid int) ([]Mapping, error) {
 	return parseMaps(data), nil
 }
 
-func parseMaps(data []byte) []Mapping {
-	var out []Mapping
+func parseMaps(data []byte) []mapping {
+	var out []mapping
 	seen := map[fileID]bool{}
 	for _, line := range strings.Split(string(data), "\n") {
 		// start-end perms offset major:minor inode path
@@ -608,7 +608,7 @@ func parseMaps(data []byte) []Mapping {
 		if !ok || err1 != nil || err2 != nil || err3 != nil || err4 != nil || err5 != nil || ino == 0 {
 			continue
 		}
-		m := Mapping{Start: start, End: end, Dev: unix.Mkdev(uint32(ma), uint32(mi)), Inode: ino}
+		m := mapping{Start: start, End: end, Dev: unix.Mkdev(uint32(ma), uint32(mi)), Inode: ino}
 		m.Path, m.Deleted = strings.CutSuffix(path, deletedSuffix)
 		id := fileID{m.Dev, m.Inode}
 		if seen[id] {
@@ -622,7 +622,7 @@ func parseMaps(data []byte) []Mapping {
 
 // mapFile is /proc/PID/map_files/START-END, a link to the mapped file
 // itself (readable by root only).
-func (m Mapping) mapFile(pid int) string {
+func (m mapping) mapFile(pid int) string {
 	return procPath(pid, "map_files", fmt.Sprintf("%x-%x", m.Start, m.End))
 }
 
@@ -630,7 +630,7 @@ func (m Mapping) mapFile(pid int) string {
 // map_files link stats as when it is readable (this holds on overlayfs and
 // btrfs, whose stat devices differ from the device maps shows), and maps'
 // own device and inode otherwise.
-func (m Mapping) identity(pid int) fileID {
+func (m mapping) identity(pid int) fileID {
 	if id, err := statID(m.mapFile(pid)); err == nil {
 		return id
 	}
@@ -638,7 +638,7 @@ func (m Mapping) identity(pid int) fileID {
 }
 
 // location turns the mapping into a path that reaches its file from here.
-func (m Mapping) location(pid int) (Location, error) {
+func (m mapping) location(pid int) (Location, error) {
 	want := m.identity(pid)
 	fallback := m.mapFile(pid)
 	p := reach(pid, m.Path, want, fallback)
@@ -653,7 +653,7 @@ func (m Mapping) location(pid int) (Location, error) {
 // locateMapped finds the library named name (a name or a path) among the
 // files process pid has mapped.
 func locateMapped(name string, pid int) (Location, error) {
-	maps, err := ProcessMappings(pid)
+	maps, err := processMappings(pid)
 	if err != nil {
 		return Location{}, err
 	}
@@ -686,9 +686,9 @@ func locateMapped(name string, pid int) (Location, error) {
 		}
 		return Location{}, notMapped(pid, name, nil)
 	}
-	var exact []Mapping
+	var exact []mapping
 	var cands []candidate
-	byPath := map[string]Mapping{}
+	byPath := map[string]mapping{}
 	for _, m := range maps {
 		base := filepath.Base(m.Path)
 		switch {
@@ -716,8 +716,8 @@ func notMapped(pid int, name string, mapped []string) error {
 	msg := fmt.Sprintf("process %d does not map %s", pid, name)
 	path := name
 	if !IsLibraryPath(name) {
-		if c, err := ReadLDCache(LDCachePath); err == nil {
-			path, _ = c.Lookup(name)
+		if c, err := readLDCache(ldCachePath); err == nil {
+			path, _ = c.lookup(name)
 		} else {
 			path = ""
 		}

@@ -18,12 +18,12 @@ import (
 )
 
 // ldconfigP runs `ldconfig -p` and returns its entries in order.
-func ldconfigP(t *testing.T) *LDCache {
+func ldconfigP(t *testing.T) *ldCache {
 	t.Helper()
-	if _, err := os.Stat(LDCachePath); err != nil {
-		t.Skipf("SKIPPED: no %s here", LDCachePath)
+	if _, err := os.Stat(ldCachePath); err != nil {
+		t.Skipf("SKIPPED: no %s here", ldCachePath)
 	}
-	out, err := exec.Command(LdconfigPath(), "-p").Output()
+	out, err := exec.Command(findLdconfig(), "-p").Output()
 	if err != nil {
 		t.Skipf("SKIPPED: ldconfig -p: %v", err)
 	}
@@ -38,13 +38,13 @@ func ldconfigP(t *testing.T) *LDCache {
 // order, and this machine's libraries are the ones ldconfig labels x86-64.
 func TestLDCacheMatchesLdconfig(t *testing.T) {
 	want := ldconfigP(t)
-	data, err := os.ReadFile(LDCachePath)
+	data, err := os.ReadFile(ldCachePath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ParseLDCache(data)
+	got, err := parseLDCache(data)
 	if err != nil {
-		t.Fatalf("parse %s: %v", LDCachePath, err)
+		t.Fatalf("parse %s: %v", ldCachePath, err)
 	}
 	if len(got.Entries) != len(want.Entries) {
 		t.Fatalf("%d entries, ldconfig -p lists %d", len(got.Entries), len(want.Entries))
@@ -55,10 +55,10 @@ func TestLDCacheMatchesLdconfig(t *testing.T) {
 		if g.Name != w.Name || g.Path != w.Path {
 			t.Errorf("entry %d: %s => %s, ldconfig -p says %s => %s", i, g.Name, g.Path, w.Name, w.Path)
 		}
-		if g.Native() != w.Native() {
-			t.Errorf("entry %d (%s): native %v (flags %#x), ldconfig -p says %v", i, g.Name, g.Native(), g.Flags, w.Native())
+		if g.native() != w.native() {
+			t.Errorf("entry %d (%s): native %v (flags %#x), ldconfig -p says %v", i, g.Name, g.native(), g.Flags, w.native())
 		}
-		if g.Native() {
+		if g.native() {
 			native++
 		}
 	}
@@ -68,10 +68,10 @@ func TestLDCacheMatchesLdconfig(t *testing.T) {
 }
 
 // ldconfigPath is what `ldconfig -p` resolves name to for this architecture.
-func ldconfigPath(t *testing.T, c *LDCache, name string) string {
+func ldconfigPath(t *testing.T, c *ldCache, name string) string {
 	t.Helper()
 	for _, e := range c.Entries {
-		if e.Name == name && e.Native() {
+		if e.Name == name && e.native() {
 			return e.Path
 		}
 	}
@@ -80,7 +80,7 @@ func ldconfigPath(t *testing.T, c *LDCache, name string) string {
 
 func TestLookupRealCache(t *testing.T) {
 	want := ldconfigP(t)
-	c, err := ReadLDCache(LDCachePath)
+	c, err := readLDCache(ldCachePath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestLookupRealCache(t *testing.T) {
 			t.Logf("%s is not installed; skipping %q", tc.soname, tc.name)
 			continue
 		}
-		got, err := c.Lookup(tc.name)
+		got, err := c.lookup(tc.name)
 		if err != nil || got != w {
 			t.Errorf("Lookup(%q) = %q, %v; ldconfig -p says %s => %s", tc.name, got, err, tc.soname, w)
 		}
@@ -112,11 +112,11 @@ func TestLookupRealCache(t *testing.T) {
 		}
 	}
 
-	_, err = c.Lookup("libcc")
+	_, err = c.lookup("libcc")
 	if !errors.Is(err, ErrNoLibrary) || !strings.Contains(err.Error(), `no library "libcc" in the ld.so cache (did you mean libc.so.6`) {
 		t.Errorf("Lookup(libcc): %v", err)
 	}
-	_, err = c.Lookup("libno-such-thing-at-all")
+	_, err = c.lookup("libno-such-thing-at-all")
 	if !errors.Is(err, ErrNoLibrary) || strings.Contains(err.Error(), "did you mean") {
 		t.Errorf("Lookup of nonsense: %v (want no suggestions)", err)
 	}
@@ -192,7 +192,7 @@ func TestParseLDCacheSynthetic(t *testing.T) {
 	}
 	entries[6].flags = ldFlagELFLibc6
 	for _, old := range []bool{false, true} {
-		c, err := ParseLDCache(synthCache(entries, old))
+		c, err := parseLDCache(synthCache(entries, old))
 		if err != nil {
 			t.Fatalf("old=%v: %v", old, err)
 		}
@@ -210,28 +210,28 @@ func TestParseLDCacheSynthetic(t *testing.T) {
 			"libbar":      "/lib64/libbar.so.2", // the plain entry, not the hwcaps one
 			"libamb.so.3": "/nonexistent/libamb.so.3",
 		} {
-			if got, err := c.Lookup(name); err != nil || got != want {
+			if got, err := c.lookup(name); err != nil || got != want {
 				t.Errorf("old=%v: Lookup(%q) = %q, %v; want %s", old, name, got, err, want)
 			}
 		}
-		if _, err := c.Lookup("libamb"); !errors.Is(err, ErrNoLibrary) || !strings.Contains(err.Error(), "ambiguous") ||
+		if _, err := c.lookup("libamb"); !errors.Is(err, ErrNoLibrary) || !strings.Contains(err.Error(), "ambiguous") ||
 			!strings.Contains(err.Error(), "libamb.so.3") || !strings.Contains(err.Error(), "libamb.so.1.1") {
 			t.Errorf("old=%v: Lookup(libamb) with two versions: %v", old, err)
 		}
-		if _, err := c.Lookup("libonly32"); !errors.Is(err, ErrNoLibrary) {
+		if _, err := c.lookup("libonly32"); !errors.Is(err, ErrNoLibrary) {
 			t.Errorf("old=%v: Lookup of an i386-only library: %v", old, err)
 		}
 	}
 	good := synthCache(entries, false)
 	for _, bad := range [][]byte{nil, []byte("hello"), good[:40], good[:100], []byte(ldMagicOld + "\xff\xff\xff\xff")} {
-		if _, err := ParseLDCache(bad); err == nil {
+		if _, err := parseLDCache(bad); err == nil {
 			t.Errorf("ParseLDCache(%q...) did not fail", bad[:min(len(bad), 24)])
 		}
 	}
 	// A string offset past the end.
 	broken := append([]byte(nil), good...)
 	binary.LittleEndian.PutUint32(broken[48+4:], 1<<30)
-	if _, err := ParseLDCache(broken); err == nil {
+	if _, err := parseLDCache(broken); err == nil {
 		t.Error("ParseLDCache with a string offset out of range did not fail")
 	}
 }
@@ -279,7 +279,7 @@ func TestParseMaps(t *testing.T) {
 7fff00000000-7fff00002000 r-xp 00000000 00:00 0                          [vdso]
 `
 	got := parseMaps([]byte(maps))
-	want := []Mapping{
+	want := []mapping{
 		{Start: 0x55d0c0a00000, End: 0x55d0c0a02000, Dev: devOf(0xfe, 0), Inode: 1234, Path: "/usr/bin/sleep"},
 		{Start: 0x7f0000000000, End: 0x7f0000020000, Dev: devOf(0xfe, 0), Inode: 5678, Path: "/usr/lib/x86_64-linux-gnu/libc.so.6"},
 		{Start: 0x7f0000100000, End: 0x7f0000110000, Dev: devOf(0, 0x2a), Inode: 99, Path: "/tmp/my lib/libx.so.1", Deleted: true},

@@ -43,7 +43,7 @@ func (b *Binary) Match(patterns ...string) ([]Function, error) {
 		var msgs []string
 		for _, p := range missing {
 			msg := fmt.Sprintf("%q", p)
-			if s := b.Suggest(p, 5); len(s) > 0 {
+			if s := b.suggest(p, 5); len(s) > 0 {
 				msg += " (did you mean " + strings.Join(quoteAll(s), ", ") + "?)"
 			}
 			msgs = append(msgs, msg)
@@ -67,11 +67,11 @@ func quoteAll(ss []string) []string {
 	return out
 }
 
-// Suggest returns up to n function names close to pattern: names that
+// suggest returns up to n function names close to pattern: names that
 // contain it (ignoring case and glob characters) first, then the nearest by
 // edit distance. A C++ function is compared by its name with and without
 // parameters, and suggested by its Name.
-func (b *Binary) Suggest(pattern string, n int) []string {
+func (b *Binary) suggest(pattern string, n int) []string {
 	needle := strings.ToLower(strings.NewReplacer("*", "", "?", "").Replace(pattern))
 	var cands []suggestion
 	for i := range b.funcs {

@@ -144,16 +144,16 @@ func TestSuggest(t *testing.T) {
 		{"main.bigframe", "main.bigFrame"},
 		{"main.(*T).Incr", "main.(*T).Inc"},
 	} {
-		s := b.Suggest(tc.pattern, 3)
+		s := b.suggest(tc.pattern, 3)
 		if len(s) == 0 || s[0] != tc.first || len(s) > 3 {
-			t.Errorf("Suggest(%q, 3) = %q, want up to 3 starting with %q", tc.pattern, s, tc.first)
+			t.Errorf("suggest(%q, 3) = %q, want up to 3 starting with %q", tc.pattern, s, tc.first)
 		}
 	}
-	if s := b.Suggest("qqqqqqqqqqqqqqqqqqqqqqqqqqqqqq", 5); len(s) != 0 {
-		t.Errorf("Suggest of nonsense = %q, want nothing", s)
+	if s := b.suggest("qqqqqqqqqqqqqqqqqqqqqqqqqqqqqq", 5); len(s) != 0 {
+		t.Errorf("suggest of nonsense = %q, want nothing", s)
 	}
-	if s := b.Suggest("main", 0); len(s) != 0 {
-		t.Errorf("Suggest(n=0) = %q", s)
+	if s := b.suggest("main", 0); len(s) != 0 {
+		t.Errorf("suggest(n=0) = %q", s)
 	}
 }
 
