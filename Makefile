@@ -2,7 +2,6 @@
 # what is missing and the other targets call it first.
 
 GO        ?= go
-ARCH      := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 # <linux/types.h> needs <asm/types.h>, which is the same on every 64-bit
 # Linux; -target bpf does not search the multiarch directory by itself.
 MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
@@ -17,12 +16,13 @@ export CGO_LDFLAGS := -L$(CURDIR)/$(STAGE)/lib -lbpf -lelf -lz
 GOFLAGS_BUILD := -tags netgo,osusergo -trimpath \
 	-ldflags '-s -w -X main.version=$(VERSION) -X main.libbpfVersion=$(LIBBPF_VERSION) -extldflags "-static"'
 
-BPF_OBJ := bpf/ulat.bpf.o
-BPF_SRC := bpf/ulat.bpf.c bpf/ulat.h bpf/vmlinux.h
+BPF_SRC  := bpf/ulat.bpf.c bpf/ulat.h bpf/arm64.h bpf/vmlinux.h
+BPF_OBJS := bpf/ulat_x86.bpf.o bpf/ulat_arm64.bpf.o
+BPF_SUMS := bpf/objects.sha256
 GO_SRC  := $(shell find . -name '*.go' -not -path './e2e/*' -not -path './bench/*' -not -name '*_test.go') go.mod go.sum
 UNIT_PKGS := ./buckets/... ./session/... ./bpf/... ./symbols/... ./probes/... ./report/... ./cmd/... ./doctor/... ./launch/... ./compare/... ./glob/...
 
-.PHONY: all deps build test unit e2e test-kernels demo bench bpf bpf-arm64 vmlinux fuzz clean
+.PHONY: all deps build test unit e2e test-kernels demo bench bpf check-bpf vmlinux fuzz clean
 
 all: build
 
@@ -34,20 +34,37 @@ $(STAGE)/VERSION: libbpf/VERSION libbpf/stage.sh
 	@bash scripts/deps.sh
 	@bash libbpf/stage.sh $(STAGE)
 
-bpf: $(BPF_OBJ)
-$(BPF_OBJ): $(BPF_SRC) bpf/arm64.h $(STAGE)/VERSION
-	clang -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(ARCH) -I$(STAGE)/include -Ibpf \
-		-idirafter /usr/include/$(MULTIARCH) -c bpf/ulat.bpf.c -o $@
+# The BPF objects, one per architecture (the program reads registers at
+# their pt_regs offsets), are generated but committed, as cilium/ebpf
+# commits its own: a clone then builds with the Go tool alone, and bin/ulat
+# embeds the objects that were committed and tested. bpf/objects.sha256
+# records the sources of the last build and its objects; they are rebuilt
+# when a file no longer matches it rather than by the files' times, which
+# in a fresh clone are only the order git wrote them in (a rebuild there
+# would need clang, and another clang version would churn the objects).
+# -fdebug-prefix-map keeps the checkout's path out of the objects' BTF, so
+# that the same clang builds the same bytes in any directory.
+BPF_FRESH := $(shell sha256sum --status --check $(BPF_SUMS) 2>/dev/null && echo yes)
+bpf: $(BPF_SUMS)
+ifeq ($(BPF_FRESH),yes)
+$(BPF_SUMS) $(BPF_OBJS): ;
+else
+$(BPF_SUMS): $(BPF_OBJS)
+	sha256sum $(BPF_SRC) libbpf/VERSION $(BPF_OBJS) > $@
+bpf/ulat_%.bpf.o: $(STAGE)/VERSION FORCE
+	clang -g -O2 -Wall -target bpf -D__TARGET_ARCH_$* -I$(STAGE)/include -Ibpf \
+		-idirafter /usr/include/$(MULTIARCH) -fdebug-prefix-map=$(CURDIR)=. \
+		-c bpf/ulat.bpf.c -o $@
 	llvm-strip -g $@
+FORCE:
+endif
 
-# The object for arm64, built on any host to check that it builds and has
-# the right register offsets (bpf/object_test.go); not embedded here.
-BPF_OBJ_ARM64 := build/ulat.bpf.arm64.o
-bpf-arm64: $(BPF_OBJ_ARM64)
-$(BPF_OBJ_ARM64): $(BPF_SRC) bpf/arm64.h $(STAGE)/VERSION
-	clang -g -O2 -Wall -target bpf -D__TARGET_ARCH_arm64 -I$(STAGE)/include -Ibpf \
-		-idirafter /usr/include/$(MULTIARCH) -c bpf/ulat.bpf.c -o $@
-	llvm-strip -g $@
+# Fails when the committed objects were not built from the committed
+# sources (`make test` checks it before building anything, since building
+# regenerates them): run `make bpf` and commit bpf/.
+check-bpf:
+	@test "$(BPF_FRESH)" = yes || { sha256sum --quiet --check $(BPF_SUMS); \
+		echo "bpf/: the BPF objects are not those of the sources (bpf/objects.sha256): run make bpf and commit bpf/" >&2; exit 1; }
 
 # vmlinux.h is committed generated output; regenerate it only when the BPF
 # program needs kernel types it does not have yet.
@@ -55,15 +72,15 @@ vmlinux:
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h
 
 build: bin/ulat
-bin/ulat: $(BPF_OBJ) $(GO_SRC) $(STAGE)/VERSION
+bin/ulat: $(BPF_OBJS) $(BPF_SUMS) $(GO_SRC) $(STAGE)/VERSION
 	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/ulat
 
 # Unit tests need no privileges; the end-to-end tests run the real bin/ulat
 # as root against targets they build, and are skipped (loudly) otherwise.
 # One package per `go test -v` so that its output streams as it runs.
-test: lint bin/ulat $(BPF_OBJ_ARM64)
+test: check-bpf lint bin/ulat
 	$(GO) vet ./...
-	ULAT_BPF_ARM64=$(CURDIR)/$(BPF_OBJ_ARM64) $(GO) test -count=1 $(UNIT_PKGS)
+	$(GO) test -count=1 $(UNIT_PKGS)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(CI_FUZZTIME) FUZZ_TARGETS="$(CI_FUZZ_TARGETS)"
 	$(GO) test -count=1 -v -timeout 30m ./e2e/
 	@echo "== again with every call streamed to user space (--aggregate user): $(E2E_USER_TESTS)"
@@ -105,8 +122,8 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./symbols/ || exit 1; \
 	done
 
-unit: $(BPF_OBJ) $(BPF_OBJ_ARM64)
-	ULAT_BPF_ARM64=$(CURDIR)/$(BPF_OBJ_ARM64) $(GO) test -count=1 $(UNIT_PKGS)
+unit: $(BPF_SUMS)
+	$(GO) test -count=1 $(UNIT_PKGS)
 
 e2e: bin/ulat
 	$(GO) test -count=1 -v -timeout 30m ./e2e/
@@ -146,5 +163,6 @@ lab-ssh:
 lab-destroy:
 	@bash vagrant/lab.sh destroy
 
+# Leaves bpf/'s objects: they are committed.
 clean:
-	rm -rf bin build $(BPF_OBJ)
+	rm -rf bin build
