@@ -118,8 +118,8 @@ type Function struct {
 	Metrics       []Metric
 }
 
-// Run is what one side's reports say about how they were recorded.
-type Run struct {
+// Facts is what one side's reports say about how they were recorded.
+type Facts struct {
 	Runs              int
 	UlatVersion       string // "" when the merged runs differ
 	Kernel            string // "" when the merged runs differ
@@ -135,8 +135,8 @@ type Run struct {
 type Result struct {
 	Verdict   Verdict // Regressed when any function regressed
 	Functions []Function
-	Baseline  Run
-	Current   Run
+	Baseline  Facts
+	Current   Facts
 	// Thresholds in effect: the global ones, then the per-function ones.
 	Thresholds []Threshold
 	Confidence float64
@@ -310,11 +310,11 @@ func statsOf(h *report.Histogram) *Stats {
 	return &Stats{Count: h.Count(), MeanNs: h.Mean(), P50Ns: h.Percentile(50), P90Ns: h.Percentile(90), P99Ns: h.Percentile(99)}
 }
 
-func runOf(r *report.Report) Run {
-	return Run{
-		Runs: max(r.Run.Runs, 1), UlatVersion: r.Run.UlatVersion, Kernel: r.Run.Kernel, Command: r.Run.Command,
-		Binaries: r.Run.Binaries, Lost: r.Lost, Elapsed: r.Elapsed, OverheadCorrected: r.OverheadCorrected,
-		Aggregation: r.Run.Aggregation,
+func runOf(r *report.Report) Facts {
+	return Facts{
+		Runs: max(r.Facts.Runs, 1), UlatVersion: r.Facts.UlatVersion, Kernel: r.Facts.Kernel, Command: r.Facts.Command,
+		Binaries: r.Facts.Binaries, Lost: r.Lost, Elapsed: r.Elapsed, OverheadCorrected: r.OverheadCorrected,
+		Aggregation: r.Facts.Aggregation,
 	}
 }
 
@@ -434,7 +434,7 @@ func addNotes(res *Result, base, cur *report.Report) {
 
 	for _, s := range []struct {
 		name string
-		run  Run
+		run  Facts
 	}{{"baseline", b}, {"current", c}} {
 		if s.run.Lost.DroppedEvents > 0 {
 			warn("%s: %d events dropped (ring buffer full): its counts are incomplete and its durations may be skewed; record it again with a larger ring buffer",

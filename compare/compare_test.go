@@ -85,7 +85,7 @@ type fn struct {
 }
 
 func reportOf(fns ...fn) *report.Report {
-	r := &report.Report{OverheadCorrected: true, Run: report.Run{Runs: 1, UlatVersion: "v1", Kernel: "6.1.0",
+	r := &report.Report{OverheadCorrected: true, Facts: report.Facts{Runs: 1, UlatVersion: "v1", Kernel: "6.1.0",
 		Binaries: []report.Binary{{Path: "/ci/app", BuildID: "aaaa"}}}}
 	for _, f := range fns {
 		r.Functions = append(r.Functions, report.FunctionStats{Function: f.name, Binary: "/ci/app", Hist: histFrom(f.vals)})
@@ -347,8 +347,8 @@ func TestNotes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(26, 27))
 	a := realistic(rng, 2000, 100_000)
 	base, cur := reportOf(fn{"f", a}), reportOf(fn{"f", scaled(a, 2)})
-	cur.Run.Kernel, cur.Run.UlatVersion, cur.Lost.DroppedEvents = "6.18.0", "v2", 42
-	base.Run.Runs = 3
+	cur.Facts.Kernel, cur.Facts.UlatVersion, cur.Lost.DroppedEvents = "6.18.0", "v2", 42
+	base.Facts.Runs = 3
 	res := mustCompare(t, base, cur, Options{})
 	text := strings.Join(append(res.Notes, res.Warnings...), "\n")
 	for _, want := range []string{
@@ -366,7 +366,7 @@ func TestNotes(t *testing.T) {
 	if text := strings.Join(res.Notes, "\n"); !strings.Contains(text, "probe-dominated (median within 2x of the probes' own cost, so changes may be the probes' jitter, not the code's): f") {
 		t.Errorf("notes: %s", text)
 	}
-	cur.Run.Binaries = []report.Binary{{Path: "/other/checkout/app", BuildID: "bbbb"}}
+	cur.Facts.Binaries = []report.Binary{{Path: "/other/checkout/app", BuildID: "bbbb"}}
 	res = mustCompare(t, base, cur, Options{})
 	if text := strings.Join(res.Notes, "\n"); !strings.Contains(text, "app: different builds (build ID aaaa, then bbbb)") {
 		t.Errorf("notes: %s", text)

@@ -172,7 +172,7 @@ func (r *Result) method() string {
 		strings.Join(ts, ", "), formatConfidence(r.Confidence), r.MinCount)
 }
 
-func describeRun(name string, run Run) string {
+func describeRun(name string, run Facts) string {
 	runs := "1 run"
 	if run.Runs != 1 {
 		runs = fmt.Sprintf("%d runs merged", run.Runs)
@@ -458,7 +458,7 @@ func finite(x float64) *float64 {
 	return &x
 }
 
-func jsonRun(run Run) JSONRun {
+func jsonRun(run Facts) JSONRun {
 	out := JSONRun{
 		Runs: run.Runs, UlatVersion: run.UlatVersion, Kernel: run.Kernel, Command: run.Command,
 		Binaries: []report.JSONBinary{}, DroppedEvents: run.Lost.DroppedEvents, UnpairedExits: run.Lost.UnpairedExits,

@@ -17,7 +17,7 @@ func sampleResult(t *testing.T) *Result {
 	base := reportOf(fn{"main.parse", a}, fn{"main.(*Server).handle", b}, fn{"main.third", c}, fn{"main.gone", c}, fn{"main.rare", a[:50]})
 	cur := reportOf(fn{"main.parse", scaled(a, 1.4)}, fn{"main.(*Server).handle", scaled(b, 0.7)}, fn{"main.third", scaled(c, 1.02)},
 		fn{"main.rare", a[:60]}, fn{"operator|", a})
-	cur.Run.Kernel = "6.18.0"
+	cur.Facts.Kernel = "6.18.0"
 	// Two metrics, to show how several are written.
 	return mustCompare(t, base, cur, Options{Thresholds: []Threshold{{Metric: "p50", Limit: 0.10}, {Metric: "p99", Limit: 0.20}}})
 }

@@ -43,7 +43,7 @@ type fnDurations struct {
 // --format json` would, and returns its path.
 func writeJSONReport(t *testing.T, dir, name string, fns ...fnDurations) string {
 	t.Helper()
-	r := &report.Report{OverheadCorrected: true, Run: report.Run{UlatVersion: "v0-test", Kernel: "6.1.0-test",
+	r := &report.Report{OverheadCorrected: true, Facts: report.Facts{UlatVersion: "v0-test", Kernel: "6.1.0-test",
 		Command: []string{"./app", "-n", "1000"}, Binaries: []report.Binary{{Path: "/build/app", BuildID: "0123456789abcdef"}}}}
 	for _, f := range fns {
 		h := report.NewHistogram()

@@ -128,16 +128,16 @@ func (r *Report) toJSON() *JSONReport {
 		ProbeOverheadNs:   map[string]uint64{},
 		OverheadCorrected: r.OverheadCorrected,
 
-		UlatVersion:  r.Run.UlatVersion,
-		Kernel:       r.Run.Kernel,
-		Command:      r.Run.Command,
-		ExitStatus:   r.Run.ExitStatus,
+		UlatVersion:  r.Facts.UlatVersion,
+		Kernel:       r.Facts.Kernel,
+		Command:      r.Facts.Command,
+		ExitStatus:   r.Facts.ExitStatus,
 		Binaries:     []JSONBinary{},
-		Runs:         max(r.Run.Runs, 1),
-		Aggregation:  r.Run.Aggregation,
+		Runs:         max(r.Facts.Runs, 1),
+		Aggregation:  r.Facts.Aggregation,
 		BucketSchema: buckets.Schema,
 	}
-	for _, b := range r.Run.Binaries {
+	for _, b := range r.Facts.Binaries {
 		out.Binaries = append(out.Binaries, JSONBinary(b))
 	}
 	for _, f := range r.Functions {

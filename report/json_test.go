@@ -33,7 +33,7 @@ func TestJSONRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
 	three := 3
 	r := sampleReport()
-	r.Run = Run{UlatVersion: "v1.2.3", Kernel: "6.18.0", Command: []string{"./server", "-n", "3"}, ExitStatus: &three,
+	r.Facts = Facts{UlatVersion: "v1.2.3", Kernel: "6.18.0", Command: []string{"./server", "-n", "3"}, ExitStatus: &three,
 		Binaries: []Binary{{Path: "/abs/path/server", BuildID: "abcd"}}}
 	if err := WriteJSON(&buf, r); err != nil {
 		t.Fatal(err)

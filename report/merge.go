@@ -45,12 +45,12 @@ func Merge(docs []*JSONReport) (*Report, error) {
 		out.Lost.DroppedEvents += d.Lost.DroppedEvents
 		out.Lost.UnpairedExits += d.Lost.UnpairedExits
 		out.Lost.InFlight += d.Lost.InFlight
-		out.Run.Runs += max(d.Runs, 1)
+		out.Facts.Runs += max(d.Runs, 1)
 		out.Warnings = append(out.Warnings, d.Warnings...)
 		for _, b := range d.Binaries {
 			if !binaries[Binary(b)] {
 				binaries[Binary(b)] = true
-				out.Run.Binaries = append(out.Run.Binaries, Binary(b))
+				out.Facts.Binaries = append(out.Facts.Binaries, Binary(b))
 			}
 		}
 		for i := range d.Functions {
@@ -97,20 +97,20 @@ func Merge(docs []*JSONReport) (*Report, error) {
 	// Facts that hold for every run are kept; ones that differ are not
 	// made up.
 	first := docs[0]
-	out.Run.UlatVersion, out.Run.Kernel, out.Run.Command = first.UlatVersion, first.Kernel, first.Command
-	out.Run.Aggregation = first.Aggregation
+	out.Facts.UlatVersion, out.Facts.Kernel, out.Facts.Command = first.UlatVersion, first.Kernel, first.Command
+	out.Facts.Aggregation = first.Aggregation
 	for _, d := range docs[1:] {
-		if d.Aggregation != out.Run.Aggregation {
-			out.Run.Aggregation = ""
+		if d.Aggregation != out.Facts.Aggregation {
+			out.Facts.Aggregation = ""
 		}
-		if d.UlatVersion != out.Run.UlatVersion {
-			out.Run.UlatVersion = ""
+		if d.UlatVersion != out.Facts.UlatVersion {
+			out.Facts.UlatVersion = ""
 		}
-		if d.Kernel != out.Run.Kernel {
-			out.Run.Kernel = ""
+		if d.Kernel != out.Facts.Kernel {
+			out.Facts.Kernel = ""
 		}
-		if fmt.Sprint(d.Command) != fmt.Sprint(out.Run.Command) {
-			out.Run.Command = nil
+		if fmt.Sprint(d.Command) != fmt.Sprint(out.Facts.Command) {
+			out.Facts.Command = nil
 		}
 	}
 	return out, nil

@@ -28,11 +28,11 @@ func TestMerge(t *testing.T) {
 		both.Record(i * 3000)
 	}
 	ra := &Report{Functions: []FunctionStats{{Function: "main.f", Binary: "/ci/1/app", Hist: a, DidNotReturn: 1, ProbeOverheadNs: 100}},
-		Lost: Lost{DroppedEvents: 2}, Run: Run{Kernel: "6.18", UlatVersion: "v1", Binaries: []Binary{{"/ci/1/app", "aa"}}}}
+		Lost: Lost{DroppedEvents: 2}, Facts: Facts{Kernel: "6.18", UlatVersion: "v1", Binaries: []Binary{{"/ci/1/app", "aa"}}}}
 	rb := &Report{Functions: []FunctionStats{
 		{Function: "main.g", Binary: "/ci/2/app", Hist: NewHistogram()},
 		{Function: "main.f", Binary: "/ci/2/app", Hist: b, DidNotReturn: 2, ProbeOverheadNs: 300},
-	}, Lost: Lost{DroppedEvents: 3}, Run: Run{Kernel: "6.19", UlatVersion: "v1", Binaries: []Binary{{"/ci/2/app", "bb"}}}}
+	}, Lost: Lost{DroppedEvents: 3}, Facts: Facts{Kernel: "6.19", UlatVersion: "v1", Binaries: []Binary{{"/ci/2/app", "bb"}}}}
 	m, err := Merge([]*JSONReport{jsonOf(t, ra), jsonOf(t, rb)})
 	if err != nil {
 		t.Fatal(err)
@@ -51,13 +51,13 @@ func TestMerge(t *testing.T) {
 	if f.UncertaintyNs != 0 {
 		t.Errorf("uncertainty %d, want 0: not overhead-corrected", f.UncertaintyNs)
 	}
-	if m.Run.Runs != 2 || m.Run.Kernel != "" || m.Run.UlatVersion != "v1" || len(m.Run.Binaries) != 2 {
-		t.Errorf("run = %+v: want 2 runs, no kernel (they differ), ulat v1, both binaries", m.Run)
+	if m.Facts.Runs != 2 || m.Facts.Kernel != "" || m.Facts.UlatVersion != "v1" || len(m.Facts.Binaries) != 2 {
+		t.Errorf("run = %+v: want 2 runs, no kernel (they differ), ulat v1, both binaries", m.Facts)
 	}
 	// A merged report merges again, counting its runs.
 	m2, err := Merge([]*JSONReport{m.toJSON(), jsonOf(t, ra)})
-	if err != nil || m2.Run.Runs != 3 || m2.Functions[0].Hist.Count() != 3000 {
-		t.Errorf("merge of a merge: %v, runs %d", err, m2.Run.Runs)
+	if err != nil || m2.Facts.Runs != 3 || m2.Functions[0].Hist.Count() != 3000 {
+		t.Errorf("merge of a merge: %v, runs %d", err, m2.Facts.Runs)
 	}
 
 	raw := jsonOf(t, rb)

@@ -77,12 +77,12 @@ type Report struct {
 	// OverheadCorrected says the functions' ProbeOverheadNs was subtracted
 	// from every duration.
 	OverheadCorrected bool
-	Run               Run
+	Facts               Facts
 }
 
-// Run says what was measured where, so that a later comparison can tell
+// Facts says what was measured where, so that a later comparison can tell
 // like from unlike.
-type Run struct {
+type Facts struct {
 	UlatVersion string
 	Kernel      string   // uname -r
 	Command     []string // the command `ulat run` started; nil for `ulat trace`

@@ -12,8 +12,8 @@ import (
 // runFacts records what a report was measured with: ulat's version, the
 // kernel, and the traced files with their build IDs, so that a later
 // comparison can tell the same binary from a rebuilt one.
-func runFacts(groups []*group, version string, log *slog.Logger) report.Run {
-	run := report.Run{UlatVersion: version}
+func runFacts(groups []*group, version string, log *slog.Logger) report.Facts {
+	run := report.Facts{UlatVersion: version}
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
 		run.Kernel = unix.ByteSliceToString(u.Release[:])

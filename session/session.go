@@ -120,8 +120,8 @@ type Session struct {
 	mu          sync.Mutex
 	costs       probes.Costs // empty when not measured
 	warnings    []string
-	total       *aggregate
-	window      *aggregate         // with Options.Intervals
+	total       *tally
+	window      *tally             // with Options.Intervals
 	lastHists   []probes.Histogram // in-kernel histograms at the last interval
 	start       time.Time
 	windowStart time.Time
@@ -215,9 +215,9 @@ func (s *Session) Start(plan *Plan, proc Process) error {
 		// act on at once.
 		s.exe, s.exeErr = symbols.ExecutableOf(proc.Pid)
 	}
-	s.total = newAggregate(plan.targets, s.costs, !s.opts.Raw, s.inKernel)
+	s.total = newTally(plan.targets, s.costs, !s.opts.Raw, s.inKernel)
 	if s.opts.Intervals {
-		s.window = newAggregate(plan.targets, s.costs, !s.opts.Raw, s.inKernel)
+		s.window = newTally(plan.targets, s.costs, !s.opts.Raw, s.inKernel)
 	}
 	s.replaced = watchReplaced(plan.targets)
 	return nil
@@ -318,7 +318,7 @@ func refusedWarning(refused []probes.Refused) string {
 
 // refreshCosts takes the calibration's latest probe costs, for the calls
 // that complete from now on: in the kernel's map (unless toKernel is
-// false) and in the aggregates'.
+// false) and in the tallies'.
 func (s *Session) refreshCosts(toKernel bool) error {
 	if s.calibration == nil {
 		return nil
@@ -488,7 +488,7 @@ func (s *Session) finish(elapsed time.Duration) (*report.Report, error) {
 // report builds the report of agg (the session's total or its window); end
 // makes it the final one: with the calls left in flight and the warnings
 // only the end can give.
-func (s *Session) report(agg *aggregate, elapsed time.Duration, end bool) (*report.Report, error) {
+func (s *Session) report(agg *tally, elapsed time.Duration, end bool) (*report.Report, error) {
 	lost, err := s.tracer.Lost()
 	if err != nil {
 		return nil, err
@@ -517,10 +517,10 @@ func (s *Session) report(agg *aggregate, elapsed time.Duration, end bool) (*repo
 	if !end {
 		return r, nil
 	}
-	r.Run = runFacts(s.plan.groups, s.opts.Version, s.log)
-	r.Run.Aggregation = "user"
+	r.Facts = runFacts(s.plan.groups, s.opts.Version, s.log)
+	r.Facts.Aggregation = "user"
 	if s.inKernel {
-		r.Run.Aggregation = "kernel"
+		r.Facts.Aggregation = "kernel"
 	}
 	if s.proc.FollowForks && lost.Unfollowed > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d processes started by the command were not followed (more than 16384 at once)", lost.Unfollowed))
@@ -550,7 +550,7 @@ func (s *Session) Snapshot() (*report.Report, error) {
 	if s.total == nil {
 		return nil, errors.New("session: Snapshot before Start")
 	}
-	// Copies: the aggregate goes on counting after the report is built.
+	// Copies: the tally goes on counting after the report is built.
 	snap := s.total.clone()
 	elapsed := time.Duration(0)
 	if !s.start.IsZero() {

@@ -283,8 +283,8 @@ func TestRunCountsCallsAndTakesCostsOut(t *testing.T) {
 			if !raw && (fs.ProbeOverheadNs != 100 || fs.NestedOverheadNs != 50) {
 				t.Errorf("main.f: probe overhead %d, nested %d a call; want 100 and 50", fs.ProbeOverheadNs, fs.NestedOverheadNs)
 			}
-			if r.Run.UlatVersion != "test" || r.Run.Aggregation != "user" {
-				t.Errorf("run facts %+v", r.Run)
+			if r.Facts.UlatVersion != "test" || r.Facts.Aggregation != "user" {
+				t.Errorf("run facts %+v", r.Facts)
 			}
 			if !f.detached {
 				t.Error("not detached at the end")
@@ -441,8 +441,8 @@ func TestIntervalsOfKernelHistograms(t *testing.T) {
 	if f.nextInterval != 2 {
 		t.Errorf("the kernel's interval was moved on %d times, want 2 (once per Interval)", f.nextInterval)
 	}
-	if final.Run.Aggregation != "kernel" {
-		t.Errorf("aggregation %q, want kernel", final.Run.Aggregation)
+	if final.Facts.Aggregation != "kernel" {
+		t.Errorf("aggregation %q, want kernel", final.Facts.Aggregation)
 	}
 }
 
@@ -580,8 +580,8 @@ func TestSessionOnTheKernel(t *testing.T) {
 			if n := iv.Functions[0].Hist.Count(); n != 300 {
 				t.Errorf("%d calls in the first interval, want 300", n)
 			}
-			if r.Run.Aggregation != string(agg) || !r.OverheadCorrected || r.Functions[0].ProbeOverheadNs == 0 {
-				t.Errorf("aggregation %q, corrected %v, probe cost %d ns: want %s, corrected by a measured cost", r.Run.Aggregation, r.OverheadCorrected, r.Functions[0].ProbeOverheadNs, agg)
+			if r.Facts.Aggregation != string(agg) || !r.OverheadCorrected || r.Functions[0].ProbeOverheadNs == 0 {
+				t.Errorf("aggregation %q, corrected %v, probe cost %d ns: want %s, corrected by a measured cost", r.Facts.Aggregation, r.OverheadCorrected, r.Functions[0].ProbeOverheadNs, agg)
 			}
 			if r.Lost != (report.Lost{}) {
 				t.Errorf("lost %+v", r.Lost)

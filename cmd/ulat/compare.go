@@ -42,7 +42,7 @@ before the files.`,
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "table, markdown (for pull requests and job summaries) or json"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the comparison to this file instead of stdout"},
 		},
-		Action: runCompare,
+		Action: compareAction,
 	}
 }
 
@@ -57,7 +57,7 @@ before the files.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the merged report to this file instead of stdout"},
 		},
-		Action: runMerge,
+		Action: mergeAction,
 	}
 }
 
@@ -84,7 +84,7 @@ func (l *stringList) Serialize() string {
 	return stringListPrefix + string(b)
 }
 
-func runCompare(c *cli.Context) error {
+func compareAction(c *cli.Context) error {
 	format := c.String("format")
 	switch format {
 	case "table", "markdown", "json":
@@ -201,7 +201,7 @@ func writeOutput(stdout io.Writer, path string, write func(io.Writer) error) err
 	return nil
 }
 
-func runMerge(c *cli.Context) error {
+func mergeAction(c *cli.Context) error {
 	paths := c.Args().Slice()
 	for _, a := range paths {
 		if strings.HasPrefix(a, "-") {

@@ -81,10 +81,11 @@ func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(softMemoryLimit)
 	}
-	os.Exit(run(os.Args))
+	os.Exit(runApp(os.Args))
 }
 
-func run(args []string) int {
+// runApp runs the command args name and returns ulat's exit status.
+func runApp(args []string) int {
 	app := newApp()
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError

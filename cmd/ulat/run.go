@@ -40,11 +40,11 @@ sent to ulat are passed on to it.`,
 			&cli.StringSliceFlag{Name: "func", Aliases: []string{"F"}, Usage: "time the functions matching `PATTERN` (repeatable)"},
 			&cli.BoolFlag{Name: "follow-forks", Usage: "also time the processes COMMAND starts, and theirs"},
 		}, tracingFlags("stderr")...),
-		Action: runRun,
+		Action: runAction,
 	}
 }
 
-func runRun(c *cli.Context) error {
+func runAction(c *cli.Context) error {
 	var cfg traceConfig
 	if err := parseTracingFlags(c, &cfg); err != nil {
 		return err
@@ -124,8 +124,8 @@ func runRun(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	r.Run.Command = argv
-	r.Run.ExitStatus = &code
+	r.Facts.Command = argv
+	r.Facts.ExitStatus = &code
 	if err := writeReport(out, cfg.format, r); err != nil {
 		return err
 	}

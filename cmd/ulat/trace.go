@@ -36,7 +36,7 @@ Flags go before BINARY. Ends on Ctrl-C or SIGTERM, after --duration, or when the
 			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after this long (e.g. 10s, 1m)"},
 			&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Usage: "also print a report of each interval (e.g. 1s)"},
 		}, tracingFlags("stdout")...),
-		Action: runTrace,
+		Action: traceAction,
 	}
 }
 
@@ -158,7 +158,7 @@ func parseTraceArgs(c *cli.Context) (traceConfig, error) {
 	return cfg, nil
 }
 
-func runTrace(c *cli.Context) error {
+func traceAction(c *cli.Context) error {
 	cfg, err := parseTraceArgs(c)
 	if err != nil {
 		return err

@@ -8,11 +8,11 @@ import (
 	"github.com/ulat-dev/ulat/report"
 )
 
-// aggregate turns events into one histogram per target, and counts the
+// tally turns events into one histogram per target, and counts the
 // calls that never returned. With costs, each call's probe costs (its own,
 // and those of the traced calls made inside it) are taken out of its
 // duration.
-type aggregate struct {
+type tally struct {
 	targets  []target
 	hists    []*report.Histogram
 	noReturn []uint64
@@ -24,15 +24,15 @@ type aggregate struct {
 	inKernel bool
 }
 
-func newAggregate(targets []target, costs probes.Costs, correct, inKernel bool) *aggregate {
-	a := &aggregate{costs: costs, correct: correct && len(costs.Kinds) > 0, inKernel: inKernel}
+func newTally(targets []target, costs probes.Costs, correct, inKernel bool) *tally {
+	a := &tally{costs: costs, correct: correct && len(costs.Kinds) > 0, inKernel: inKernel}
 	a.grow(targets)
 	return a
 }
 
 // grow takes targets, which extends the ones it has, as its own: functions
 // attached while tracing.
-func (a *aggregate) grow(targets []target) {
+func (a *tally) grow(targets []target) {
 	for i := len(a.hists); i < len(targets); i++ {
 		a.hists = append(a.hists, report.NewHistogram())
 		a.noReturn = append(a.noReturn, 0)
@@ -41,7 +41,7 @@ func (a *aggregate) grow(targets []target) {
 	a.targets = targets
 }
 
-func (a *aggregate) record(e *probes.Event) {
+func (a *tally) record(e *probes.Event) {
 	if int(e.Fn) >= len(a.hists) {
 		return
 	}
@@ -60,7 +60,7 @@ func (a *aggregate) record(e *probes.Event) {
 // setKernel takes the functions' histograms from in-kernel ones: hs as read
 // now, minus prev as read at the start of the window (nil: since
 // attaching), with the window's exact extremes.
-func (a *aggregate) setKernel(hs, prev []probes.Histogram) {
+func (a *tally) setKernel(hs, prev []probes.Histogram) {
 	for i := range a.hists {
 		if i >= len(hs) {
 			break
@@ -87,9 +87,9 @@ func (a *aggregate) setKernel(hs, prev []probes.Histogram) {
 	}
 }
 
-// reset starts the aggregate anew, with histograms of its own: the reports
+// reset starts the tally anew, with histograms of its own: the reports
 // made before keep theirs.
-func (a *aggregate) reset() {
+func (a *tally) reset() {
 	for i := range a.hists {
 		a.hists[i] = report.NewHistogram()
 		a.noReturn[i] = 0
@@ -98,7 +98,7 @@ func (a *aggregate) reset() {
 }
 
 // clone is a copy that counting in a does not change.
-func (a *aggregate) clone() *aggregate {
+func (a *tally) clone() *tally {
 	c := *a
 	c.hists = make([]*report.Histogram, len(a.hists))
 	for i, h := range a.hists {
@@ -113,7 +113,7 @@ func (a *aggregate) clone() *aggregate {
 
 // report builds the report; left, when not nil, adds the calls still
 // recorded as in flight when tracing ended.
-func (a *aggregate) report(elapsed time.Duration, lost probes.Lost, left *probes.Leftovers, warnings []string) *report.Report {
+func (a *tally) report(elapsed time.Duration, lost probes.Lost, left *probes.Leftovers, warnings []string) *report.Report {
 	r := &report.Report{
 		Elapsed:           elapsed,
 		Lost:              report.Lost{DroppedEvents: lost.Dropped, UnpairedExits: lost.Unpaired},
