@@ -22,7 +22,7 @@ BPF_SUMS := bpf/objects.sha256
 GO_SRC  := $(shell find . -name '*.go' -not -path './e2e/*' -not -path './bench/*' -not -name '*_test.go') go.mod go.sum
 UNIT_PKGS := ./buckets/... ./session/... ./bpf/... ./symbols/... ./probes/... ./report/... ./cmd/... ./doctor/... ./launch/... ./compare/... ./glob/...
 
-.PHONY: all deps build test unit e2e test-kernels demo bench bpf check-bpf vmlinux fuzz clean
+.PHONY: all deps build test unit race e2e test-kernels demo bench bpf check-bpf vmlinux fuzz clean
 
 all: build
 
@@ -78,7 +78,7 @@ bin/ulat: $(BPF_OBJS) $(BPF_SUMS) $(GO_SRC) $(STAGE)/VERSION
 # Unit tests need no privileges; the end-to-end tests run the real bin/ulat
 # as root against targets they build, and are skipped (loudly) otherwise.
 # One package per `go test -v` so that its output streams as it runs.
-test: check-bpf lint bin/ulat
+test: check-bpf lint bin/ulat race
 	$(GO) vet ./...
 	$(GO) test -count=1 $(UNIT_PKGS)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(CI_FUZZTIME) FUZZ_TARGETS="$(CI_FUZZ_TARGETS)"
@@ -124,6 +124,15 @@ fuzz:
 
 unit: $(BPF_SUMS)
 	$(GO) test -count=1 $(UNIT_PKGS)
+
+# The packages whose code runs goroutines, tested again under the race
+# detector: the session engine (snapshots and intervals from any
+# goroutine), symbols (Open beside delve and stderr), probes (calibration;
+# its tests need root, as the end-to-end ones do, and skip without it),
+# compare (a worker per CPU judging functions) and launch.
+RACE_PKGS := ./session/... ./symbols/... ./probes/... ./compare/... ./launch/...
+race: $(BPF_SUMS)
+	$(GO) test -race -count=1 $(RACE_PKGS)
 
 e2e: bin/ulat
 	$(GO) test -count=1 -v -timeout 30m ./e2e/

@@ -19,10 +19,19 @@ struct user_pt_regs {
 	__u64 pstate;
 };
 
-/* For the fork tracepoint; CO-RE relocates the field to the running
- * kernel's layout. */
+/* For the fork and exit tracepoints; CO-RE relocates the fields to the
+ * running kernel's layout. */
+typedef struct {
+	int counter;
+} atomic_t;
+
+struct signal_struct {
+	atomic_t live;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	int tgid;
+	struct signal_struct *signal;
 } __attribute__((preserve_access_index));
 
 #endif

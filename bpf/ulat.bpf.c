@@ -94,6 +94,9 @@ struct {
 	__type(value, __u64);
 } nested SEC(".maps");
 
+/* The processes followed (follow_forks): the first, set by user space,
+ * and those the fork tracepoint adds; the exit tracepoint removes each
+ * when it ends, so the limit is on processes alive at once. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1 << 14);
@@ -523,6 +526,32 @@ int BPF_PROG(ulat_fork, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	if (bpf_map_update_elem(&followed, &ctgid, &one, BPF_ANY))
 		count(ULAT_CNT_UNFOLLOWED);
+	return 0;
+}
+
+/* Unfollows a followed process when it ends, so that `followed` holds the
+ * processes alive now (its limit is on those) and a pid the kernel hands
+ * out again later is not taken for the process that had it. Loaded only
+ * with follow_forks.
+ *
+ * The tracepoint fires for every thread that exits, and the process ends
+ * with its last thread, which need not be the leader (pid == tgid): a
+ * leader that calls pthread_exit leaves its threads running, still
+ * traced, and still forking children the fork tracepoint must follow.
+ * Each exiting thread has decremented signal->live before this tracepoint
+ * (do_exit: group_dead = atomic_dec_and_test(&tsk->signal->live), then
+ * the tracepoint, on every kernel from 5.10 to 6.18; recent ones also pass
+ * group_dead as a second argument, which older ones lack), so live == 0
+ * says the whole process is ending. Two threads exiting together may both
+ * see 0 and both delete, which is harmless; the tgid cannot be handed out
+ * again before the process is reaped, after this. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(ulat_process_exit, struct task_struct *p)
+{
+	__u32 tgid = p->tgid;
+
+	if (p->signal->live.counter == 0)
+		bpf_map_delete_elem(&followed, &tgid);
 	return 0;
 }
 

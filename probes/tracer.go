@@ -131,7 +131,8 @@ type Lost struct {
 	Unpaired uint64 // exit without a recorded entry
 	Entries  uint64 // entries seen in all (for cross-checks)
 	// Unfollowed counts processes started by followed ones that could not
-	// be followed (more than 16384 at once).
+	// be followed: more than 16384 followed processes alive at once (a
+	// process leaves the set when it ends).
 	Unfollowed uint64
 }
 
@@ -149,6 +150,7 @@ type Tracer struct {
 	epoch     uint64      // the interval of the histograms' extremes (NextInterval)
 	nfns      int
 	forkLink  *bpf.BPFLink
+	exitLink  *bpf.BPFLink // unfollows processes that end
 	execLink  *bpf.BPFLink // with stopOnExec
 	// stopOnExec: followed processes stop at exec (Options.StopOnExec).
 	stopOnExec bool
@@ -230,7 +232,7 @@ func Open(opts Options) (*Tracer, error) {
 		}
 	}
 	if !t.follow {
-		unused = append(unused, "ulat_fork")
+		unused = append(unused, "ulat_fork", "ulat_process_exit")
 	}
 	if !t.follow || !opts.StopOnExec {
 		unused = append(unused, "ulat_exec")
@@ -369,11 +371,21 @@ func Open(opts Options) (*Tracer, error) {
 }
 
 // startFollowing puts the first process in the followed set and attaches
-// the fork tracepoint that adds its descendants.
+// the fork tracepoint that adds its descendants and the exit tracepoint
+// that removes each when it ends.
 func (t *Tracer) startFollowing() error {
 	followed, err := t.mod.GetMap("followed")
 	if err != nil {
 		return fmt.Errorf("find followed map: %w", err)
+	}
+	// Before the first process is in the set, so that it cannot end
+	// unseen and leave its pid followed.
+	exit, err := t.mod.GetProgram("ulat_process_exit")
+	if err != nil {
+		return fmt.Errorf("find program ulat_process_exit: %w", err)
+	}
+	if t.exitLink, err = exit.AttachGeneric(); err != nil {
+		return fmt.Errorf("%w: exit tracepoint: %w", ErrAttach, unwrapErrno(err))
 	}
 	pid, one := uint32(t.pid), uint8(1)
 	if err := followed.Update(unsafe.Pointer(&pid), unsafe.Pointer(&one)); err != nil {
@@ -396,6 +408,36 @@ func (t *Tracer) startFollowing() error {
 		}
 	}
 	return nil
+}
+
+// Followed returns the pids of the processes followed now (FollowForks):
+// the first and those it started, directly or not, that have not ended.
+func (t *Tracer) Followed() ([]int, error) {
+	if !t.follow || t.mod == nil {
+		return nil, errors.New("followed processes: the tracer does not follow forks, or is closed")
+	}
+	followed, err := t.mod.GetMap("followed")
+	if err != nil {
+		return nil, fmt.Errorf("find followed map: %w", err)
+	}
+	// A key deleted under the iterator restarts it from the first key:
+	// the set keeps each pid once.
+	seen := map[int]bool{}
+	it := followed.Iterator()
+	for it.Next() {
+		if raw := it.Key(); len(raw) == 4 {
+			seen[int(*(*uint32)(unsafe.Pointer(&raw[0])))] = true
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read followed map: %w", err)
+	}
+	pids := make([]int, 0, len(seen))
+	for pid := range seen {
+		pids = append(pids, pid)
+	}
+	sort.Ints(pids)
+	return pids, nil
 }
 
 // stopStopping detaches the exec tracepoint of StopOnExec.
@@ -1000,6 +1042,12 @@ func (t *Tracer) Close() error {
 			err = errors.Join(err, fmt.Errorf("detach fork tracepoint: %w", e))
 		}
 		t.forkLink = nil
+	}
+	if t.exitLink != nil {
+		if e := t.exitLink.Destroy(); e != nil {
+			err = errors.Join(err, fmt.Errorf("detach exit tracepoint: %w", e))
+		}
+		t.exitLink = nil
 	}
 	if t.ring != nil {
 		t.ring.close()

@@ -3,9 +3,24 @@ package symbols
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"golang.org/x/arch/arm64/arm64asm"
 )
+
+// arm64asmMu makes arm64 decoding one instruction at a time: arm64asm.Decode
+// marks the format it matched in a package-level coverage table, a data
+// race between two Opens or Probes on different goroutines (go test -race
+// reports it). x86asm had the same and now leaves its table nil outside
+// its own tests (golang/go#33532); arm64asm v0.32.0 does not.
+var arm64asmMu sync.Mutex
+
+// decodeARM64 is arm64asm.Decode, safe to call from any goroutine.
+func decodeARM64(src []byte) (arm64asm.Inst, error) {
+	arm64asmMu.Lock()
+	defer arm64asmMu.Unlock()
+	return arm64asm.Decode(src)
+}
 
 // Go's arm64 stack-bound check (cmd/internal/obj/arm64, stacksplit) is the
 // first thing in a function that has one. The g pointer lives in R28 and
@@ -77,7 +92,7 @@ func scanGoARM64(code []byte, addr uint64) (afterCheck uint64, rets []uint64, re
 		}
 		n++
 		inCheck := afterCheck == 0 && n <= arm64CheckWindow
-		inst, err := arm64asm.Decode(code[pc : pc+4])
+		inst, err := decodeARM64(code[pc : pc+4])
 		if err != nil {
 			if inCheck && gReg >= 0 {
 				return 0, nil, fmt.Sprintf("cannot disassemble the instruction at %#x, inside its stack-bound check", at)

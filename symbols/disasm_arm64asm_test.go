@@ -216,7 +216,7 @@ func wordAt(t *testing.T, path string, off uint64) uint32 {
 func isRetWord(w uint32) bool {
 	var b [4]byte
 	binary.LittleEndian.PutUint32(b[:], w)
-	inst, err := arm64asm.Decode(b[:])
+	inst, err := decodeARM64(b[:])
 	return err == nil && inst.Op == arm64asm.RET
 }
 

@@ -305,14 +305,14 @@ func FuzzGoProbesARM64(f *testing.F) {
 		checkScan(t, code, p, err,
 			func(off int) bool { return off%4 == 0 && off+4 <= len(code) },
 			func(off int) bool {
-				inst, err := arm64asm.Decode(code[off : off+4])
+				inst, err := decodeARM64(code[off : off+4])
 				return err == nil && inst.Op == arm64asm.RET
 			})
 		if err == nil && p.Entry != fuzzCodeOff {
 			// An entry past the first instruction follows the
 			// stack check's BLS.
 			e := int(p.Entry - fuzzCodeOff)
-			inst, derr := arm64asm.Decode(code[e-4 : e])
+			inst, derr := decodeARM64(code[e-4 : e])
 			if derr != nil || !isBLS(inst) {
 				t.Fatalf("entry %#x does not follow a BLS (word %#08x)", p.Entry, word(e-4))
 			}

@@ -2,11 +2,12 @@ package symbols
 
 import (
 	"fmt"
-	"os"
+	"io"
 	"sort"
 	"strings"
 	"sync"
 
+	"github.com/go-delve/delve/pkg/logflags"
 	"github.com/go-delve/delve/pkg/proc"
 )
 
@@ -46,17 +47,25 @@ func goFunctions(b *Binary) ([]Function, error) {
 // delveFunctions reads the functions with delve, including those only
 // inlined, and the C functions of cgo binaries.
 func delveFunctions(b *Binary) ([]Function, error) {
-	// delve reads os.Stderr for its loggers, which quietly swaps.
 	delveMu.Lock()
 	defer delveMu.Unlock()
 	bi := proc.NewBinaryInfo("linux", b.Arch, false)
 	// For PIE binaries delve needs the ELF entry point to compute the static
 	// base; passing it for every binary makes that base 0, so addresses stay
 	// link-time virtual addresses.
-	if err := quietly(func() error { return bi.LoadBinaryInfo(b.Path, b.file.Entry, nil) }); err != nil {
+	//
+	// delve prints "no debug info found" straight to os.Stderr when the
+	// binary's DWARF is unreadable; goFunctions asks delve only after
+	// checkDWARF has read the same DWARF through the same debug/elf call.
+	if err := bi.LoadBinaryInfo(b.Path, b.file.Entry, nil); err != nil {
 		return nil, err
 	}
 	defer bi.Close()
+	// Errors delve met on the way that did not stop it (a table it could
+	// not parse, DWARF entries it could not read past); it keeps the last.
+	if err := bi.Images[0].LoadError(); err != nil {
+		b.Warning = fmt.Sprintf("delve found a defect in %s's debug information (%v): its functions are those delve could read", b.Path, err)
+	}
 
 	byName := map[string]int{}
 	var fns []Function
@@ -157,29 +166,41 @@ func withCFunctions(b *Binary, fns []Function, known map[uint64]bool) []Function
 	return fns
 }
 
-// delveMu serialises our use of delve: quietly swaps the global os.Stderr,
-// so concurrent Opens would otherwise save and restore each other's
-// /dev/null, and delve reads os.Stderr when it makes its loggers.
+// delveMu lets one binary at a time load into delve, whose tables for a
+// large binary take hundreds of megabytes: a session that opens several
+// binaries at once (a traced program's libraries, the programs a followed
+// command executes) holds one such set, not several.
 var delveMu sync.Mutex
 
-// quietly runs fn with os.Stderr pointing at /dev/null: delve prints a
-// warning straight to os.Stderr (not through its logger) for binaries
-// without DWARF, which we handle through .gopclntab and must not show as if
-// something were wrong. ulat loads symbols before anything else of it
-// writes to stderr.
-//
-// Callers hold delveMu.
-func quietly(fn func() error) error {
-	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		return fn()
-	}
-	defer null.Close()
-	saved := os.Stderr
-	os.Stderr = null
-	defer func() { os.Stderr = saved }()
-	return fn()
+func init() {
+	// delve makes each of its loggers from the os.Stderr of the moment
+	// unless given a factory: reading the global races with any code
+	// that swaps os.Stderr (a test capturing it, a program embedding
+	// this package). Its loggers print only when logflags.Setup turned
+	// logging on, which ulat never does, so giving them nowhere to write
+	// loses nothing: what delve logs at error level while loading, it
+	// also keeps in Image.LoadError, which delveFunctions reports. The
+	// factory is process-wide; setting it here, once, before any
+	// goroutine of ours can run, is race-free.
+	logflags.SetLoggerFactory(func(bool, logflags.Fields, io.Writer) logflags.Logger { return discard{} })
 }
+
+// discard is a delve logger that drops everything. Besides the errors kept
+// in Image.LoadError, delve logs warnings about the DWARF entries it skips,
+// 65 of them on a small cgo binary ("concrete subprogram without address
+// range": gcc's declarations of the C functions a compile unit calls and
+// another defines, abort or clearenv; nothing to probe there), and debug
+// chatter.
+type discard struct{}
+
+func (discard) Debugf(string, ...any) {}
+func (discard) Infof(string, ...any)  {}
+func (discard) Warnf(string, ...any)  {}
+func (discard) Errorf(string, ...any) {}
+func (discard) Debug(...any)          {}
+func (discard) Info(...any)           {}
+func (discard) Warn(...any)           {}
+func (discard) Error(...any)          {}
 
 func hasDWARF(b *Binary) bool {
 	return b.file.Section(".debug_info") != nil || b.file.Section(".zdebug_info") != nil

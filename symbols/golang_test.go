@@ -561,6 +561,8 @@ func TestPclntabMatchesDelve(t *testing.T) {
 		}
 		defer f.Close()
 		b := &Binary{Path: path, file: f, Arch: "amd64"}
+		// delve prints "no debug info found" on stderr here, as
+		// Open never has it do (TestDelveSilent).
 		want, err := delveFunctions(b)
 		if err != nil {
 			t.Fatal(err)
