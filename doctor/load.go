@@ -17,7 +17,7 @@ var loadConfigs = []struct {
 	name string
 	opts probes.Options
 }{
-	{"in-kernel histograms (the default)", probes.Options{Aggregate: true, Functions: 1}},
+	{"in-kernel histograms (the default)", probes.Options{KernelHistograms: true, Functions: 1}},
 	{"every call streamed (--aggregate user)", probes.Options{}},
 	{"fork following (run --follow-forks)", probes.Options{FollowForks: true}},
 }
@@ -97,7 +97,7 @@ func checkAttach(mode probes.AttachMode, needed bool, verbose bool) Result {
 	}
 	// As trace and run open it: in-kernel histograms, or streaming where
 	// the kernel rejects those.
-	t, inKernel, _, err := probes.OpenCounting(probes.Options{Pid: os.Getpid(), Attach: mode, LibbpfLog: libbpfLog(verbose), Aggregate: true, Functions: 2}, true)
+	t, inKernel, _, err := probes.OpenCounting(probes.Options{Pid: os.Getpid(), Attach: mode, LibbpfLog: libbpfLog(verbose), KernelHistograms: true, Functions: 2}, true)
 	if err != nil {
 		return fail(fmt.Sprintf("cannot load the %s programs: %v", modeName(mode), err),
 			"ulat doctor -v shows libbpf's log with the verifier's reason")

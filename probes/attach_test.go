@@ -178,7 +178,7 @@ func TestRingBufferFullCountsDrops(t *testing.T) {
 	// 2000 calls and nobody draining: a page holds about a hundred.
 	z.batch()
 	got := tr.Drain(func(*Event) {})
-	lost, err := tr.Lost()
+	lost, err := tr.Counters()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestAggregateCountsEveryCall(t *testing.T) {
 		t.Helper()
 		z := startZlibCaller(t, "zlib.crc32(b'x')", 3000)
 		costs := Costs{Kinds: map[Overhead]Cost{kind: {Inner: inner}}}
-		tr, err := Open(Options{Pid: z.pid(), RingBuffer: 4096, Aggregate: true, Functions: 2, Costs: costs})
+		tr, err := Open(Options{Pid: z.pid(), RingBuffer: 4096, KernelHistograms: true, Functions: 2, Costs: costs})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,7 +219,7 @@ func TestAggregateCountsEveryCall(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lost, _ := tr.Lost()
+		lost, _ := tr.Counters()
 		if got := tr.Drain(func(*Event) {}); got != 0 || lost.Dropped != 0 {
 			t.Errorf("%d events streamed and %d dropped: completed calls should only be counted in the kernel", got, lost.Dropped)
 		}
@@ -269,20 +269,20 @@ func TestDetachCountsNoUnpairedExits(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Detach while calls are in flight: wait until some were made.
-	var before Lost
+	var before Counters
 	for deadline := time.Now().Add(time.Minute); before.Entries < 1000; {
 		if time.Now().After(deadline) {
 			t.Fatalf("only %d calls seen in a minute", before.Entries)
 		}
 		time.Sleep(10 * time.Millisecond)
-		if before, err = tr.Lost(); err != nil {
+		if before, err = tr.Counters(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := tr.Detach(); err != nil {
 		t.Fatal(err)
 	}
-	after, err := tr.Lost()
+	after, err := tr.Counters()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +366,7 @@ func TestNoCookiesTellsFunctionsApart(t *testing.T) {
 	for _, aggregate := range []bool{false, true} {
 		t.Run(fmt.Sprintf("aggregate=%v", aggregate), func(t *testing.T) {
 			z := startZlibCaller(t, "zlib.crc32(b'x'), zlib.adler32(b'x'), zlib.adler32(b'x')", 1000)
-			tr, err := Open(Options{Pid: z.pid(), Attach: AttachPerf, Aggregate: aggregate, Functions: 2, noCookies: true})
+			tr, err := Open(Options{Pid: z.pid(), Attach: AttachPerf, KernelHistograms: aggregate, Functions: 2, noCookies: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -400,7 +400,7 @@ func TestNoCookiesTellsFunctionsApart(t *testing.T) {
 					}
 				})
 			}
-			lost, err := tr.Lost()
+			lost, err := tr.Counters()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -524,7 +524,7 @@ func TestNestedCostsCountedExactly(t *testing.T) {
 	const calls, want = 20, 10*1e9 + 1e3
 	for _, aggregate := range []bool{false, true} {
 		t.Run(fmt.Sprintf("aggregate=%v", aggregate), func(t *testing.T) {
-			tr, err := Open(Options{Costs: costs, Aggregate: aggregate, Functions: len(fns)})
+			tr, err := Open(Options{Costs: costs, KernelHistograms: aggregate, Functions: len(fns)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -321,7 +321,7 @@ func StartCalibration(opts Options) (*Calibration, error) {
 		return fail(err)
 	}
 	opts.Pid = c.child.Process.Pid
-	opts.Aggregate, opts.Costs, opts.Raw, opts.FollowForks, opts.StopOnExec = false, Costs{}, false, false, false
+	opts.KernelHistograms, opts.Costs, opts.Raw, opts.FollowForks, opts.StopOnExec = false, Costs{}, false, false, false
 	// A round streams ~70 KB of events, drained as they come.
 	opts.RingBuffer = 1 << 18
 	if c.tr, err = Open(opts); err != nil {

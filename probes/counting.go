@@ -17,11 +17,11 @@ func OpenCounting(opts Options, fallback bool) (*Tracer, bool, string, error) {
 
 func openCounting[T io.Closer](open func(Options) (T, error), opts Options, fallback bool) (tracer T, inKernel bool, warning string, err error) {
 	tracer, err = open(opts)
-	if err == nil || !opts.Aggregate || !errors.Is(err, ErrRejected) {
-		return tracer, opts.Aggregate, "", err
+	if err == nil || !opts.KernelHistograms || !errors.Is(err, ErrRejected) {
+		return tracer, opts.KernelHistograms, "", err
 	}
 	user := opts
-	user.Aggregate = false
+	user.KernelHistograms = false
 	streaming, userErr := open(user)
 	switch {
 	case userErr != nil:

@@ -38,13 +38,13 @@ func TestOpenCountingFallsBackWhenRejected(t *testing.T) {
 			var modes []bool
 			open := func(o Options) (fakeTracer, error) {
 				opens++
-				modes = append(modes, o.Aggregate)
-				if o.Aggregate {
+				modes = append(modes, o.KernelHistograms)
+				if o.KernelHistograms {
 					return fakeTracer{&closed}, c.kernelErr
 				}
 				return fakeTracer{&closed}, c.userErr
 			}
-			_, inKernel, warning, err := openCounting(open, Options{Aggregate: true, Functions: 3}, c.auto)
+			_, inKernel, warning, err := openCounting(open, Options{KernelHistograms: true, Functions: 3}, c.auto)
 			switch {
 			case c.wantErr == "" && err != nil:
 				t.Fatalf("error %v", err)

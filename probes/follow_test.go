@@ -148,7 +148,7 @@ func TestFollowedPruned(t *testing.T) {
 	if got, err := tr.Followed(); err != nil || len(got) != 0 {
 		t.Errorf("followed %v (%v) once every process ended, want none", got, err)
 	}
-	if lost, err := tr.Lost(); err != nil || lost.Unfollowed != 0 {
+	if lost, err := tr.Counters(); err != nil || lost.Unfollowed != 0 {
 		t.Errorf("unfollowed %d (%v), want 0", lost.Unfollowed, err)
 	}
 }

@@ -86,12 +86,12 @@ type Options struct {
 	// multiple of the page size (0: the object's 4 MiB). Calls that
 	// complete while it is full are dropped, and counted.
 	RingBuffer int
-	// Aggregate counts completed calls in per-CPU histograms in the
+	// KernelHistograms counts completed calls in per-CPU histograms in the
 	// kernel (read with Histograms) instead of streaming each through the
 	// ring buffer, which then carries only calls that never returned.
 	// Functions is how many functions Attach will be given.
-	Aggregate bool
-	Functions int
+	KernelHistograms bool
+	Functions        int
 	// Costs are the probe costs taken out of each call's duration: its
 	// own probes' Inner, and the Nested of each traced call made inside
 	// it (on its thread or goroutine), counted as they happen, each at the
@@ -125,8 +125,10 @@ func possibleCPUs() int {
 // ErrRingBufferSize is returned for a ring buffer size the kernel refuses.
 var ErrRingBufferSize = errors.New("ring buffer size must be a power of two and a multiple of the page size")
 
-// Lost counts calls the tracer saw but could not report.
-type Lost struct {
+// Counters are what the BPF program counts besides calls: those it saw
+// but could not report (a report's Lost), the entries in all, and the
+// processes it could not follow.
+type Counters struct {
 	Dropped  uint64 // ring buffer was full
 	Unpaired uint64 // exit without a recorded entry
 	Entries  uint64 // entries seen in all (for cross-checks)
@@ -146,7 +148,7 @@ type Tracer struct {
 	counter   *bpf.BPFMap
 	pid       int
 	follow    bool
-	hists     *bpf.BPFMap // with Options.Aggregate
+	hists     *bpf.BPFMap // with Options.KernelHistograms
 	epoch     uint64      // the interval of the histograms' extremes (NextInterval)
 	nfns      int
 	forkLink  *bpf.BPFLink
@@ -289,7 +291,7 @@ func Open(opts Options) (*Tracer, error) {
 		t.Close()
 		return nil, fmt.Errorf("configure nested calls: %w", err)
 	}
-	if opts.Aggregate {
+	if opts.KernelHistograms {
 		if opts.Functions < 1 {
 			t.Close()
 			return nil, errors.New("in-kernel histograms need the number of functions")
@@ -345,7 +347,7 @@ func Open(opts Options) (*Tracer, error) {
 		t.Close()
 		return nil, fmt.Errorf("find counters map: %w", err)
 	}
-	if opts.Aggregate {
+	if opts.KernelHistograms {
 		if t.hists, err = mod.GetMap("hists"); err != nil {
 			t.Close()
 			return nil, fmt.Errorf("find hists map: %w", err)
@@ -784,9 +786,9 @@ func (t *Tracer) Drain(fn func(*Event)) int {
 	return t.ring.drain(fn)
 }
 
-// Lost reads the loss counters, summed over CPUs.
-func (t *Tracer) Lost() (Lost, error) {
-	var l Lost
+// Counters reads the counters, summed over CPUs.
+func (t *Tracer) Counters() (Counters, error) {
+	var l Counters
 	for idx, dst := range map[uint32]*uint64{counterDropped: &l.Dropped, counterUnpaired: &l.Unpaired, counterEntries: &l.Entries, counterUnfollowed: &l.Unfollowed} {
 		key := idx
 		raw, err := t.counter.GetValue(unsafe.Pointer(&key))
@@ -849,7 +851,7 @@ type Histogram struct {
 }
 
 // Histograms reads every function's in-kernel histogram, in the order of
-// the functions given to Attach. Only with Options.Aggregate.
+// the functions given to Attach. Only with Options.KernelHistograms.
 func (t *Tracer) Histograms() ([]Histogram, error) {
 	if t.hists == nil {
 		return nil, errors.New("read histograms: not aggregating in the kernel")
@@ -912,8 +914,8 @@ func (t *Tracer) NextInterval() error {
 	return nil
 }
 
-// Leftovers are the calls whose entry is still recorded when tracing ends.
-type Leftovers struct {
+// Unfinished are the calls whose entry is still recorded when tracing ends.
+type Unfinished struct {
 	// NoReturn counts, per function index, calls of processes that have
 	// exited: they never returned (panic, exit, a signal).
 	NoReturn map[uint32]uint64
@@ -922,10 +924,10 @@ type Leftovers struct {
 	InFlight uint64
 }
 
-// Leftovers reads the calls still recorded as in flight. Call it after
+// Unfinished reads the calls still recorded as in flight. Call it after
 // Detach, so that none is added meanwhile.
-func (t *Tracer) Leftovers() (Leftovers, error) {
-	l := Leftovers{NoReturn: map[uint32]uint64{}}
+func (t *Tracer) Unfinished() (Unfinished, error) {
+	l := Unfinished{NoReturn: map[uint32]uint64{}}
 	starts, err := t.mod.GetMap("starts")
 	if err != nil {
 		return l, fmt.Errorf("find starts map: %w", err)
@@ -980,8 +982,8 @@ func processRunning(pid int) bool {
 }
 
 // Minus returns the counts that l has beyond an earlier reading.
-func (l Lost) Minus(earlier Lost) Lost {
-	return Lost{Dropped: l.Dropped - earlier.Dropped, Unpaired: l.Unpaired - earlier.Unpaired, Entries: l.Entries - earlier.Entries,
+func (l Counters) Minus(earlier Counters) Counters {
+	return Counters{Dropped: l.Dropped - earlier.Dropped, Unpaired: l.Unpaired - earlier.Unpaired, Entries: l.Entries - earlier.Entries,
 		Unfollowed: l.Unfollowed - earlier.Unfollowed}
 }
 

@@ -77,7 +77,7 @@ type Report struct {
 	// OverheadCorrected says the functions' ProbeOverheadNs was subtracted
 	// from every duration.
 	OverheadCorrected bool
-	Facts               Facts
+	Facts             Facts
 }
 
 // Facts says what was measured where, so that a later comparison can tell

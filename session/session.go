@@ -125,7 +125,7 @@ type Session struct {
 	lastHists   []probes.Histogram // in-kernel histograms at the last interval
 	start       time.Time
 	windowStart time.Time
-	lostBefore  probes.Lost
+	lostBefore  probes.Counters
 	final       *report.Report
 }
 
@@ -243,15 +243,15 @@ func (s *Session) open() error {
 		s.inKernel = s.kernel.histogramBytes(len(p.targets)) <= KernelHistogramBudget
 	}
 	opts := probes.Options{
-		Pid:         s.proc.Pid,
-		FollowForks: s.proc.FollowForks,
-		StopOnExec:  p.follower != nil,
-		LibbpfLog:   s.opts.LibbpfLog,
-		Attach:      s.opts.Attach,
-		RingBuffer:  s.opts.RingBuffer,
-		Aggregate:   s.inKernel,
-		Functions:   len(p.targets),
-		Raw:         s.opts.Raw,
+		Pid:              s.proc.Pid,
+		FollowForks:      s.proc.FollowForks,
+		StopOnExec:       p.follower != nil,
+		LibbpfLog:        s.opts.LibbpfLog,
+		Attach:           s.opts.Attach,
+		RingBuffer:       s.opts.RingBuffer,
+		KernelHistograms: s.inKernel,
+		Functions:        len(p.targets),
+		Raw:              s.opts.Raw,
 	}
 	if !s.opts.Raw {
 		opts.Costs = s.costs
@@ -489,13 +489,13 @@ func (s *Session) finish(elapsed time.Duration) (*report.Report, error) {
 // makes it the final one: with the calls left in flight and the warnings
 // only the end can give.
 func (s *Session) report(agg *tally, elapsed time.Duration, end bool) (*report.Report, error) {
-	lost, err := s.tracer.Lost()
+	lost, err := s.tracer.Counters()
 	if err != nil {
 		return nil, err
 	}
-	var left *probes.Leftovers
+	var left *probes.Unfinished
 	if end {
-		l, err := s.tracer.Leftovers()
+		l, err := s.tracer.Unfinished()
 		if err != nil {
 			return nil, err
 		}
@@ -572,7 +572,7 @@ func (s *Session) Interval() (*report.Report, error) {
 		return nil, errors.New("session: Interval needs Options.Intervals")
 	}
 	now := time.Now()
-	lost, err := s.tracer.Lost()
+	lost, err := s.tracer.Counters()
 	if err != nil {
 		return nil, err
 	}

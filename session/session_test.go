@@ -24,8 +24,8 @@ import (
 type fakeTracer struct {
 	mu           sync.Mutex
 	pending      []probes.Event
-	lost         probes.Lost
-	left         probes.Leftovers
+	lost         probes.Counters
+	left         probes.Unfinished
 	hists        []probes.Histogram
 	refused      []probes.Refused
 	attachErr    error
@@ -72,13 +72,13 @@ func (f *fakeTracer) Drain(fn func(*probes.Event)) int {
 	return len(es)
 }
 
-func (f *fakeTracer) Lost() (probes.Lost, error) {
+func (f *fakeTracer) Counters() (probes.Counters, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.lost, nil
 }
 
-func (f *fakeTracer) Leftovers() (probes.Leftovers, error) { return f.left, nil }
+func (f *fakeTracer) Unfinished() (probes.Unfinished, error) { return f.left, nil }
 
 func (f *fakeTracer) Histograms() ([]probes.Histogram, error) {
 	f.mu.Lock()
@@ -135,7 +135,7 @@ func (k *fakeKernel) kernel() kernel {
 		open: func(opts probes.Options, fallback bool) (tracer, bool, string, error) {
 			k.opened = append(k.opened, opts)
 			k.fallback = append(k.fallback, fallback)
-			return k.f, opts.Aggregate, "", nil
+			return k.f, opts.KernelHistograms, "", nil
 		},
 		calibrate: func(probes.Options) (costSource, error) {
 			if k.costs.Kinds == nil {
@@ -244,12 +244,12 @@ func TestRunCountsCallsAndTakesCostsOut(t *testing.T) {
 	for _, raw := range []bool{false, true} {
 		t.Run(fmt.Sprintf("raw=%v", raw), func(t *testing.T) {
 			f := &fakeTracer{
-				lost: probes.Lost{Dropped: 4, Unpaired: 1},
-				left: probes.Leftovers{InFlight: 3, NoReturn: map[uint32]uint64{1: 1}},
+				lost: probes.Counters{Dropped: 4, Unpaired: 1},
+				left: probes.Unfinished{InFlight: 3, NoReturn: map[uint32]uint64{1: 1}},
 			}
 			k := &fakeKernel{f: f, costs: testCosts()}
 			s := started(t, k, Options{Aggregate: AggregateUser, Raw: raw, Version: "test"}, testPlan("main.f", "main.g"))
-			if k.opened[0].Aggregate || k.fallback[0] {
+			if k.opened[0].KernelHistograms || k.fallback[0] {
 				t.Errorf("user aggregation opened %+v, fallback %v", k.opened[0], k.fallback[0])
 			}
 			if !raw && k.opened[0].Costs.Kinds[goKind].Inner != 100 {
@@ -398,7 +398,7 @@ func TestIntervalsOfKernelHistograms(t *testing.T) {
 	f := &fakeTracer{}
 	k := &fakeKernel{f: f}
 	s := started(t, k, Options{Intervals: true}, testPlan("main.f"))
-	if !k.opened[0].Aggregate || !k.fallback[0] {
+	if !k.opened[0].KernelHistograms || !k.fallback[0] {
 		t.Fatalf("auto aggregation of one function: opened %+v, fallback %v; want in the kernel, with the fallback", k.opened[0], k.fallback[0])
 	}
 	stop := running(t, s)
@@ -466,8 +466,8 @@ func TestAggregationChoice(t *testing.T) {
 	} {
 		k := &fakeKernel{f: &fakeTracer{}}
 		started(t, k, Options{Aggregate: c.agg}, testPlan(c.fns...))
-		if k.opened[0].Aggregate != c.inKernel || k.fallback[0] != c.fallback {
-			t.Errorf("%s, %d functions: in kernel %v, fallback %v; want %v, %v", c.agg, len(c.fns), k.opened[0].Aggregate, k.fallback[0], c.inKernel, c.fallback)
+		if k.opened[0].KernelHistograms != c.inKernel || k.fallback[0] != c.fallback {
+			t.Errorf("%s, %d functions: in kernel %v, fallback %v; want %v, %v", c.agg, len(c.fns), k.opened[0].KernelHistograms, k.fallback[0], c.inKernel, c.fallback)
 		}
 	}
 }

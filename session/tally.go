@@ -113,7 +113,7 @@ func (a *tally) clone() *tally {
 
 // report builds the report; left, when not nil, adds the calls still
 // recorded as in flight when tracing ended.
-func (a *tally) report(elapsed time.Duration, lost probes.Lost, left *probes.Leftovers, warnings []string) *report.Report {
+func (a *tally) report(elapsed time.Duration, lost probes.Counters, left *probes.Unfinished, warnings []string) *report.Report {
 	r := &report.Report{
 		Elapsed:           elapsed,
 		Lost:              report.Lost{DroppedEvents: lost.Dropped, UnpairedExits: lost.Unpaired},

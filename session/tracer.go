@@ -15,8 +15,8 @@ type tracer interface {
 	Refused() []probes.Refused
 	Poll(timeout time.Duration, fn func(*probes.Event)) (int, error)
 	Drain(fn func(*probes.Event)) int
-	Lost() (probes.Lost, error)
-	Leftovers() (probes.Leftovers, error)
+	Counters() (probes.Counters, error)
+	Unfinished() (probes.Unfinished, error)
 	Histograms() ([]probes.Histogram, error)
 	NextInterval() error
 	SetCosts(costs probes.Costs) error
