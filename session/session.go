@@ -220,6 +220,9 @@ func (s *Session) Start(plan *Plan, proc Process) error {
 		s.window = newTally(plan.targets, s.costs, !s.opts.Raw, s.inKernel)
 	}
 	s.replaced = watchReplaced(plan.targets)
+	// Until Run starts the clock, reports count from the attach.
+	s.start = time.Now()
+	s.windowStart = s.start
 	return nil
 }
 
@@ -552,11 +555,7 @@ func (s *Session) Snapshot() (*report.Report, error) {
 	}
 	// Copies: the tally goes on counting after the report is built.
 	snap := s.total.clone()
-	elapsed := time.Duration(0)
-	if !s.start.IsZero() {
-		elapsed = time.Since(s.start)
-	}
-	return s.report(snap, elapsed, false)
+	return s.report(snap, time.Since(s.start), false)
 }
 
 // Interval is the report of the calls completed since the previous
@@ -594,7 +593,7 @@ func (s *Session) Interval() (*report.Report, error) {
 }
 
 // Close stops the calibration and releases the probes; a session that
-// was not Run is detached.
+// was not Run is detached. Call it once Run has returned.
 func (s *Session) Close() error {
 	s.awaitCalibration()
 	var errs []error
