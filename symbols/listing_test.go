@@ -1,20 +1,18 @@
-package main
+package symbols
 
 import (
 	"bytes"
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/ulat-dev/ulat/symbols"
 )
 
 // listing renders rows for fns the way `ulat symbols` does, for a file of
 // size bytes.
-func listing(t *testing.T, fns []symbols.Function, size int64, rows []symbolsRow) string {
+func listing(t *testing.T, fns []Function, size int64, rows []listingRow) string {
 	t.Helper()
 	var buf bytes.Buffer
-	tb := newSymbolsTable(&buf, fns, size)
+	tb := newListingTable(&buf, fns, size)
 	for _, r := range rows {
 		if err := tb.write(r); err != nil {
 			t.Fatal(err)
@@ -26,8 +24,8 @@ func listing(t *testing.T, fns []symbols.Function, size int64, rows []symbolsRow
 	return buf.String()
 }
 
-func goRow(name string) symbolsRow {
-	return symbolsRow{function: name, lang: "go", entry: "0x26936a", exits: "1", inlined: "no"}
+func goRow(name string) listingRow {
+	return listingRow{function: name, lang: "go", entry: "0x26936a", exits: "1", inlined: "no"}
 }
 
 // A Go generic instantiation can have a name of hundreds of characters.
@@ -39,14 +37,14 @@ func TestSymbolsLongNamePadsNothing(t *testing.T) {
 	if len(long) < 600 {
 		t.Fatalf("long name is %d characters, want 600+", len(long))
 	}
-	var fns []symbols.Function
-	var rows []symbolsRow
+	var fns []Function
+	var rows []listingRow
 	for _, n := range short {
-		fns = append(fns, symbols.Function{Name: n, Lang: symbols.Go})
+		fns = append(fns, Function{Name: n, Lang: Go})
 		rows = append(rows, goRow(n))
 	}
 	without := listing(t, fns, 3<<20, rows)
-	with := listing(t, append(fns, symbols.Function{Name: long, Lang: symbols.Go}), 3<<20, append(rows, goRow(long)))
+	with := listing(t, append(fns, Function{Name: long, Lang: Go}), 3<<20, append(rows, goRow(long)))
 
 	if !strings.HasPrefix(with, without) {
 		t.Errorf("a long name changed the other rows:\n%s\nwant them as without it:\n%s", with, without)
@@ -74,8 +72,8 @@ func TestSymbolsLongNamePadsNothing(t *testing.T) {
 // column as wide as it needs when there is native code, and a note after
 // the name of a function that cannot be timed.
 func TestSymbolsLayout(t *testing.T) {
-	fns := []symbols.Function{{Name: "main.spin", Lang: symbols.Go}, {Name: "C.malloc", Lang: symbols.Native}, {Name: "main.isSpace", Lang: symbols.Go}}
-	got := listing(t, fns, 0x269686+100, []symbolsRow{
+	fns := []Function{{Name: "main.spin", Lang: Go}, {Name: "C.malloc", Lang: Native}, {Name: "main.isSpace", Lang: Go}}
+	got := listing(t, fns, 0x269686+100, []listingRow{
 		goRow("main.spin"),
 		{function: "C.malloc", lang: "native", entry: "0x94850", exits: "uretprobe", inlined: "no"},
 		{function: "main.isSpace", lang: "go", entry: "-", exits: "-", inlined: "only", note: "it is inlined into every caller and has no out-of-line copy"},
@@ -90,7 +88,7 @@ go             -          -  only     main.isSpace  (it is inlined into every ca
 	}
 
 	// Go only: the columns are as narrow as their headers allow.
-	got = listing(t, fns[:1], 0x269686+100, []symbolsRow{goRow("main.spin")})
+	got = listing(t, fns[:1], 0x269686+100, []listingRow{goRow("main.spin")})
 	want = `LANG     ENTRY  EXITS  INLINED  FUNCTION
 go    0x26936a      1  no       main.spin
 `
@@ -106,7 +104,7 @@ func (brokenPipe) Write([]byte) (int, error) { return 0, errors.New("broken pipe
 // When the reader has gone (ulat symbols BIG | head), the listing stops
 // instead of disassembling the rest of the binary for nobody.
 func TestSymbolsStopsOnWriteError(t *testing.T) {
-	tb := newSymbolsTable(brokenPipe{}, nil, 1<<20)
+	tb := newListingTable(brokenPipe{}, nil, 1<<20)
 	for i := 0; i < 1000; i++ {
 		if err := tb.write(goRow("main.spin")); err != nil {
 			if !strings.Contains(err.Error(), "broken pipe") {
