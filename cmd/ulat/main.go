@@ -51,6 +51,7 @@ func newApp() *cli.App {
 			compareCommand(),
 			mergeCommand(),
 			symbolsCommand(),
+			agentCommand(),
 			doctorCommand(),
 			versionCommand(),
 		},
@@ -92,7 +93,7 @@ func runApp(args []string) int {
 	}
 	errUnknownCommand = nil
 	app.CommandNotFound = func(c *cli.Context, name string) {
-		errUnknownCommand = usagef("unknown command %q: the commands are trace, run, compare, merge, symbols, doctor and version (see ulat --help)", name)
+		errUnknownCommand = usagef("unknown command %q: the commands are trace, run, compare, merge, symbols, agent, doctor and version (see ulat --help)", name)
 	}
 	err := app.Run(args)
 	if err == nil {

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ulat-dev/ulat/agent"
+)
+
+func agentCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "agent",
+		Usage: "time functions continuously in every process that runs the programs --config names, for Prometheus",
+		Description: `Serves /metrics (ulat_function_duration_seconds, classic and native
+buckets), /report.json (as ulat trace writes it) and /healthz. SIGHUP
+reloads the config; SIGINT and SIGTERM end the agent. See docs/agent.md.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Required: true, Usage: "the YAML config `FILE`"},
+			&cli.BoolFlag{Name: "check", Usage: "check the config and exit"},
+		},
+		Action: agentAction,
+	}
+}
+
+func agentAction(c *cli.Context) error {
+	cfg, err := agent.Load(c.String("config"))
+	if err != nil {
+		return usagef("%w", err)
+	}
+	if c.Bool("check") {
+		fmt.Fprintf(c.App.Writer, "%s: valid, %d %s\n", c.String("config"), len(cfg.Targets), plural(len(cfg.Targets), "target", "targets"))
+		return nil
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	reload := make(chan struct{}, 1)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+	return agent.Run(ctx, c.String("config"), agent.Options{Log: log, Version: version, Reload: reload})
+}
