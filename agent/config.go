@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/ulat-dev/ulat/internal/marked"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -50,13 +51,9 @@ const (
 // ErrConfig marks what is wrong with a config file.
 var ErrConfig = errors.New("invalid agent config")
 
-type configError struct{ err error }
-
-func (e configError) Error() string        { return e.err.Error() }
-func (e configError) Unwrap() error        { return e.err }
-func (e configError) Is(target error) bool { return target == ErrConfig }
-
-func configErrorf(format string, a ...any) error { return configError{fmt.Errorf(format, a...)} }
+func configErrorf(format string, a ...any) error {
+	return marked.With(ErrConfig, fmt.Errorf(format, a...))
+}
 
 // labelName is Prometheus's label name syntax.
 var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)

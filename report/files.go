@@ -7,20 +7,17 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/ulat-dev/ulat/internal/marked"
 )
 
 // ErrInvalid is returned (wrapped) by ReadFiles for a file that is not a
 // usable ulat report, or reports that cannot be merged.
 var ErrInvalid = errors.New("invalid report")
 
-// invalidError is ErrInvalid with a message of its own.
-type invalidError struct{ err error }
-
-func (e invalidError) Error() string        { return e.err.Error() }
-func (e invalidError) Unwrap() error        { return e.err }
-func (e invalidError) Is(target error) bool { return target == ErrInvalid }
-
-func invalidf(format string, a ...any) error { return invalidError{fmt.Errorf(format, a...)} }
+func invalidf(format string, a ...any) error {
+	return marked.With(ErrInvalid, fmt.Errorf(format, a...))
+}
 
 // ReadFiles reads JSON reports and merges them into one. Each file is
 // checked on its own first, so that an error names the file.

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ulat-dev/ulat/internal/marked"
 	"github.com/ulat-dev/ulat/probes"
 	"github.com/ulat-dev/ulat/symbols"
 )
@@ -18,14 +19,8 @@ import (
 // wrong.
 var ErrInput = errors.New("invalid input")
 
-type inputError struct{ err error }
-
-func (e inputError) Error() string        { return e.err.Error() }
-func (e inputError) Unwrap() error        { return e.err }
-func (e inputError) Is(target error) bool { return target == ErrInput }
-
 // Inputf makes an error that is the user's to fix (ErrInput).
-func Inputf(format string, a ...any) error { return inputError{fmt.Errorf(format, a...)} }
+func Inputf(format string, a ...any) error { return marked.With(ErrInput, fmt.Errorf(format, a...)) }
 
 // inputf is Inputf, for this package's own.
 var inputf = Inputf
@@ -51,7 +46,7 @@ func input(err error) error {
 	}
 	for _, c := range inputCauses {
 		if errors.Is(err, c) {
-			return inputError{err}
+			return marked.With(ErrInput, err)
 		}
 	}
 	return err
@@ -77,7 +72,7 @@ func watchProcess(pid int) (<-chan struct{}, error) {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		if errors.Is(err, unix.ESRCH) {
-			return nil, inputError{fmt.Errorf("process %d: %w", pid, ErrNoProcess)}
+			return nil, Inputf("process %d: %w", pid, ErrNoProcess)
 		}
 		return nil, fmt.Errorf("process %d: %w", pid, err)
 	}
