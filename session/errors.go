@@ -67,8 +67,8 @@ var (
 var ErrNoProcess = errors.New("no such process")
 
 // watchProcess fails when pid does not exist, and otherwise returns a
-// channel closed when it exits.
-func watchProcess(pid int) (<-chan struct{}, error) {
+// channel closed when it exits; it stops watching when quit is closed.
+func watchProcess(pid int, quit <-chan struct{}) (<-chan struct{}, error) {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		if errors.Is(err, unix.ESRCH) {
@@ -81,8 +81,16 @@ func watchProcess(pid int) (<-chan struct{}, error) {
 		defer unix.Close(fd)
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		for {
-			if _, err := unix.Poll(fds, -1); err == nil || err != unix.EINTR {
+			// A timeout, so that a session that ends first (an agent's)
+			// leaves no goroutine and no descriptor behind.
+			n, err := unix.Poll(fds, 200)
+			if n > 0 || (err != nil && err != unix.EINTR) {
 				break
+			}
+			select {
+			case <-quit:
+				return
+			default:
 			}
 		}
 		close(ch)

@@ -112,6 +112,7 @@ type Session struct {
 	tracer      tracer
 	inKernel    bool
 	exited      <-chan struct{} // closed when proc.Pid exits
+	quit        chan struct{}   // closed by Close: stops watching proc.Pid
 	exe         symbols.ExecutableID
 	exeErr      error
 	replaced    *replacedFiles
@@ -146,7 +147,7 @@ func newSession(opts Options, k kernel) *Session {
 	if opts.Aggregate == "" {
 		opts.Aggregate = AggregateAuto
 	}
-	s := &Session{kernel: k, opts: opts, log: opts.Log, calibrated: make(chan calibration, 1)}
+	s := &Session{kernel: k, opts: opts, log: opts.Log, calibrated: make(chan calibration, 1), quit: make(chan struct{})}
 	go func() {
 		c, err := k.calibrate(probes.Options{LibbpfLog: opts.LibbpfLog, Attach: opts.Attach})
 		s.calibrated <- calibration{c, err}
@@ -185,7 +186,7 @@ func (s *Session) Start(plan *Plan, proc Process) error {
 		return errors.New("session: started twice")
 	}
 	if proc.Pid > 0 {
-		exited, err := watchProcess(proc.Pid)
+		exited, err := watchProcess(proc.Pid, s.quit)
 		if err != nil {
 			return err
 		}
@@ -595,6 +596,11 @@ func (s *Session) Interval() (*report.Report, error) {
 // Close stops the calibration and releases the probes; a session that
 // was not Run is detached. Call it once Run has returned.
 func (s *Session) Close() error {
+	select {
+	case <-s.quit:
+	default:
+		close(s.quit)
+	}
 	s.awaitCalibration()
 	var errs []error
 	if s.calibration != nil {
