@@ -232,6 +232,9 @@ func TestAgent(t *testing.T) {
 			t.Errorf("/report.json: %s: %+v, want %d calls", fn, f, want)
 		}
 	}
+	if len(r.Binaries) != 1 || r.Binaries[0].Path != bin || r.Aggregation == "" || r.UlatVersion == "" {
+		t.Errorf("/report.json says it measured %+v, aggregation %q, ulat %q: want %s, an aggregation, a version", r.Binaries, r.Aggregation, r.UlatVersion, bin)
+	}
 
 	// An upgrade: a new file at the path.
 	next := filepath.Join(t.TempDir(), "ctarget")

@@ -22,9 +22,6 @@ var ErrInput = errors.New("invalid input")
 // Inputf makes an error that is the user's to fix (ErrInput).
 func Inputf(format string, a ...any) error { return marked.With(ErrInput, fmt.Errorf(format, a...)) }
 
-// inputf is Inputf, for this package's own.
-var inputf = Inputf
-
 // inputCauses are the errors of other packages that say the user's input
 // is wrong.
 var inputCauses = []error{
@@ -37,10 +34,7 @@ var inputCauses = []error{
 // user's input is wrong (a file that does not exist or cannot be read as a
 // program, a pattern without a match, a process that does not exist), for
 // front-ends that call symbols themselves.
-func AsInput(err error) error { return input(err) }
-
-// input marks err as ErrInput when one of inputCauses is its cause.
-func input(err error) error {
+func AsInput(err error) error {
 	if err == nil || errors.Is(err, ErrInput) {
 		return err
 	}

@@ -70,7 +70,7 @@ func Resolve(spec Spec, log *slog.Logger) (*Plan, error) {
 	if spec.FollowExecs {
 		var err error
 		if here, later, err = splitByCommand(spec.Binary, spec.Patterns); err != nil {
-			return nil, input(err)
+			return nil, AsInput(err)
 		}
 		if len(later) > 0 {
 			p.follower = newExecFollower(later, spec.Binary)
@@ -81,7 +81,7 @@ func Resolve(spec Spec, log *slog.Logger) (*Plan, error) {
 		var err error
 		if p.targets, p.groups, p.Warnings, err = resolveTargets(spec.Binary, spec.Pid, here); err != nil {
 			logWarnings(log, p.Warnings)
-			return nil, input(err)
+			return nil, AsInput(err)
 		}
 	}
 	logWarnings(log, p.Warnings)
@@ -204,7 +204,7 @@ func executableHas(pid int, pattern string) bool {
 // mappings when pid is not 0).
 func Locate(arg string, pid int) (symbols.Location, error) {
 	loc, err := locate(fileSpec{arg: arg}, pid)
-	return loc, input(err)
+	return loc, AsInput(err)
 }
 
 // locate finds the file spec names.
@@ -251,7 +251,7 @@ func groupPatterns(binary string, pid int, patterns []string) ([]*group, error) 
 		if lib, f, ok := symbols.SplitLibrary(p); ok {
 			spec, fn = fileSpec{arg: lib, lib: true}, f
 		} else if binary == "" && pid == 0 {
-			return nil, inputf("pattern %q names no file: it needs a binary, a process, or the form LIB:PATTERN", p)
+			return nil, Inputf("pattern %q names no file: it needs a binary, a process, or the form LIB:PATTERN", p)
 		}
 		g, err := find(spec)
 		if err != nil {
@@ -295,7 +295,7 @@ func resolveTargets(binary string, pid int, patterns []string) ([]target, []*gro
 		matched += n
 	}
 	if len(targets) == 0 {
-		return nil, groups, warnings, inputf("none of the %d matching functions can be timed (see the warnings)", matched)
+		return nil, groups, warnings, Inputf("none of the %d matching functions can be timed (see the warnings)", matched)
 	}
 	return targets, groups, warnings, nil
 }

@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,6 +117,7 @@ type Session struct {
 	exe         symbols.ExecutableID
 	exeErr      error
 	replaced    *replacedFiles
+	facts       report.Facts // what reports were measured with, from Start
 
 	// mu guards what Snapshot and Interval read while Run collects.
 	mu          sync.Mutex
@@ -221,6 +223,13 @@ func (s *Session) Start(plan *Plan, proc Process) error {
 		s.window = newTally(plan.targets, s.costs, !s.opts.Raw, s.inKernel)
 	}
 	s.replaced = watchReplaced(plan.targets)
+	// The files' build IDs as they are now, when probed: a file replaced
+	// while tracing has another.
+	s.facts = runFacts(plan.groups, s.opts.Version, s.log)
+	s.facts.Aggregation = "user"
+	if s.inKernel {
+		s.facts.Aggregation = "kernel"
+	}
 	// Until Run starts the clock, reports count from the attach.
 	s.start = time.Now()
 	s.windowStart = s.start
@@ -517,14 +526,10 @@ func (s *Session) report(agg *tally, elapsed time.Duration, end bool) (*report.R
 		}
 		agg.setKernel(hs, nil)
 	}
-	r := agg.report(elapsed, lost, left, s.warnings)
+	r := agg.report(elapsed, lost, left, slices.Clone(s.warnings))
+	r.Facts = s.facts
 	if !end {
 		return r, nil
-	}
-	r.Facts = runFacts(s.plan.groups, s.opts.Version, s.log)
-	r.Facts.Aggregation = "user"
-	if s.inKernel {
-		r.Facts.Aggregation = "kernel"
 	}
 	if s.proc.FollowForks && lost.Unfollowed > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d processes started by the command were not followed (more than 16384 at once)", lost.Unfollowed))
@@ -587,7 +592,7 @@ func (s *Session) Interval() (*report.Report, error) {
 		s.window.setKernel(hs, s.lastHists)
 		s.lastHists = hs
 	}
-	r := s.window.report(now.Sub(s.windowStart), lost.Minus(s.lostBefore), nil, s.warnings)
+	r := s.window.report(now.Sub(s.windowStart), lost.Minus(s.lostBefore), nil, slices.Clone(s.warnings))
 	s.window.reset()
 	s.windowStart, s.lostBefore = now, lost
 	return r, nil
