@@ -41,6 +41,12 @@ const volatile bool count_nested = true;
  * read-only data, the verifier drops the branch not taken, so the
  * bpf_get_attach_cookie call in it does not stop older kernels loading. */
 const volatile bool have_cookies = true;
+/* Events carry the cgroup v2 id of the process, so that user space can
+ * count calls per container (the agent). */
+const volatile bool by_cgroup = false;
+/* ulat_exec reports every exec in the system, stopping nothing: the
+ * agent's discovery of new processes (no uprobe program is loaded then). */
+const volatile bool exec_all = false;
 const volatile __u64 wakeup_threshold = 1 << 19; /* bytes pending before we wake the reader */
 /* The in-kernel histograms' bucket tables (ULAT_HIST_SLOTS), filled from
  * Go package buckets before load. */
@@ -233,6 +239,7 @@ static __always_inline void submit(__u32 tgid, __u32 fn, __u32 tid, __u32 kind, 
 	e->duration_ns = duration;
 	e->nested_ns = nested_ns;
 	e->inner_ns = inner_ns;
+	e->cgroup = by_cgroup ? bpf_get_current_cgroup_id() : 0;
 	/* No wakeup per event: the reader drains on a short timer, and is only
 	 * woken early when the buffer fills past the threshold. */
 	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wakeup_threshold ?
@@ -559,12 +566,28 @@ int BPF_PROG(ulat_process_exit, struct task_struct *p)
  * instruction, and tells user space, which attaches the functions of that
  * program it was asked for and lets it go on (SIGCONT). Loaded only when
  * user space waits for programs to exec (ulat run --follow-forks with
- * patterns the command's own binary does not have). */
+ * patterns the command's own binary does not have), or, with exec_all, to
+ * tell user space of every exec without stopping anything. */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(ulat_exec, struct task_struct *p, int old_pid, void *bprm)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
+	if (exec_all) {
+		struct ulat_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		if (!e) {
+			count(ULAT_CNT_DROPPED);
+			return 0;
+		}
+		__builtin_memset(e, 0, sizeof(*e));
+		e->pid = tgid;
+		e->tid = (__u32)bpf_get_current_pid_tgid();
+		e->kind = ULAT_EV_EXEC;
+		e->start_ns = bpf_ktime_get_ns();
+		e->cgroup = bpf_get_current_cgroup_id();
+		bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+		return 0;
+	}
 	if (!bpf_map_lookup_elem(&followed, &tgid))
 		return 0;
 	/* Reserved first: a process stopped without telling user space would
@@ -582,6 +605,7 @@ int BPF_PROG(ulat_exec, struct task_struct *p, int old_pid, void *bprm)
 	e->duration_ns = 0;
 	e->nested_ns = 0;
 	e->inner_ns = 0;
+	e->cgroup = 0;
 	if (bpf_send_signal(19 /* SIGSTOP */)) {
 		bpf_ringbuf_discard(e, 0);
 		return 0;

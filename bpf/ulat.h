@@ -81,7 +81,8 @@ struct ulat_call {
 enum ulat_event_kind {
 	ULAT_EV_CALL = 0,      /* a completed call */
 	ULAT_EV_NO_RETURN = 1, /* a call whose frame was reused before it returned */
-	ULAT_EV_EXEC = 2,      /* a followed process exec'd a program and is stopped (SIGSTOP) */
+	ULAT_EV_EXEC = 2,      /* a followed process exec'd a program and is stopped (SIGSTOP);
+				* with exec_all, any process exec'd a program (not stopped) */
 };
 
 /* In-kernel histograms: the buckets of Go package buckets, whose comment
@@ -130,6 +131,7 @@ struct ulat_event {
 	__u64 duration_ns; /* from entry to exit, nothing taken out */
 	__u64 nested_ns;   /* the probe costs of traced calls made inside it */
 	__u64 inner_ns;    /* its own probes' inner cost, on this CPU */
+	__u64 cgroup;      /* the cgroup v2 id of the process (by_cgroup; else 0) */
 };
 
 #endif

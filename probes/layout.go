@@ -80,9 +80,10 @@ type Event struct {
 	DurationNs uint64 // from entry to exit, nothing taken out
 	NestedNs   uint64 // the probe costs (Options.Costs) of traced calls made inside it
 	InnerNs    uint64 // its own probes' inner cost, on the CPU they ran on
+	Cgroup     uint64 // the process's cgroup v2 id (Options.ByCgroup, and every EventExec of an ExecWatcher)
 }
 
-const eventSize = 48
+const eventSize = 56
 
 // callKey is struct ulat_call_key.
 type callKey struct {

@@ -70,8 +70,13 @@ type Options struct {
 	// FollowForks extends Pid to the processes it starts from now on, and
 	// theirs. Probes then fire in every process that runs the traced files
 	// and the BPF program filters, where without it the kernel installs
-	// them in Pid's process only.
+	// them in Pid's process only. With Pid 0 the set starts empty, and
+	// processes join it through Follow (and their children with them).
 	FollowForks bool
+	// ByCgroup makes each event carry its process's cgroup v2 id, so that
+	// calls can be counted per container. Not with KernelHistograms,
+	// which count per function only.
+	ByCgroup bool
 	// StopOnExec (with FollowForks) stops each followed process that
 	// execs a program before its first instruction and reports it as an
 	// EventExec, so that the program's functions can be added (Add)
@@ -106,6 +111,9 @@ type Options struct {
 	// noCookies makes the tracer work as on a kernel without BPF cookies,
 	// so that tests cover that path on any kernel.
 	noCookies bool
+	// watchExecs loads the exec tracepoint alone, reporting every exec
+	// (WatchExecs).
+	watchExecs bool
 }
 
 // HistogramBytes is the kernel memory in-kernel histograms take for n
@@ -200,9 +208,13 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, fmt.Errorf("open bpf object: %w", err)
 	}
 	t := &Tracer{mod: mod, pid: opts.Pid, mode: opts.Attach, follow: opts.FollowForks}
-	if t.follow && opts.Pid <= 0 {
+	if opts.Pid < 0 || !t.follow && opts.Pid == 0 && opts.StopOnExec {
 		t.Close()
-		return nil, errors.New("following forks needs the pid of the first process")
+		return nil, fmt.Errorf("process %d: following needs a pid, or 0 with FollowForks", opts.Pid)
+	}
+	if opts.ByCgroup && opts.KernelHistograms {
+		t.Close()
+		return nil, errors.New("in-kernel histograms count per function, not per cgroup")
 	}
 	cookies := KernelHasCookies() && !opts.noCookies
 	switch t.mode {
@@ -236,8 +248,21 @@ func Open(opts Options) (*Tracer, error) {
 	if !t.follow {
 		unused = append(unused, "ulat_fork", "ulat_process_exit")
 	}
-	if !t.follow || !opts.StopOnExec {
+	if (!t.follow || !opts.StopOnExec) && !opts.watchExecs {
 		unused = append(unused, "ulat_exec")
+	}
+	if opts.watchExecs {
+		unused = append(unused, "ulat_fork", "ulat_process_exit")
+		for _, name := range perfPrograms {
+			unused = append(unused, name)
+		}
+		for _, name := range multiPrograms {
+			unused = append(unused, name)
+		}
+		if err := t.configureExecWatch(); err != nil {
+			t.Close()
+			return nil, err
+		}
 	}
 	t.stopOnExec = t.follow && opts.StopOnExec
 	for _, name := range unused {
@@ -290,6 +315,10 @@ func Open(opts Options) (*Tracer, error) {
 	if err := mod.InitGlobalVariable("count_nested", !opts.Raw); err != nil {
 		t.Close()
 		return nil, fmt.Errorf("configure nested calls: %w", err)
+	}
+	if err := mod.InitGlobalVariable("by_cgroup", opts.ByCgroup); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("configure cgroup ids: %w", err)
 	}
 	if opts.KernelHistograms {
 		if opts.Functions < 1 {
@@ -363,6 +392,17 @@ func Open(opts Options) (*Tracer, error) {
 			return nil, err
 		}
 	}
+	if opts.watchExecs {
+		prog, err := mod.GetProgram("ulat_exec")
+		if err == nil {
+			t.execLink, err = prog.AttachGeneric()
+		}
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("%w: exec tracepoint: %w", ErrAttach, unwrapErrno(err))
+		}
+		return t, nil
+	}
 	if !cookies {
 		if err := t.fillTailProgs(); err != nil {
 			t.Close()
@@ -376,10 +416,6 @@ func Open(opts Options) (*Tracer, error) {
 // the fork tracepoint that adds its descendants and the exit tracepoint
 // that removes each when it ends.
 func (t *Tracer) startFollowing() error {
-	followed, err := t.mod.GetMap("followed")
-	if err != nil {
-		return fmt.Errorf("find followed map: %w", err)
-	}
 	// Before the first process is in the set, so that it cannot end
 	// unseen and leave its pid followed.
 	exit, err := t.mod.GetProgram("ulat_process_exit")
@@ -389,9 +425,10 @@ func (t *Tracer) startFollowing() error {
 	if t.exitLink, err = exit.AttachGeneric(); err != nil {
 		return fmt.Errorf("%w: exit tracepoint: %w", ErrAttach, unwrapErrno(err))
 	}
-	pid, one := uint32(t.pid), uint8(1)
-	if err := followed.Update(unsafe.Pointer(&pid), unsafe.Pointer(&one)); err != nil {
-		return fmt.Errorf("follow process %d: %w", t.pid, err)
+	if t.pid > 0 {
+		if err := t.Follow(t.pid); err != nil {
+			return err
+		}
 	}
 	prog, err := t.mod.GetProgram("ulat_fork")
 	if err != nil {
@@ -408,6 +445,24 @@ func (t *Tracer) startFollowing() error {
 		if t.execLink, err = prog.AttachGeneric(); err != nil {
 			return fmt.Errorf("%w: exec tracepoint: %w", ErrAttach, unwrapErrno(err))
 		}
+	}
+	return nil
+}
+
+// Follow adds a process to the followed set (FollowForks): its calls are
+// traced from now on, and so are those of the processes it starts. The
+// set holds the processes alive at once, 16384 at most.
+func (t *Tracer) Follow(pid int) error {
+	if !t.follow || t.mod == nil {
+		return errors.New("follow a process: the tracer does not follow forks, or is closed")
+	}
+	followed, err := t.mod.GetMap("followed")
+	if err != nil {
+		return fmt.Errorf("find followed map: %w", err)
+	}
+	key, one := uint32(pid), uint8(1)
+	if err := followed.Update(unsafe.Pointer(&key), unsafe.Pointer(&one)); err != nil {
+		return fmt.Errorf("follow process %d: %w", pid, err)
 	}
 	return nil
 }
