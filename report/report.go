@@ -7,6 +7,10 @@ type FunctionStats struct {
 	Function string // display name, e.g. "main.(*Server).handle"
 	Binary   string // absolute path of the binary or library
 	Hist     *Histogram
+	// Cgroup is the cgroup v2 id of the processes whose calls these are,
+	// when counted per cgroup (session.Options.ByCgroup); else 0. Not in
+	// JSON reports, which have one entry per function.
+	Cgroup uint64
 	// DidNotReturn counts calls that were entered but never returned: a
 	// panic, runtime.Goexit or longjmp unwound them, or the process ended.
 	DidNotReturn uint64

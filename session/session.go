@@ -80,7 +80,12 @@ type Options struct {
 	// LIB:function when the plan has several files, as a table showing
 	// them side by side needs.
 	LabelLibraries bool
-	Version        string // ulat's, recorded in reports
+	// ByCgroup counts each cgroup's calls apart: a report then has an
+	// entry per function and cgroup v2 (FunctionStats.Cgroup), for the
+	// cgroups whose processes called it. Calls are streamed to user
+	// space: in-kernel histograms count per function only.
+	ByCgroup bool
+	Version  string // ulat's, recorded in reports
 }
 
 // Process says which processes the probes fire in.
@@ -89,6 +94,7 @@ type Process struct {
 	// traced files). Run ends when it exits.
 	Pid int
 	// FollowForks extends Pid to the processes it starts, and theirs.
+	// With Pid 0, no process is traced until Session.Follow names one.
 	FollowForks bool
 	// Launched: the front-end started Pid for this session (ulat run), so
 	// that other processes running its executable are none of its concern.
@@ -218,9 +224,13 @@ func (s *Session) Start(plan *Plan, proc Process) error {
 		// act on at once.
 		s.exe, s.exeErr = symbols.ExecutableOf(proc.Pid)
 	}
-	s.total = newTally(plan.targets, s.costs, !s.opts.Raw, s.inKernel)
+	newT := func() *tally { return newTally(plan.targets, s.costs, !s.opts.Raw, s.inKernel) }
+	if s.opts.ByCgroup {
+		newT = func() *tally { return newCgroupTally(plan.targets, s.costs, !s.opts.Raw) }
+	}
+	s.total = newT()
 	if s.opts.Intervals {
-		s.window = newTally(plan.targets, s.costs, !s.opts.Raw, s.inKernel)
+		s.window = newT()
 	}
 	s.replaced = watchReplaced(plan.targets)
 	// The files' build IDs as they are now, when probed: a file replaced
@@ -248,6 +258,11 @@ func (s *Session) open() error {
 		if agg == AggregateKernel {
 			s.warn("in-kernel aggregation: functions of programs the command runs are added while it runs, so every call is streamed to user space instead")
 		}
+	case s.opts.ByCgroup:
+		s.inKernel = false
+		if agg == AggregateKernel {
+			s.warn("in-kernel aggregation counts per function, not per cgroup: every call is streamed to user space instead")
+		}
 	case agg == AggregateKernel:
 		s.inKernel = true
 	case agg == AggregateUser:
@@ -263,13 +278,14 @@ func (s *Session) open() error {
 		Attach:           s.opts.Attach,
 		RingBuffer:       s.opts.RingBuffer,
 		KernelHistograms: s.inKernel,
+		ByCgroup:         s.opts.ByCgroup,
 		Functions:        len(p.targets),
 		Raw:              s.opts.Raw,
 	}
 	if !s.opts.Raw {
 		opts.Costs = s.costs
 	}
-	tracer, inKernel, warning, err := s.kernel.open(opts, agg == AggregateAuto && p.follower == nil)
+	tracer, inKernel, warning, err := s.kernel.open(opts, agg == AggregateAuto && p.follower == nil && !s.opts.ByCgroup)
 	if err != nil {
 		return err
 	}
@@ -598,6 +614,26 @@ func (s *Session) Interval() (*report.Report, error) {
 	return r, nil
 }
 
+// ErrNotSelecting is returned by Follow for a session that traces a
+// process and its children, or every process, rather than those it is
+// given.
+var ErrNotSelecting = errors.New("the session does not select processes (Process{FollowForks: true} with no Pid does)")
+
+// Follow traces process pid from now on, and the processes it starts, in
+// a session started with Process{FollowForks: true} and no Pid. It may be
+// called from any goroutine while the session runs.
+func (s *Session) Follow(pid int) error {
+	if s.proc.Pid != 0 || !s.proc.FollowForks {
+		return ErrNotSelecting
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tracer == nil || s.final != nil {
+		return ErrEnded
+	}
+	return s.tracer.Follow(pid)
+}
+
 // Close stops the calibration and releases the probes; a session that
 // was not Run is detached. Call it once Run has returned.
 func (s *Session) Close() error {
@@ -612,6 +648,8 @@ func (s *Session) Close() error {
 		errs = append(errs, s.calibration.Close())
 		s.calibration = nil
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.tracer != nil {
 		errs = append(errs, s.tracer.Close())
 		s.tracer = nil

@@ -33,6 +33,7 @@ type fakeTracer struct {
 	nextInterval int
 	costs        []probes.Costs
 	continued    []int
+	followed     []int
 	detached     bool
 	closed       bool
 }
@@ -102,6 +103,13 @@ func (f *fakeTracer) SetCosts(c probes.Costs) error {
 
 func (f *fakeTracer) Continue(pid int) error {
 	f.continued = append(f.continued, pid)
+	return nil
+}
+
+func (f *fakeTracer) Follow(pid int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.followed = append(f.followed, pid)
 	return nil
 }
 
@@ -588,5 +596,105 @@ func TestSessionOnTheKernel(t *testing.T) {
 			}
 			t.Logf("log:\n%s", log)
 		})
+	}
+}
+
+// By cgroup, each cgroup's calls are a histogram of their own, costs taken
+// out as ever, functions a cgroup did not call left out; the calls are
+// streamed even when in-kernel histograms were asked for; processes join
+// through Follow, which a session of one process refuses.
+func TestByCgroupCountsEachCgroupApart(t *testing.T) {
+	f := &fakeTracer{}
+	k := &fakeKernel{f: f, costs: testCosts()}
+	log := &logLines{}
+	s := newSession(Options{Aggregate: AggregateKernel, ByCgroup: true, Intervals: true, Log: slog.New(log)}, k.kernel())
+	t.Cleanup(func() { s.Close() })
+	if err := s.Start(testPlan("main.f", "main.g"), Process{FollowForks: true}); err != nil {
+		t.Fatal(err)
+	}
+	if o := k.opened[0]; o.KernelHistograms || !o.ByCgroup || !o.FollowForks || o.Pid != 0 {
+		t.Errorf("opened %+v: want streamed calls by cgroup, following no process yet", o)
+	}
+	if !strings.Contains(log.String(), "not per cgroup") {
+		t.Errorf("no warning that kernel aggregation was not taken:\n%s", log)
+	}
+	if err := s.Follow(42); err != nil || len(f.followed) != 1 || f.followed[0] != 42 {
+		t.Errorf("Follow(42): %v, tracer follows %v", err, f.followed)
+	}
+	stop := running(t, s)
+	at := func(cg uint64, fn uint32, d uint64) probes.Event {
+		e := call(fn, d, 100, 0)
+		e.Cgroup = cg
+		return e
+	}
+	f.push(at(7, 0, 1100), at(7, 0, 1100), at(9, 0, 2100), at(9, 1, 3100), at(9, 1, 3100), at(9, 1, 3100))
+	type key struct {
+		cg uint64
+		fn string
+	}
+	counts := func(r *report.Report) map[key]uint64 {
+		m := map[key]uint64{}
+		for _, f := range r.Functions {
+			m[key{f.Cgroup, f.Function}] = f.Hist.Count()
+		}
+		return m
+	}
+	want := map[key]uint64{{7, "main.f"}: 2, {9, "main.f"}: 1, {9, "main.g"}: 3}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r, err := s.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := counts(r)
+		if fmt.Sprint(got) == fmt.Sprint(want) {
+			for _, f := range r.Functions {
+				if f.Cgroup == 9 && f.Function == "main.g" && (f.Hist.Min() != 3000 || f.Hist.Max() != 3000) {
+					t.Errorf("cgroup 9, main.g: min %d, max %d, want 3000 (the 100 ns probe cost taken out)", f.Hist.Min(), f.Hist.Max())
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("calls by cgroup and function: %v, want %v", got, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	iv, err := s.Interval()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := counts(iv); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("first interval: %v, want %v", got, want)
+	}
+	f.push(at(9, 1, 3100))
+	waitSnapshot := func() {
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			r, _ := s.Snapshot()
+			if counts(r)[key{9, "main.g"}] == 4 {
+				return
+			}
+		}
+		t.Fatal("the fourth call of main.g in cgroup 9 was not counted")
+	}
+	waitSnapshot()
+	iv, err = s.Interval()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, w := counts(iv), map[key]uint64{{9, "main.g"}: 1}; fmt.Sprint(got) != fmt.Sprint(w) {
+		t.Errorf("second interval: %v, want %v", got, w)
+	}
+	if r := stop(); fmt.Sprint(counts(r)) != fmt.Sprint(map[key]uint64{{7, "main.f"}: 2, {9, "main.f"}: 1, {9, "main.g"}: 4}) {
+		t.Errorf("final report: %v", counts(r))
+	}
+
+	one := newSession(Options{}, (&fakeKernel{f: &fakeTracer{}}).kernel())
+	t.Cleanup(func() { one.Close() })
+	if err := one.Start(testPlan("main.f"), Process{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := one.Follow(42); !errors.Is(err, ErrNotSelecting) {
+		t.Errorf("Follow in a session of every process: %v, want ErrNotSelecting", err)
 	}
 }

@@ -1,7 +1,9 @@
 package session
 
 import (
+	"maps"
 	"math/bits"
+	"slices"
 	"time"
 
 	"github.com/ulat-dev/ulat/probes"
@@ -22,11 +24,21 @@ type tally struct {
 	// inKernel: completed calls are counted in the kernel, which takes
 	// the costs out itself; events are only calls that never returned.
 	inKernel bool
+	// cgroups, when not nil, counts each cgroup's calls in a tally of its
+	// own (Options.ByCgroup), and this one counts none.
+	cgroups map[uint64]*tally
 }
 
 func newTally(targets []target, costs probes.Costs, correct, inKernel bool) *tally {
 	a := &tally{costs: costs, correct: correct && len(costs.Kinds) > 0, inKernel: inKernel}
 	a.grow(targets)
+	return a
+}
+
+// newCgroupTally is a tally of each cgroup's calls.
+func newCgroupTally(targets []target, costs probes.Costs, correct bool) *tally {
+	a := newTally(targets, costs, correct, false)
+	a.cgroups = map[uint64]*tally{}
 	return a
 }
 
@@ -39,10 +51,22 @@ func (a *tally) grow(targets []target) {
 		a.nested = append(a.nested, 0)
 	}
 	a.targets = targets
+	for _, c := range a.cgroups {
+		c.grow(targets)
+	}
 }
 
 func (a *tally) record(e *probes.Event) {
 	if int(e.Fn) >= len(a.hists) {
+		return
+	}
+	if a.cgroups != nil {
+		c := a.cgroups[e.Cgroup]
+		if c == nil {
+			c = newTally(a.targets, a.costs, a.correct, false)
+			a.cgroups[e.Cgroup] = c
+		}
+		c.record(e)
 		return
 	}
 	if e.Kind == probes.EventNoReturn {
@@ -90,6 +114,9 @@ func (a *tally) setKernel(hs, prev []probes.Histogram) {
 // reset starts the tally anew, with histograms of its own: the reports
 // made before keep theirs.
 func (a *tally) reset() {
+	if a.cgroups != nil {
+		a.cgroups = map[uint64]*tally{}
+	}
 	for i := range a.hists {
 		a.hists[i] = report.NewHistogram()
 		a.noReturn[i] = 0
@@ -108,6 +135,12 @@ func (a *tally) clone() *tally {
 	c.noReturn = append([]uint64(nil), a.noReturn...)
 	c.nested = append([]uint64(nil), a.nested...)
 	c.targets = append([]target(nil), a.targets...)
+	if a.cgroups != nil {
+		c.cgroups = make(map[uint64]*tally, len(a.cgroups))
+		for id, t := range a.cgroups {
+			c.cgroups[id] = t.clone()
+		}
+	}
 	return &c
 }
 
@@ -122,6 +155,21 @@ func (a *tally) report(elapsed time.Duration, lost probes.Counters, left *probes
 	}
 	if left != nil {
 		r.Lost.InFlight = left.InFlight
+	}
+	if a.cgroups != nil {
+		// Calls in flight at the end are known per function only: they
+		// are in Lost.InFlight, not in any cgroup's DidNotReturn.
+		ids := slices.Sorted(maps.Keys(a.cgroups))
+		for _, id := range ids {
+			for _, fs := range a.cgroups[id].report(elapsed, lost, nil, nil).Functions {
+				if fs.Hist.Count() == 0 && fs.DidNotReturn == 0 {
+					continue // not called in that cgroup
+				}
+				fs.Cgroup = id
+				r.Functions = append(r.Functions, fs)
+			}
+		}
+		return r
 	}
 	for i, t := range a.targets {
 		if t.refused {

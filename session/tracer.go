@@ -21,6 +21,7 @@ type tracer interface {
 	NextInterval() error
 	SetCosts(costs probes.Costs) error
 	Continue(pid int) error
+	Follow(pid int) error
 	Detach() error
 	Close() error
 }
