@@ -5,31 +5,56 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ulat-dev/ulat/cgroup"
 )
 
-// cgroupID is the cgroup v2 id of a process: the inode of its cgroup's
-// directory, which is what bpf_get_current_cgroup_id returns.
+// cgroupID is the cgroup v2 id of a process, which is what
+// bpf_get_current_cgroup_id returns.
 func cgroupID(t *testing.T, pid int) uint64 {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	mount, err := cgroup.Mount()
+	if err != nil {
+		t.Skipf("SKIPPED: %v", err)
+	}
+	path, err := cgroup.Of(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if path, ok := strings.CutPrefix(line, "0::"); ok {
-			var st syscall.Stat_t
-			if err := syscall.Stat(filepath.Join("/sys/fs/cgroup", path), &st); err != nil {
-				t.Skipf("SKIPPED: cgroup v2 is not mounted at /sys/fs/cgroup: %v", err)
-			}
-			return st.Ino
-		}
+	id, err := cgroup.ID(mount, path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Skipf("SKIPPED: process %d is in no cgroup v2", pid)
-	return 0
+	return id
+}
+
+// inNewCgroup moves process pid into a cgroup v2 of its own, made for the
+// test and removed after it (the process is moved back first).
+func inNewCgroup(t *testing.T, pid int) {
+	t.Helper()
+	mount, err := cgroup.Mount()
+	if err != nil {
+		t.Skipf("SKIPPED: %v", err)
+	}
+	was, err := cgroup.Of(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(mount, fmt.Sprintf("ulat-test-%d-%d", os.Getpid(), pid))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		os.WriteFile(filepath.Join(mount, was, "cgroup.procs"), []byte(fmt.Sprint(pid)), 0)
+		if err := os.Remove(dir); err != nil {
+			t.Errorf("remove the test's cgroup: %v", err)
+		}
+	})
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(fmt.Sprint(pid)), 0); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // With FollowForks and no first pid, nothing is traced until a process is
@@ -40,6 +65,7 @@ func TestFollowSelectsProcesses(t *testing.T) {
 	p := libzProbes(t, "crc32")
 	a := startZlibCaller(t, "zlib.crc32(b'x')", 300, 400)
 	b := startZlibCaller(t, "zlib.crc32(b'x')", 200, 100)
+	inNewCgroup(t, b.pid())
 	tr, err := Open(Options{FollowForks: true, ByCgroup: true})
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +75,9 @@ func TestFollowSelectsProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantCgroup := map[int]uint64{a.pid(): cgroupID(t, a.pid()), b.pid(): cgroupID(t, b.pid())}
+	if wantCgroup[a.pid()] == wantCgroup[b.pid()] {
+		t.Fatalf("both processes in cgroup %d", wantCgroup[a.pid()])
+	}
 	count := func() map[int]int {
 		t.Helper()
 		got := map[int]int{}
