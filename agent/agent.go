@@ -9,12 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ulat-dev/ulat/cgroup"
+	"github.com/ulat-dev/ulat/internal/marked"
+	"github.com/ulat-dev/ulat/probes"
 	"github.com/ulat-dev/ulat/report"
 	"github.com/ulat-dev/ulat/session"
 )
@@ -31,34 +35,59 @@ type Options struct {
 	Ready func(addr net.Addr)
 }
 
-// rescanEvery is how often the agent looks for executables that its
-// targets' globs now match, and for traced files replaced on disk.
+// rescanEvery is how often the agent looks through /proc for processes
+// that the exec watcher did not report (those started before the agent,
+// or past a full ring buffer), for processes that ended, for executables
+// that its targets' globs now match, and for traced files replaced on
+// disk.
 const rescanEvery = time.Second
+
+// idleAfter is how long a file found through a process (a container's, a
+// deleted one) stays traced once no process runs it: a restart is back
+// within it, and keeps its series.
+const idleAfter = time.Minute
 
 // Agent traces the targets of a config and serves what it measures.
 type Agent struct {
-	opts Options
-	log  *slog.Logger
-	path string
+	opts   Options
+	log    *slog.Logger
+	path   string
+	places *places
+	pods   *pods // nil outside Kubernetes
+	// execs delivers the pid of each process that exec'd a program
+	// (nil when the exec watcher could not start: /proc is read every
+	// second only).
+	execs <-chan int
 
-	mu      sync.Mutex
-	cfg     *Config
-	traced  map[tracedKey]*traced // by target and executable file
-	started time.Time
+	mu        sync.Mutex
+	cfg       *Config
+	selectors map[string]selector // by target name
+	traced    map[tracedKey]*traced
+	seen      map[int]*process // the processes looked at, decided
+	started   time.Time
 }
 
 // tracedKey names a session: a target's executable file.
-type tracedKey struct{ target, exe string }
+type tracedKey struct {
+	target string
+	file   fileID
+}
 
-// traced is one executable file of a target, traced in every process
-// that runs it: one session, with the file's identity when it started.
+// traced is one executable file of a target, traced in the processes
+// that run it (those the target selects): one session.
 type traced struct {
 	target Target
-	exe    string
-	stat   os.FileInfo
-	s      *session.Session
+	exe    string // the file's path, as its processes see it: the binary label
+	file   fileID
+	// byPath: found by the target's exe on the agent's own filesystem,
+	// where a replaced file is noticed. Else found through a process.
+	byPath bool
+	s      *session.Session // nil when it could not be traced
 	cancel context.CancelFunc
 	done   chan struct{}
+	// procs are the processes traced in it, as of the agent's last look.
+	procs    map[int]bool
+	lastSeen time.Time // when a process last ran it
 }
 
 // Run loads the config at path, traces its targets and serves until ctx
@@ -72,7 +101,18 @@ func Run(ctx context.Context, path string, opts Options) error {
 	if err != nil {
 		return err
 	}
-	a := &Agent{opts: opts, log: opts.Log, path: path, cfg: cfg, traced: map[tracedKey]*traced{}, started: time.Now()}
+	a := &Agent{opts: opts, log: opts.Log, path: path, traced: map[tracedKey]*traced{}, seen: map[int]*process{}, started: time.Now()}
+	a.setConfig(cfg)
+	if a.pods, err = newPods(cfg.Kubernetes); err != nil {
+		return marked.With(ErrConfig, err)
+	}
+	mount := cfg.CgroupRoot
+	if mount == "" {
+		if mount, err = cgroup.Mount(); err != nil {
+			a.log.Warn(fmt.Sprintf("no container labels, and no selection by cgroup: %v", err))
+		}
+	}
+	a.places = newPlaces(mount, a.pods)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
@@ -80,11 +120,14 @@ func Run(ctx context.Context, path string, opts Options) error {
 	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	defer a.stopAll()
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	a.execs = a.watchExecs(watchCtx)
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr())
 	}
 	a.log.Info(fmt.Sprintf("serving /metrics, /report.json and /healthz on http://%s", ln.Addr()))
-	defer a.stopAll()
 
 	tick := time.NewTicker(rescanEvery)
 	defer tick.Stop()
@@ -99,10 +142,50 @@ func Run(ctx context.Context, path string, opts Options) error {
 			return fmt.Errorf("serve: %w", err)
 		case <-opts.Reload:
 			a.reload()
+		case pid := <-a.execs:
+			a.consider(pid)
 		case <-tick.C:
 			a.rescan()
 		}
 	}
+}
+
+// watchExecs reports the processes that exec a program, so that a new
+// process is traced within milliseconds, not at the next look through
+// /proc. Without the watcher (an old kernel, no privilege for it) the
+// look every second still finds them.
+func (a *Agent) watchExecs(ctx context.Context) <-chan int {
+	w, err := probes.WatchExecs(nil)
+	if err != nil {
+		a.log.Warn(fmt.Sprintf("new processes are found once a second only: %v", err))
+		return nil
+	}
+	out := make(chan int, 4096)
+	go func() {
+		defer w.Close()
+		for ctx.Err() == nil {
+			if _, err := w.Poll(100*time.Millisecond, func(e probes.Exec) {
+				select {
+				case out <- e.Pid:
+				default: // the next look through /proc finds it
+				}
+			}); err != nil {
+				a.log.Warn(fmt.Sprintf("exec watcher: %v: new processes are found once a second only", err))
+				return
+			}
+		}
+	}()
+	return out
+}
+
+func (a *Agent) setConfig(cfg *Config) {
+	sel := map[string]selector{}
+	for _, t := range cfg.Targets {
+		sel[t.Name] = newSelector(t)
+	}
+	a.mu.Lock()
+	a.cfg, a.selectors = cfg, sel
+	a.mu.Unlock()
 }
 
 // reload reads the config again and, when it is valid, traces what it
@@ -118,20 +201,45 @@ func (a *Agent) reload() {
 		cfg.Listen = a.cfg.Listen
 	}
 	a.stopAll()
+	a.setConfig(cfg)
 	a.mu.Lock()
-	a.cfg = cfg
+	a.seen = map[int]*process{}
 	a.mu.Unlock()
 	a.log.Info(fmt.Sprintf("config reloaded: %d targets", len(cfg.Targets)))
 	a.rescan()
 }
 
-// rescan starts a session for each executable a target's exe matches that
-// has none, and restarts the sessions of files replaced on disk (an
-// upgrade): uprobes stay on the old file.
+// rescan traces each executable a target's exe matches on this
+// filesystem that is not traced yet, a file replaced on disk (an upgrade:
+// uprobes stay on the old file) anew, and each process not looked at
+// yet; it forgets processes that ended, and files no process ran for
+// idleAfter.
 func (a *Agent) rescan() {
+	all, err := pids()
+	if err != nil {
+		a.log.Warn(err.Error())
+		return
+	}
+	running := map[int]bool{}
+	for _, pid := range all {
+		running[pid] = true
+	}
 	a.mu.Lock()
 	cfg := a.cfg
+	for pid := range a.seen {
+		if !running[pid] {
+			delete(a.seen, pid)
+		}
+	}
+	for _, tr := range a.traced {
+		for pid := range tr.procs {
+			if !running[pid] {
+				delete(tr.procs, pid)
+			}
+		}
+	}
 	a.mu.Unlock()
+
 	for _, t := range cfg.Targets {
 		paths, _ := filepath.Glob(t.Exe) // the pattern was checked by Load
 		for _, p := range paths {
@@ -139,41 +247,165 @@ func (a *Agent) rescan() {
 			if err != nil || !st.Mode().IsRegular() {
 				continue
 			}
-			key := tracedKey{t.Name, p}
-			a.mu.Lock()
-			tr := a.traced[key]
-			a.mu.Unlock()
-			if tr != nil && os.SameFile(tr.stat, st) {
+			id := idOf(st)
+			if a.tracing(tracedKey{t.Name, id}) != nil {
 				continue
 			}
-			if tr != nil {
+			if old := a.tracingPath(t.Name, p); old != nil {
 				a.log.Info(fmt.Sprintf("target %s: %s was replaced: tracing the new file", t.Name, p))
-				a.stop(key)
+				a.mu.Lock()
+				// Processes still running the old file stay traced until
+				// they end; both files' calls are in the same series.
+				old.byPath = false
+				stillRun := len(old.procs) > 0
+				a.mu.Unlock()
+				if !stillRun {
+					a.stop(tracedKey{t.Name, old.file})
+				}
 			}
-			a.start(t, p, st)
+			a.start(t, p, p, id, true)
 		}
+	}
+
+	for _, pid := range all {
+		a.mu.Lock()
+		p := a.seen[pid]
+		a.mu.Unlock()
+		// A pid handed to a new process is one that exec'd (and was
+		// reported), or a fork of a process running the same program.
+		if p == nil || a.execs == nil && !p.alive() {
+			a.consider(pid)
+		}
+	}
+	var idle []tracedKey
+	a.mu.Lock()
+	for key, tr := range a.traced {
+		if len(tr.procs) > 0 {
+			tr.lastSeen = time.Now()
+		} else if !tr.byPath && time.Since(tr.lastSeen) > idleAfter {
+			idle = append(idle, key)
+		}
+	}
+	a.mu.Unlock()
+	for _, key := range idle {
+		a.log.Info(fmt.Sprintf("target %s: no process has run %s for %v: no longer traced", key.target, a.tracing(key).exe, idleAfter))
+		a.stop(key)
 	}
 }
 
-// start traces target t's executable exe in every process that runs it.
-// A failure is logged, and the file is tried again when it changes.
-func (a *Agent) start(t Target, exe string, st os.FileInfo) {
-	key := tracedKey{t.Name, exe}
-	tr := &traced{target: t, exe: exe, stat: st, done: make(chan struct{})}
+func (a *Agent) tracing(key tracedKey) *traced {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.traced[key]
+}
+
+// tracingPath is the session of target's file found at path, if any.
+func (a *Agent) tracingPath(target, path string) *traced {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for key, tr := range a.traced {
+		if key.target == target && tr.byPath && tr.exe == path {
+			return tr
+		}
+	}
+	return nil
+}
+
+// consider looks at process pid (new, or that has exec'd a program) and
+// traces it for each target that selects it, starting a session for its
+// executable file when none traces it yet.
+func (a *Agent) consider(pid int) {
+	a.mu.Lock()
+	delete(a.seen, pid)
+	for _, tr := range a.traced {
+		delete(tr.procs, pid)
+	}
+	cfg, selectors := a.cfg, a.selectors
+	a.mu.Unlock()
+	p, err := readProcess(pid)
+	if err != nil {
+		// Ended already, or a kernel thread: not read again.
+		if start, err := startTime(pid); err == nil {
+			a.mu.Lock()
+			a.seen[pid] = &process{pid: pid, start: start}
+			a.mu.Unlock()
+		}
+		return
+	}
+	a.places.saw(p.cgroup)
+	decided := true
+	for _, t := range cfg.Targets {
+		sel := selectors[t.Name]
+		if !sel.runs(p) {
+			continue
+		}
+		key := tracedKey{t.Name, p.file}
+		tr := a.tracing(key)
+		if tr == nil {
+			tr = a.start(t, p.exe, p.openPath(), p.file, false)
+		}
+		if tr.s == nil {
+			continue
+		}
+		if t.selects() {
+			var pd *pod
+			if sel.needsPod() {
+				uid := cgroup.ContainerOf(p.cgroup).PodUID
+				if pd, err = a.pods.get(uid); pd == nil && uid != "" {
+					// A pod the API server has not listed yet: looked
+					// at again in a second.
+					decided = false
+					if err != nil {
+						a.log.Warn(fmt.Sprintf("target %s: process %d: %v", t.Name, pid, err))
+					}
+					continue
+				}
+			}
+			if !sel.chooses(p, pd) {
+				continue
+			}
+			if err := tr.s.Follow(pid); err != nil {
+				a.log.Warn(fmt.Sprintf("target %s: process %d not traced: %v", t.Name, pid, err))
+				continue
+			}
+			a.log.Debug(fmt.Sprintf("target %s: tracing process %d (%s)", t.Name, pid, p.cmdline))
+		}
+		a.mu.Lock()
+		tr.procs[pid] = true
+		tr.lastSeen = time.Now()
+		a.mu.Unlock()
+	}
+	if decided {
+		a.mu.Lock()
+		a.seen[pid] = p
+		a.mu.Unlock()
+	}
+}
+
+// start traces target t's executable file: exe is its path as its
+// processes see it, open a path to it here. A failure is logged, and the
+// file is not tried again until it changes (or the config does).
+func (a *Agent) start(t Target, exe, open string, file fileID, byPath bool) *traced {
+	key := tracedKey{t.Name, file}
+	tr := &traced{target: t, exe: exe, file: file, byPath: byPath, done: make(chan struct{}), procs: map[int]bool{}, lastSeen: time.Now()}
 	log := a.log.With("target", t.Name)
-	s := session.New(session.Options{Log: log, Version: a.opts.Version})
-	plan, err := session.Resolve(session.Spec{Binary: exe, Patterns: t.Functions}, log)
+	a.mu.Lock()
+	byCgroup := a.cfg.Containers()
+	a.mu.Unlock()
+	s := session.New(session.Options{Log: log, Version: a.opts.Version, ByCgroup: byCgroup})
+	plan, err := session.Resolve(session.Spec{Binary: open, Patterns: t.Functions}, log)
 	if err == nil {
-		err = s.Start(plan, session.Process{})
+		// A target that selects processes traces none until told.
+		err = s.Start(plan, session.Process{FollowForks: t.selects()})
 	}
 	if err != nil {
 		s.Close()
 		a.log.Warn(fmt.Sprintf("target %s: %s not traced: %v", t.Name, exe, err))
 		close(tr.done)
 		a.mu.Lock()
-		a.traced[key] = tr // not retried until the file changes
+		a.traced[key] = tr
 		a.mu.Unlock()
-		return
+		return tr
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tr.s, tr.cancel = s, cancel
@@ -188,6 +420,7 @@ func (a *Agent) start(t Target, exe string, st os.FileInfo) {
 	a.traced[key] = tr
 	a.mu.Unlock()
 	a.log.Info(fmt.Sprintf("target %s: timing %d functions in %s", t.Name, plan.Functions(), exe))
+	return tr
 }
 
 // stop ends one session and waits for it to let go of its probes.
@@ -219,34 +452,39 @@ func (a *Agent) stopAll() {
 
 // snapshot is a report of each traced file, in a stable order.
 type snapshot struct {
-	target Target
-	exe    string
-	r      *report.Report
+	target    Target
+	exe       string
+	processes int // traced, as of the last look
+	r         *report.Report
 }
 
 func (a *Agent) snapshots() []snapshot {
+	type one struct {
+		tr    *traced
+		procs int
+	}
 	a.mu.Lock()
-	trs := make([]*traced, 0, len(a.traced))
+	trs := make([]one, 0, len(a.traced))
 	for _, tr := range a.traced {
 		if tr.s != nil {
-			trs = append(trs, tr)
+			trs = append(trs, one{tr, len(tr.procs)})
 		}
 	}
 	a.mu.Unlock()
 	sort.Slice(trs, func(i, j int) bool {
-		if trs[i].target.Name != trs[j].target.Name {
-			return trs[i].target.Name < trs[j].target.Name
+		if trs[i].tr.target.Name != trs[j].tr.target.Name {
+			return trs[i].tr.target.Name < trs[j].tr.target.Name
 		}
-		return trs[i].exe < trs[j].exe
+		return trs[i].tr.exe < trs[j].tr.exe
 	})
 	var out []snapshot
-	for _, tr := range trs {
-		r, err := tr.s.Snapshot()
+	for _, o := range trs {
+		r, err := o.tr.s.Snapshot()
 		if err != nil {
-			a.log.Warn(fmt.Sprintf("target %s: %s: %v", tr.target.Name, tr.exe, err))
+			a.log.Warn(fmt.Sprintf("target %s: %s: %v", o.tr.target.Name, o.tr.exe, err))
 			continue
 		}
-		out = append(out, snapshot{tr.target, tr.exe, r})
+		out = append(out, snapshot{o.tr.target, o.tr.exe, o.procs, r})
 	}
 	return out
 }
@@ -267,9 +505,12 @@ func (a *Agent) handler() http.Handler {
 }
 
 // report is the report of every traced file so far, as one: what ulat
-// trace writes, so that ulat compare can judge it.
+// trace writes, so that ulat compare can judge it. Each function is one
+// entry, its calls in every container together.
 func (a *Agent) report() *report.Report {
 	all := &report.Report{Elapsed: time.Since(a.started), OverheadCorrected: true}
+	type fnKey struct{ binary, function string }
+	index := map[fnKey]int{}
 	for i, sn := range a.snapshots() {
 		r := sn.r
 		if i == 0 {
@@ -281,7 +522,23 @@ func (a *Agent) report() *report.Report {
 				all.Facts.Aggregation = ""
 			}
 		}
-		all.Functions = append(all.Functions, r.Functions...)
+		for _, f := range r.Functions {
+			f.Cgroup = 0
+			if f.Binary != sn.exe && strings.HasPrefix(f.Binary, "/proc/") {
+				f.Binary = sn.exe // found through a process: the path it has there
+			}
+			k := fnKey{f.Binary, f.Function}
+			if j, ok := index[k]; ok {
+				merged := report.NewHistogram()
+				merged.Merge(all.Functions[j].Hist)
+				merged.Merge(f.Hist)
+				all.Functions[j].Hist = merged
+				all.Functions[j].DidNotReturn += f.DidNotReturn
+				continue
+			}
+			index[k] = len(all.Functions)
+			all.Functions = append(all.Functions, f)
+		}
 		all.Lost.DroppedEvents += r.Lost.DroppedEvents
 		all.Lost.UnpairedExits += r.Lost.UnpairedExits
 		all.Lost.InFlight += r.Lost.InFlight
@@ -301,32 +558,49 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	c.a.mu.Lock()
 	limit := c.a.cfg.MaxSeries
 	c.a.mu.Unlock()
-	series, over := 0, 0
-	for _, sn := range c.a.snapshots() {
-		names, values := []string{"target", "binary"}, []string{sn.target.Name, sn.exe}
-		for _, k := range sortedKeys(sn.target.Labels) {
-			names, values = append(names, k), append(values, sn.target.Labels[k])
+	all, files := c.a.seriesOf(c.a.snapshots())
+	n, over := 0, 0
+	for _, se := range all {
+		if n >= limit {
+			over++
+			continue
 		}
-		fnNames := append(append([]string(nil), names...), "function")
-		duration := prometheus.NewDesc("ulat_function_duration_seconds", "How long calls of the function took, probe costs taken out.", fnNames, nil)
-		notReturned := prometheus.NewDesc("ulat_calls_not_returned_total", "Calls of the function that never returned (a panic, longjmp or exit unwound them).", fnNames, nil)
-		for _, f := range sn.r.Functions {
-			if series >= limit {
-				over++
-				continue
-			}
-			series++
-			lv := append(append([]string(nil), values...), f.Function)
-			ch <- histogramMetric{desc: duration, labels: prometheus.MakeLabelPairs(duration, lv), h: toDTO(f.Hist)}
-			ch <- prometheus.MustNewConstMetric(notReturned, prometheus.CounterValue, float64(f.DidNotReturn), lv...)
-		}
+		n++
+		names, values := se.labels()
+		duration := prometheus.NewDesc("ulat_function_duration_seconds", "How long calls of the function took, probe costs taken out.", names, nil)
+		notReturned := prometheus.NewDesc("ulat_calls_not_returned_total", "Calls of the function that never returned (a panic, longjmp or exit unwound them).", names, nil)
+		ch <- histogramMetric{desc: duration, labels: prometheus.MakeLabelPairs(duration, values), h: toDTO(se.hist)}
+		ch <- prometheus.MustNewConstMetric(notReturned, prometheus.CounterValue, float64(se.notReturned), values...)
+	}
+	for _, ft := range files {
+		names, values := fileLabels(ft.target, ft.binary)
 		dropped := prometheus.NewDesc("ulat_dropped_events_total", "Calls not counted because the ring buffer was full.", names, nil)
 		unpaired := prometheus.NewDesc("ulat_unpaired_exits_total", "Exits seen without their entry (the entry came before the probes).", names, nil)
-		ch <- prometheus.MustNewConstMetric(dropped, prometheus.CounterValue, float64(sn.r.Lost.DroppedEvents), values...)
-		ch <- prometheus.MustNewConstMetric(unpaired, prometheus.CounterValue, float64(sn.r.Lost.UnpairedExits), values...)
+		procs := prometheus.NewDesc("ulat_traced_processes", "Processes traced that run the file, as of the agent's last look (every second, and at each exec).", names, nil)
+		ch <- prometheus.MustNewConstMetric(dropped, prometheus.CounterValue, float64(ft.dropped), values...)
+		ch <- prometheus.MustNewConstMetric(unpaired, prometheus.CounterValue, float64(ft.unpaired), values...)
+		ch <- prometheus.MustNewConstMetric(procs, prometheus.GaugeValue, float64(ft.processes), values...)
 	}
-	overLimit := prometheus.NewDesc("ulat_series_over_limit", "Functions whose series were not served, past max_series.", nil, nil)
+	overLimit := prometheus.NewDesc("ulat_series_over_limit", "Series not served, past max_series.", nil, nil)
 	ch <- prometheus.MustNewConstMetric(overLimit, prometheus.GaugeValue, float64(over))
+}
+
+// fileLabels are the labels of a target's file: target, binary and the
+// target's static labels.
+func fileLabels(t Target, binary string) (names, values []string) {
+	names, values = []string{"target", "binary"}, []string{t.Name, binary}
+	for _, k := range sortedKeys(t.Labels) {
+		names, values = append(names, k), append(values, t.Labels[k])
+	}
+	return names, values
+}
+
+// labels are a series' labels: its file's, the place's and the function.
+func (se *series) labels() (names, values []string) {
+	names, values = fileLabels(se.target, se.binary)
+	names = append(names, "container", "pod", "namespace", "function")
+	values = append(values, se.where.container, se.where.pod, se.where.namespace, se.function)
+	return names, values
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -26,6 +26,52 @@ type Config struct {
 	// functions past it are counted in ulat_series_over_limit instead.
 	MaxSeries int      `yaml:"max_series"`
 	Targets   []Target `yaml:"targets"`
+	// ContainerLabels counts each container's calls apart, in series
+	// labelled container, pod and namespace (default true). Calls are
+	// then streamed to the agent; false counts them in the kernel, per
+	// function only.
+	ContainerLabels *bool `yaml:"container_labels"`
+	// CgroupRoot is where the host's cgroup v2 hierarchy is mounted (""
+	// finds it in /proc/self/mountinfo); in a container, mount the host's.
+	CgroupRoot string `yaml:"cgroup_root"`
+	// Kubernetes is how the agent reads the pods of its node: in a pod,
+	// the defaults (the API server, token and CA Kubernetes gives every
+	// pod, and the node in $NODE_NAME) need no setting.
+	Kubernetes Kubernetes `yaml:"kubernetes"`
+}
+
+// Kubernetes says where the agent finds the pods of its node.
+type Kubernetes struct {
+	API       string `yaml:"api"`        // https://host:port; default from $KUBERNETES_SERVICE_HOST and _PORT
+	TokenFile string `yaml:"token_file"` // default /var/run/secrets/kubernetes.io/serviceaccount/token
+	CAFile    string `yaml:"ca_file"`    // default ca.crt beside it; "" with an http:// API
+	Node      string `yaml:"node"`       // default $NODE_NAME
+}
+
+// Match selects processes. Every field given must match; an empty Match
+// matches every process.
+type Match struct {
+	// Cmdline is a glob ('*' any run of characters, '?' one) matched
+	// against the command line, its arguments joined by spaces.
+	Cmdline string `yaml:"cmdline"`
+	// Cgroup is a glob matched against the process's cgroup v2 path
+	// ('/kubepods.slice/*', '/system.slice/nginx.service').
+	Cgroup string `yaml:"cgroup"`
+	// Namespace and Pod are globs matched against the Kubernetes pod the
+	// process runs in; PodLabels, labels that pod must have.
+	Namespace string            `yaml:"namespace"`
+	Pod       string            `yaml:"pod"`
+	PodLabels map[string]string `yaml:"pod_labels"`
+}
+
+// empty says whether m selects nothing out.
+func (m Match) empty() bool {
+	return m.Cmdline == "" && m.Cgroup == "" && !m.kubernetes()
+}
+
+// kubernetes says whether m needs the process's pod.
+func (m Match) kubernetes() bool {
+	return m.Namespace != "" || m.Pod != "" || len(m.PodLabels) > 0
 }
 
 // Target is a program to trace in every process that runs it.
@@ -39,6 +85,22 @@ type Target struct {
 	Functions []string `yaml:"functions"`
 	// Labels are added to every series of the target.
 	Labels map[string]string `yaml:"labels"`
+	// The processes running Exe that the target traces: those its Match
+	// fields select (all, when there are none), less any that one of
+	// Exclude's matches.
+	Match   `yaml:",inline"`
+	Exclude []Match `yaml:"exclude"`
+}
+
+// selects says whether the target traces some of the processes running
+// its executable rather than all.
+func (t Target) selects() bool {
+	return !t.Match.empty() || len(t.Exclude) > 0
+}
+
+// Containers says whether calls are counted per container.
+func (c *Config) Containers() bool {
+	return c.ContainerLabels == nil || *c.ContainerLabels
 }
 
 // DefaultListen and DefaultMaxSeries are what a config that leaves them
@@ -59,7 +121,7 @@ func configErrorf(format string, a ...any) error {
 var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 // reservedLabels are the labels the agent sets itself.
-var reservedLabels = map[string]bool{"target": true, "function": true, "binary": true}
+var reservedLabels = map[string]bool{"target": true, "function": true, "binary": true, "container": true, "pod": true, "namespace": true}
 
 // Load reads and checks the config at path: every field known, every
 // target named once, with an executable and functions. Its errors are
@@ -123,9 +185,20 @@ func Parse(data []byte) (*Config, error) {
 		seen[t.Name] = true
 		for k := range t.Labels {
 			if !labelName.MatchString(k) || strings.HasPrefix(k, "__") || reservedLabels[k] {
-				return nil, configErrorf("%s: label %q: want a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __) other than target, function and binary", where, k)
+				return nil, configErrorf("%s: label %q: want a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __) other than target, function, binary, container, pod and namespace", where, k)
 			}
 		}
+		for j, m := range t.Exclude {
+			if m.empty() {
+				return nil, configErrorf("%s: exclude[%d]: empty, which would exclude every process: give cmdline, cgroup, namespace, pod or pod_labels", where, j)
+			}
+		}
+	}
+	if cfg.CgroupRoot != "" && !strings.HasPrefix(cfg.CgroupRoot, "/") {
+		return nil, configErrorf("cgroup_root %q: want an absolute path", cfg.CgroupRoot)
+	}
+	if k := cfg.Kubernetes.API; k != "" && !strings.HasPrefix(k, "https://") && !strings.HasPrefix(k, "http://") {
+		return nil, configErrorf("kubernetes: api %q: want https://host:port", k)
 	}
 	return cfg, nil
 }

@@ -42,6 +42,12 @@ func TestParseErrors(t *testing.T) {
 		{"no functions", "targets: [{name: a, exe: /bin/a}]", "no functions"},
 		{"reserved label", "targets: [{name: a, exe: /bin/a, functions: [f], labels: {function: x}}]", `label "function"`},
 		{"bad label", "targets: [{name: a, exe: /bin/a, functions: [f], labels: {a-b: x}}]", `label "a-b"`},
+		{"agent's label", "targets: [{name: a, exe: /bin/a, functions: [f], labels: {pod: x}}]", `label "pod"`},
+		{"empty exclude", "targets: [{name: a, exe: /bin/a, functions: [f], exclude: [{}]}]", "exclude[0]: empty"},
+		{"unknown match field", "targets: [{name: a, exe: /bin/a, functions: [f], comandline: x}]", "field comandline not found"},
+		{"relative cgroup_root", "cgroup_root: sys/fs/cgroup\n" + fine, "cgroup_root"},
+		{"bad api", "kubernetes: {api: 10.0.0.1:443}\n" + fine, "want https://host:port"},
+		{"bad container_labels", "container_labels: maybe\n" + fine, "cannot unmarshal"},
 	} {
 		_, err := Parse([]byte(c.yaml))
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {

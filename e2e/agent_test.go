@@ -134,6 +134,25 @@ func (a *runningAgent) scrape(t *testing.T, addr, accept string) (map[string]*dt
 	return byFn, families
 }
 
+// scrapeCounts scrapes until each function's series counts want[fn]
+// calls: they are streamed to the agent, which counts them as it reads
+// them. The limit only keeps a broken agent from hanging the test.
+func (a *runningAgent) scrapeCounts(t *testing.T, addr, accept string, want map[string]uint64) (map[string]*dto.Metric, map[string]*dto.MetricFamily) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		byFn, families := a.scrape(t, addr, accept)
+		got := map[string]uint64{}
+		for fn := range want {
+			got[fn] = byFn[fn].GetHistogram().GetSampleCount()
+		}
+		if fmt.Sprint(got) == fmt.Sprint(want) || time.Now().After(deadline) {
+			return byFn, families
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func label(m *dto.Metric, name string) string {
 	for _, l := range m.GetLabel() {
 		if l.GetName() == name {
@@ -191,7 +210,7 @@ func TestAgent(t *testing.T) {
 		t.Errorf("/healthz: %q", body)
 	}
 
-	text, families := a.scrape(t, addr, "text/plain")
+	text, families := a.scrapeCounts(t, addr, "text/plain", map[string]uint64{"work": 20, "fast": 200})
 	for fn, want := range map[string]uint64{"work": 20, "fast": 200} {
 		m := text[fn]
 		if m == nil {
@@ -247,7 +266,7 @@ func TestAgent(t *testing.T) {
 	if out, err := exec.Command(bin, "1", "3", "1000").CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", bin, err, out)
 	}
-	text, _ = a.scrape(t, addr, "text/plain")
+	text, _ = a.scrapeCounts(t, addr, "text/plain", map[string]uint64{"work": 3})
 	if n := text["work"].GetHistogram().GetSampleCount(); n != 3 {
 		t.Errorf("after the upgrade: %d calls of work, want the new file's 3", n)
 	}
@@ -265,7 +284,7 @@ func TestAgent(t *testing.T) {
 	if out, err := exec.Command(bin, "1", "2", "1000").CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", bin, err, out)
 	}
-	text, _ = a.scrape(t, addr, "text/plain")
+	text, _ = a.scrapeCounts(t, addr, "text/plain", map[string]uint64{"work": 2})
 	if m := text["work"]; label(m, "team") != "latency" || m.GetHistogram().GetSampleCount() != 2 {
 		t.Errorf("after the reload: team %q, %d calls of work; want latency and 2", label(m, "team"), m.GetHistogram().GetSampleCount())
 	}

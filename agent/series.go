@@ -1,0 +1,74 @@
+package agent
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/ulat-dev/ulat/report"
+)
+
+// series is one function's histogram series: the calls of a target's
+// function in one place (container), all of the files the target traces
+// at one path (a file replaced by an upgrade, and the new one) together.
+type series struct {
+	target      Target
+	binary      string
+	function    string
+	where       where
+	hist        *report.Histogram
+	notReturned uint64
+}
+
+// fileTotals are what a target's file counts besides calls.
+type fileTotals struct {
+	target    Target
+	binary    string
+	dropped   uint64
+	unpaired  uint64
+	processes int
+}
+
+// seriesOf merges snapshots into series and totals, in a stable order.
+func (a *Agent) seriesOf(snaps []snapshot) ([]*series, []*fileTotals) {
+	type seriesKey struct {
+		target, binary, function string
+		where                    where
+	}
+	type fileKey struct{ target, binary string }
+	byKey := map[seriesKey]*series{}
+	totals := map[fileKey]*fileTotals{}
+	var out []*series
+	var files []*fileTotals
+	for _, sn := range snaps {
+		fk := fileKey{sn.target.Name, sn.exe}
+		ft := totals[fk]
+		if ft == nil {
+			ft = &fileTotals{target: sn.target, binary: sn.exe}
+			totals[fk] = ft
+			files = append(files, ft)
+		}
+		ft.dropped += sn.r.Lost.DroppedEvents
+		ft.unpaired += sn.r.Lost.UnpairedExits
+		ft.processes += sn.processes
+		for _, f := range sn.r.Functions {
+			var w where
+			if f.Cgroup != 0 {
+				w = a.places.of(f.Cgroup)
+			}
+			k := seriesKey{sn.target.Name, sn.exe, f.Function, w}
+			se := byKey[k]
+			if se == nil {
+				se = &series{target: sn.target, binary: sn.exe, function: f.Function, where: w, hist: report.NewHistogram()}
+				byKey[k] = se
+				out = append(out, se)
+			}
+			se.hist.Merge(f.Hist)
+			se.notReturned += f.DidNotReturn
+		}
+	}
+	slices.SortStableFunc(out, func(x, y *series) int {
+		return cmp.Or(cmp.Compare(x.target.Name, y.target.Name), cmp.Compare(x.binary, y.binary), cmp.Compare(x.function, y.function),
+			cmp.Compare(x.where.namespace, y.where.namespace), cmp.Compare(x.where.pod, y.where.pod), cmp.Compare(x.where.container, y.where.container))
+	})
+	return out, files
+}
