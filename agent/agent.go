@@ -49,11 +49,13 @@ const idleAfter = time.Minute
 
 // Agent traces the targets of a config and serves what it measures.
 type Agent struct {
-	opts   Options
-	log    *slog.Logger
-	path   string
-	places *places
-	pods   *pods // nil outside Kubernetes
+	opts Options
+	log  *slog.Logger
+	path string
+	// calibration measures the probes' cost once for every session.
+	calibration *session.Calibration
+	places      *places
+	pods        *pods // nil outside Kubernetes
 	// execs delivers the pid of each process that exec'd a program
 	// (nil when the exec watcher could not start: /proc is read every
 	// second only).
@@ -120,6 +122,8 @@ func Run(ctx context.Context, path string, opts Options) error {
 	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	a.calibration = session.NewCalibration(nil)
+	defer a.calibration.Close()
 	defer a.stopAll()
 	watchCtx, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()
@@ -392,7 +396,7 @@ func (a *Agent) start(t Target, exe, open string, file fileID, byPath bool) *tra
 	a.mu.Lock()
 	byCgroup := a.cfg.Containers()
 	a.mu.Unlock()
-	s := session.New(session.Options{Log: log, Version: a.opts.Version, ByCgroup: byCgroup})
+	s := session.New(session.Options{Log: log, Version: a.opts.Version, ByCgroup: byCgroup, Calibration: a.calibration})
 	plan, err := session.Resolve(session.Spec{Binary: open, Patterns: t.Functions}, log)
 	if err == nil {
 		// A target that selects processes traces none until told.

@@ -217,8 +217,9 @@ func runCalibrationChild() {
 // Calibration measures the probe costs of each kind on this host, by
 // tracing functions that do nothing, and callers of them, in a child
 // process (this executable, started again), in rounds: a few when it
-// starts, then one every RoundEvery while the session lasts, so that the
-// costs follow the host's load, and their spread covers the whole session.
+// starts, then one every roundEvery for a minute and every roundEveryLater
+// while the session lasts after that, so that the costs follow the host's
+// load, and their spread covers the session (its last 1,024 rounds).
 // Rounds alternate between hot (calls back to back, as a function called
 // in a tight loop sees its probes) and cold (each call after walking 8 MiB,
 // as a function called amid other work does): the two differ by 15–30%
@@ -242,6 +243,7 @@ type Calibration struct {
 
 	mu       sync.Mutex
 	rounds   []calibRound
+	ran      int   // rounds run, those dropped too
 	costs    Costs // of rounds, computed after each
 	costsErr error
 	err      error // a round failed
@@ -269,13 +271,20 @@ const (
 	calibrationColdCalls  = 30
 	calibrationColdWalk   = 8 << 20
 	calibrationKeptRounds = 15
-	// RoundEvery is how often a running Calibration measures again: a
-	// hot round takes ~15 ms of one CPU, a cold one ~40 ms.
-	RoundEvery = 2 * time.Second
+	// roundEvery is how often a running Calibration measures again in
+	// its first minute (busyRounds rounds), and roundEveryLater after: a
+	// hot round takes ~15 ms of one CPU, a cold one ~40 ms, so ~1.4% of
+	// a CPU at first and under 0.1% for a long session (an agent's).
+	roundEvery      = 2 * time.Second
+	busyRounds      = 30
+	roundEveryLater = 30 * time.Second
+	// calibrationMaxRounds bounds the rounds kept, whose spread makes the
+	// costs' uncertainty: the last 8.5 hours of a long session.
+	calibrationMaxRounds = 1024
 )
 
 // StartCalibration starts the calibration process, runs the first rounds,
-// and goes on with a round every RoundEvery until Close.
+// and goes on with a round every roundEvery until Close.
 func StartCalibration(opts Options) (*Calibration, error) {
 	cal := calibrationTargets()
 	if len(cal.kinds) == 0 {
@@ -371,16 +380,19 @@ func (c *Calibration) functions(exe string) ([]Function, error) {
 	return fns, nil
 }
 
-// run measures a round every RoundEvery until Close.
+// run measures a round every roundEvery, then every roundEveryLater,
+// until Close.
 func (c *Calibration) run() {
 	defer close(c.stopped)
-	tick := time.NewTicker(RoundEvery)
-	defer tick.Stop()
-	for {
+	for n := 0; ; n++ {
+		every := roundEvery
+		if n >= busyRounds {
+			every = roundEveryLater
+		}
 		select {
 		case <-c.done:
 			return
-		case <-tick.C:
+		case <-time.After(every):
 			if err := c.round(); err != nil {
 				c.mu.Lock()
 				c.err = err
@@ -395,7 +407,7 @@ func (c *Calibration) run() {
 // times, and keeps the medians of their durations.
 func (c *Calibration) round() error {
 	c.mu.Lock()
-	i := len(c.rounds)
+	i := c.ran
 	c.mu.Unlock()
 	cold := i%2 == 1
 	kind, calls := "r", calibrationCalls
@@ -446,7 +458,11 @@ func (c *Calibration) round() error {
 		}
 	}
 	c.mu.Lock()
+	c.ran++
 	c.rounds = append(c.rounds, calibRound{cold: cold, cpu: cpu, medians: medians})
+	if len(c.rounds) > calibrationMaxRounds {
+		c.rounds = append(c.rounds[:0:0], c.rounds[len(c.rounds)-calibrationMaxRounds:]...)
+	}
 	c.costs, c.costsErr = c.costsOfRounds()
 	c.mu.Unlock()
 	return nil

@@ -85,7 +85,10 @@ type Options struct {
 	// cgroups whose processes called it. Calls are streamed to user
 	// space: in-kernel histograms count per function only.
 	ByCgroup bool
-	Version  string // ulat's, recorded in reports
+	// Calibration, when not nil, is where the probes' costs come from: a
+	// measurement shared by sessions, which none of them closes.
+	Calibration *Calibration
+	Version     string // ulat's, recorded in reports
 }
 
 // Process says which processes the probes fire in.
@@ -157,11 +160,61 @@ func newSession(opts Options, k kernel) *Session {
 	}
 	s := &Session{kernel: k, opts: opts, log: opts.Log, calibrated: make(chan calibration, 1), quit: make(chan struct{})}
 	go func() {
+		if shared := opts.Calibration; shared != nil {
+			<-shared.ready
+			var c costSource
+			if shared.c != nil {
+				c = sharedCosts{shared.c}
+			}
+			s.calibrated <- calibration{c, shared.err}
+			return
+		}
 		c, err := k.calibrate(probes.Options{LibbpfLog: opts.LibbpfLog, Attach: opts.Attach})
 		s.calibrated <- calibration{c, err}
 	}()
 	return s
 }
+
+// Calibration measures the probes' own cost on this host for any number
+// of sessions (Options.Calibration): a process that runs many sessions at
+// once, as the agent does, measures once, where each session would
+// otherwise start a calibration process of its own.
+type Calibration struct {
+	ready chan struct{} // closed once c or err is set
+	c     costSource
+	err   error
+}
+
+// NewCalibration starts measuring; sessions given it wait for its first
+// figures as they would for their own.
+func NewCalibration(libbpfLog io.Writer) *Calibration {
+	return newCalibration(probesKernel, probes.Options{LibbpfLog: libbpfLog})
+}
+
+func newCalibration(k kernel, opts probes.Options) *Calibration {
+	c := &Calibration{ready: make(chan struct{})}
+	go func() {
+		defer close(c.ready)
+		c.c, c.err = k.calibrate(opts)
+	}()
+	return c
+}
+
+// Close ends the measurement, once the sessions that use it have ended.
+func (c *Calibration) Close() error {
+	<-c.ready
+	if c.c == nil {
+		return nil
+	}
+	return c.c.Close()
+}
+
+// sharedCosts is a shared Calibration as a session's: closing the session
+// leaves it to its other sessions.
+type sharedCosts struct{ c costSource }
+
+func (s sharedCosts) Costs() (probes.Costs, error) { return s.c.Costs() }
+func (sharedCosts) Close() error                   { return nil }
 
 // warn logs a warning and keeps it for the report.
 func (s *Session) warn(w string) {

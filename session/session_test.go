@@ -698,3 +698,39 @@ func TestByCgroupCountsEachCgroupApart(t *testing.T) {
 		t.Errorf("Follow in a session of every process: %v, want ErrNotSelecting", err)
 	}
 }
+
+// countedCosts is a calibration that counts how often it was closed.
+type countedCosts struct {
+	fakeCosts
+	closed *int
+}
+
+func (c countedCosts) Close() error { *c.closed++; return nil }
+
+// Sessions given one Calibration measure once: its costs reach each, and
+// closing a session leaves it to the others; closing it ends it.
+func TestSharedCalibration(t *testing.T) {
+	starts, closed := 0, 0
+	k := (&fakeKernel{f: &fakeTracer{}}).kernel()
+	k.calibrate = func(probes.Options) (costSource, error) {
+		starts++
+		return countedCosts{fakeCosts{testCosts()}, &closed}, nil
+	}
+	shared := newCalibration(k, probes.Options{})
+	for i := range 3 {
+		s := newSession(Options{Calibration: shared, Aggregate: AggregateUser}, k)
+		if err := s.Start(testPlan("main.f"), Process{}); err != nil {
+			t.Fatal(err)
+		}
+		if s.costs.Kinds[goKind].Inner != 100 {
+			t.Errorf("session %d: costs %+v, want the shared calibration's", i, s.costs)
+		}
+		s.Close()
+	}
+	if starts != 1 || closed != 0 {
+		t.Errorf("after 3 sessions: %d calibrations started, %d closed; want 1 and 0", starts, closed)
+	}
+	if err := shared.Close(); err != nil || closed != 1 {
+		t.Errorf("closing the calibration: %v, %d closed", err, closed)
+	}
+}
