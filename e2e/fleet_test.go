@@ -231,4 +231,11 @@ targets:
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("calls by target, function, container, pod, namespace and binary:\n got %v\nwant %v\n%s", got, want, a.stderr())
 	}
+	// For docs/agent.md.
+	body, _ := io.ReadAll(a.get(t, addr, "/metrics", "text/plain").Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "ulat_function_duration_seconds_count{") || strings.HasPrefix(line, "ulat_traced_processes{") {
+			t.Log(line)
+		}
+	}
 }
