@@ -316,3 +316,22 @@ func Output(t *testing.T, bin string, args ...string) string {
 	}
 	return string(out)
 }
+
+// SyncBuffer is a bytes.Buffer that a process's output and a test's
+// reads may share from several goroutines.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

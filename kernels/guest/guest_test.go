@@ -3,6 +3,7 @@ package guest
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -320,4 +321,64 @@ func TestExactKernel(t *testing.T) {
 	}, exact)
 	t.Logf("%d calls each, durations x%d, --aggregate kernel, probe overhead subtracted: %v\n%s",
 		exactGuestCalls, exactScale, r.ProbeOverheadNs, tab)
+}
+
+// The agent on this kernel: the exec watcher reports a process started
+// after it, a command-line selector has it followed before its first
+// call (the target waits until the agent says it traces it), and its
+// calls are counted by cgroup, exactly.
+func TestAgent(t *testing.T) {
+	setup(t)
+	addr := "127.0.0.1:9435"
+	config := filepath.Join(t.TempDir(), "agent.yaml")
+	y := fmt.Sprintf("listen: %s\ntargets:\n  - name: c\n    exe: %s\n    functions: [work, fast]\n    cmdline: \"* 2 10 1000\"\n", addr, target("ctarget"))
+	if err := os.WriteFile(config, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	agent := exec.Command(ulat(), "agent", "--config", config)
+	var log ulattest.SyncBuffer
+	agent.Stderr = &log
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	metric := func(name, fn string) float64 {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return -1
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(line, name+"{") && strings.Contains(line, fn) {
+				var v float64
+				fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+				return v
+			}
+		}
+		return -1
+	}
+	waitFor := func(what string, name, fn string, want float64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Minute)
+		for metric(name, fn) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s%s is %v, want %v\n%s", what, name, fn, metric(name, fn), want, log.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitFor("the agent's start", "ulat_traced_processes", "", 0)
+	other := startWaiting(t, target("ctarget"), "1", "3", "1000") // not selected
+	w := startWaiting(t, target("ctarget"), "2", "10", "1000")
+	waitFor("the selected process", "ulat_traced_processes", "", 1)
+	other.release(t)
+	w.release(t)
+	w.cmd.Wait()
+	other.cmd.Wait()
+	waitFor("its calls", "ulat_function_duration_seconds_count", `function="work"`, 20)
+	waitFor("its calls", "ulat_function_duration_seconds_count", `function="fast"`, 200)
+	if got := metric("ulat_dropped_events_total", ""); got != 0 {
+		t.Errorf("dropped events: %v", got)
+	}
 }

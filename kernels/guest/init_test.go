@@ -23,6 +23,7 @@ func runAsInit(m *testing.M) int {
 		{"tracefs", "/sys/kernel/tracing", "tracefs"},
 		{"debugfs", "/sys/kernel/debug", "debugfs"},
 		{"bpffs", "/sys/fs/bpf", "bpf"},
+		{"cgroup2", "/sys/fs/cgroup", "cgroup2"}, // the agent's container labels
 	}
 	var mountErrs []string
 	for _, mt := range mounts {
@@ -30,6 +31,10 @@ func runAsInit(m *testing.M) int {
 		if err := unix.Mount(mt.src, mt.dst, mt.typ, 0, ""); err != nil {
 			mountErrs = append(mountErrs, fmt.Sprintf("mount %s: %v", mt.dst, err))
 		}
+	}
+	// The agent serves on 127.0.0.1.
+	if err := loopbackUp(); err != nil {
+		mountErrs = append(mountErrs, fmt.Sprintf("loopback: %v", err))
 	}
 	if out, err := os.OpenFile(ResultPort, os.O_WRONLY, 0); err == nil {
 		unix.Dup2(int(out.Fd()), 1)
@@ -54,4 +59,20 @@ func runAsInit(m *testing.M) int {
 	unix.Sync()
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	return code
+}
+
+// loopbackUp brings up lo, which a guest's kernel leaves down without an
+// init system to do it.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	ifr.SetUint16(unix.IFF_UP | unix.IFF_RUNNING)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
