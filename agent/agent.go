@@ -394,10 +394,16 @@ func (a *Agent) start(t Target, exe, open string, file fileID, byPath bool) *tra
 	tr := &traced{target: t, exe: exe, file: file, byPath: byPath, done: make(chan struct{}), procs: map[int]bool{}, lastSeen: time.Now()}
 	log := a.log.With("target", t.Name)
 	a.mu.Lock()
-	byCgroup := a.cfg.Containers()
+	byCgroup, maxSeries := a.cfg.Containers(), a.cfg.MaxSeries
 	a.mu.Unlock()
-	s := session.New(session.Options{Log: log, Version: a.opts.Version, ByCgroup: byCgroup, Calibration: a.calibration})
 	plan, err := session.Resolve(session.Spec{Binary: open, Patterns: t.Functions}, log)
+	// Each container's calls of each function are a histogram: bounded
+	// by max_series, the containers past it counted together.
+	maxCgroups := 1
+	if err == nil {
+		maxCgroups = max(1, maxSeries/max(1, plan.Functions()))
+	}
+	s := session.New(session.Options{Log: log, Version: a.opts.Version, ByCgroup: byCgroup, MaxCgroups: maxCgroups, Calibration: a.calibration})
 	if err == nil {
 		// A target that selects processes traces none until told.
 		err = s.Start(plan, session.Process{FollowForks: t.selects()})

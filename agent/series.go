@@ -19,6 +19,10 @@ type series struct {
 	notReturned uint64
 }
 
+// overLimit labels the calls of a file's containers past the bound on
+// them (max_series over its functions), counted together.
+var overLimit = where{container: "_over_limit"}
+
 // fileTotals are what a target's file counts besides calls.
 type fileTotals struct {
 	target    Target
@@ -35,6 +39,9 @@ func (a *Agent) seriesOf(snaps []snapshot) ([]*series, []*fileTotals) {
 		where                    where
 	}
 	type fileKey struct{ target, binary string }
+	a.mu.Lock()
+	containers := a.cfg.Containers()
+	a.mu.Unlock()
 	byKey := map[seriesKey]*series{}
 	totals := map[fileKey]*fileTotals{}
 	var out []*series
@@ -52,8 +59,11 @@ func (a *Agent) seriesOf(snaps []snapshot) ([]*series, []*fileTotals) {
 		ft.processes += sn.processes
 		for _, f := range sn.r.Functions {
 			var w where
-			if f.Cgroup != 0 {
+			switch {
+			case f.Cgroup != 0:
 				w = a.places.of(f.Cgroup)
+			case containers:
+				w = overLimit // the calls of containers past the session's bound
 			}
 			k := seriesKey{sn.target.Name, sn.exe, f.Function, w}
 			se := byKey[k]

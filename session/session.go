@@ -85,6 +85,9 @@ type Options struct {
 	// cgroups whose processes called it. Calls are streamed to user
 	// space: in-kernel histograms count per function only.
 	ByCgroup bool
+	// MaxCgroups bounds the cgroups counted apart (0: no bound): the
+	// calls of cgroups past it are counted together, as cgroup 0's.
+	MaxCgroups int
 	// Calibration, when not nil, is where the probes' costs come from: a
 	// measurement shared by sessions, which none of them closes.
 	Calibration *Calibration
@@ -279,7 +282,7 @@ func (s *Session) Start(plan *Plan, proc Process) error {
 	}
 	newT := func() *tally { return newTally(plan.targets, s.costs, !s.opts.Raw, s.inKernel) }
 	if s.opts.ByCgroup {
-		newT = func() *tally { return newCgroupTally(plan.targets, s.costs, !s.opts.Raw) }
+		newT = func() *tally { return newCgroupTally(plan.targets, s.costs, !s.opts.Raw, s.opts.MaxCgroups) }
 	}
 	s.total = newT()
 	if s.opts.Intervals {

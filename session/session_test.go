@@ -689,6 +689,28 @@ func TestByCgroupCountsEachCgroupApart(t *testing.T) {
 		t.Errorf("final report: %v", counts(r))
 	}
 
+	// Past MaxCgroups, new cgroups' calls count as cgroup 0's.
+	f2 := &fakeTracer{}
+	bounded := newSession(Options{ByCgroup: true, MaxCgroups: 2}, (&fakeKernel{f: f2}).kernel())
+	t.Cleanup(func() { bounded.Close() })
+	if err := bounded.Start(testPlan("main.f"), Process{}); err != nil {
+		t.Fatal(err)
+	}
+	stopBounded := running(t, bounded)
+	f2.push(at(1, 0, 1100), at(2, 0, 1100), at(3, 0, 1100), at(4, 0, 1100), at(1, 0, 1100))
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		r, _ := bounded.Snapshot()
+		got := counts(r)
+		w := map[key]uint64{{1, "main.f"}: 2, {2, "main.f"}: 1, {0, "main.f"}: 2}
+		if fmt.Sprint(got) == fmt.Sprint(w) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with at most 2 cgroups: %v, want %v", got, w)
+		}
+	}
+	stopBounded()
+
 	one := newSession(Options{}, (&fakeKernel{f: &fakeTracer{}}).kernel())
 	t.Cleanup(func() { one.Close() })
 	if err := one.Start(testPlan("main.f"), Process{}); err != nil {

@@ -25,8 +25,10 @@ type tally struct {
 	// the costs out itself; events are only calls that never returned.
 	inKernel bool
 	// cgroups, when not nil, counts each cgroup's calls in a tally of its
-	// own (Options.ByCgroup), and this one counts none.
-	cgroups map[uint64]*tally
+	// own (Options.ByCgroup), and this one counts none; past maxCgroups,
+	// the calls of new cgroups are counted as cgroup 0's.
+	cgroups    map[uint64]*tally
+	maxCgroups int
 }
 
 func newTally(targets []target, costs probes.Costs, correct, inKernel bool) *tally {
@@ -36,9 +38,9 @@ func newTally(targets []target, costs probes.Costs, correct, inKernel bool) *tal
 }
 
 // newCgroupTally is a tally of each cgroup's calls.
-func newCgroupTally(targets []target, costs probes.Costs, correct bool) *tally {
+func newCgroupTally(targets []target, costs probes.Costs, correct bool, maxCgroups int) *tally {
 	a := newTally(targets, costs, correct, false)
-	a.cgroups = map[uint64]*tally{}
+	a.cgroups, a.maxCgroups = map[uint64]*tally{}, maxCgroups
 	return a
 }
 
@@ -61,10 +63,14 @@ func (a *tally) record(e *probes.Event) {
 		return
 	}
 	if a.cgroups != nil {
-		c := a.cgroups[e.Cgroup]
+		id := e.Cgroup
+		c := a.cgroups[id]
+		if c == nil && a.maxCgroups > 0 && len(a.cgroups) >= a.maxCgroups {
+			id, c = 0, a.cgroups[0]
+		}
 		if c == nil {
 			c = newTally(a.targets, a.costs, a.correct, false)
-			a.cgroups[e.Cgroup] = c
+			a.cgroups[id] = c
 		}
 		c.record(e)
 		return
