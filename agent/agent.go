@@ -346,7 +346,10 @@ func (a *Agent) consider(pid int) {
 		key := tracedKey{t.Name, p.file}
 		tr := a.tracing(key)
 		if tr == nil {
-			tr = a.start(t, p.exe, p.openPath(), p.file, false)
+			// A file at its own path here is one the next look at the
+			// target's exe would find: kept as long as it is there.
+			open := p.openPath()
+			tr = a.start(t, p.exe, open, p.file, open == p.exe)
 		}
 		if tr.s == nil {
 			continue
