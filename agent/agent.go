@@ -84,9 +84,14 @@ type traced struct {
 	// byPath: found by the target's exe on the agent's own filesystem,
 	// where a replaced file is noticed. Else found through a process.
 	byPath bool
-	s      *session.Session // nil when it could not be traced
-	cancel context.CancelFunc
-	done   chan struct{}
+	// s is nil while the session starts (symbols read, probes attached:
+	// seconds for a large program, which must not hold up the finding
+	// of other processes) and when it could not start (failed).
+	s       *session.Session
+	failed  bool
+	pending []*process // selected while it started: followed once it has
+	cancel  context.CancelFunc
+	done    chan struct{} // closed once the session has let go of its probes
 	// procs are the processes traced in it, as of the agent's last look.
 	procs    map[int]bool
 	lastSeen time.Time // when a process last ran it
@@ -351,7 +356,10 @@ func (a *Agent) consider(pid int) {
 			open := p.openPath()
 			tr = a.start(t, p.exe, open, p.file, open == p.exe)
 		}
-		if tr.s == nil {
+		a.mu.Lock()
+		failed := tr.failed
+		a.mu.Unlock()
+		if failed {
 			continue
 		}
 		if t.selects() {
@@ -371,11 +379,10 @@ func (a *Agent) consider(pid int) {
 			if !sel.chooses(p, pd) {
 				continue
 			}
-			if err := tr.s.Follow(pid); err != nil {
+			if err := a.follow(tr, p); err != nil {
 				a.log.Warn(fmt.Sprintf("target %s: process %d not traced: %v", t.Name, pid, err))
 				continue
 			}
-			a.log.Debug(fmt.Sprintf("target %s: tracing process %d (%s)", t.Name, pid, p.cmdline))
 		}
 		a.mu.Lock()
 		tr.procs[pid] = true
@@ -389,50 +396,77 @@ func (a *Agent) consider(pid int) {
 	}
 }
 
+// follow has tr's session trace process p, once it has started.
+func (a *Agent) follow(tr *traced, p *process) error {
+	a.mu.Lock()
+	s := tr.s
+	if s == nil {
+		tr.pending = append(tr.pending, p)
+	}
+	a.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	a.log.Debug(fmt.Sprintf("target %s: tracing process %d (%s)", tr.target.Name, p.pid, p.cmdline))
+	return s.Follow(p.pid)
+}
+
 // start traces target t's executable file: exe is its path as its
-// processes see it, open a path to it here. A failure is logged, and the
-// file is not tried again until it changes (or the config does).
+// processes see it, open a path to it here. The session starts in the
+// background; a failure is logged, and the file is not tried again until
+// it changes (or the config does).
 func (a *Agent) start(t Target, exe, open string, file fileID, byPath bool) *traced {
 	key := tracedKey{t.Name, file}
-	tr := &traced{target: t, exe: exe, file: file, byPath: byPath, done: make(chan struct{}), procs: map[int]bool{}, lastSeen: time.Now()}
-	log := a.log.With("target", t.Name)
+	ctx, cancel := context.WithCancel(context.Background())
+	tr := &traced{target: t, exe: exe, file: file, byPath: byPath, cancel: cancel, done: make(chan struct{}), procs: map[int]bool{}, lastSeen: time.Now()}
 	a.mu.Lock()
+	a.traced[key] = tr
 	byCgroup, maxSeries := a.cfg.Containers(), a.cfg.MaxSeries
 	a.mu.Unlock()
-	plan, err := session.Resolve(session.Spec{Binary: open, Patterns: t.Functions}, log)
-	// Each container's calls of each function are a histogram: bounded
-	// by max_series, the containers past it counted together.
-	maxCgroups := 1
-	if err == nil {
-		maxCgroups = max(1, maxSeries/max(1, plan.Functions()))
-	}
-	s := session.New(session.Options{Log: log, Version: a.opts.Version, ByCgroup: byCgroup, MaxCgroups: maxCgroups, Calibration: a.calibration})
-	if err == nil {
-		// A target that selects processes traces none until told.
-		err = s.Start(plan, session.Process{FollowForks: t.selects()})
-	}
-	if err != nil {
-		s.Close()
-		a.log.Warn(fmt.Sprintf("target %s: %s not traced: %v", t.Name, exe, err))
-		close(tr.done)
-		a.mu.Lock()
-		a.traced[key] = tr
-		a.mu.Unlock()
-		return tr
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	tr.s, tr.cancel = s, cancel
 	go func() {
 		defer close(tr.done)
+		log := a.log.With("target", t.Name)
+		plan, err := session.Resolve(session.Spec{Binary: open, Patterns: t.Functions}, log)
+		// Each container's calls of each function are a histogram:
+		// bounded by max_series, the containers past it counted together.
+		maxCgroups := 1
+		if err == nil {
+			maxCgroups = max(1, maxSeries/max(1, plan.Functions()))
+		}
+		s := session.New(session.Options{Log: log, Version: a.opts.Version, ByCgroup: byCgroup, MaxCgroups: maxCgroups, Calibration: a.calibration})
 		defer s.Close()
+		if err == nil {
+			// A target that selects processes traces none until told.
+			err = s.Start(plan, session.Process{FollowForks: t.selects()})
+		}
+		if err != nil {
+			a.log.Warn(fmt.Sprintf("target %s: %s not traced: %v", t.Name, exe, err))
+			a.mu.Lock()
+			tr.failed, tr.pending = true, nil
+			a.mu.Unlock()
+			return
+		}
+		if ctx.Err() != nil {
+			return // stopped while it started
+		}
+		a.mu.Lock()
+		tr.s = s
+		pending := tr.pending
+		tr.pending = nil
+		a.mu.Unlock()
+		for _, p := range pending {
+			if !p.alive() {
+				continue // its pid may be another process's by now
+			}
+			if err := a.follow(tr, p); err != nil {
+				a.log.Warn(fmt.Sprintf("target %s: process %d not traced: %v", t.Name, p.pid, err))
+			}
+		}
+		a.log.Info(fmt.Sprintf("target %s: timing %d functions in %s", t.Name, plan.Functions(), exe))
 		if _, err := s.Run(ctx); err != nil {
 			a.log.Warn(fmt.Sprintf("target %s: %s: tracing ended: %v", t.Name, exe, err))
 		}
 	}()
-	a.mu.Lock()
-	a.traced[key] = tr
-	a.mu.Unlock()
-	a.log.Info(fmt.Sprintf("target %s: timing %d functions in %s", t.Name, plan.Functions(), exe))
 	return tr
 }
 
@@ -445,9 +479,7 @@ func (a *Agent) stop(key tracedKey) {
 	if tr == nil {
 		return
 	}
-	if tr.cancel != nil {
-		tr.cancel()
-	}
+	tr.cancel()
 	<-tr.done
 }
 

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -83,8 +84,7 @@ type Options struct {
 	// before any of them runs; the reader lets it go on with Continue.
 	StopOnExec bool
 	// LibbpfLog, when not nil, receives libbpf's own log while the object
-	// loads. libbpf's logger is process-wide: the writer is that of the
-	// latest Open, so loads that overlap share it.
+	// loads (loads take turns: libbpf's logger is process-wide).
 	LibbpfLog io.Writer
 	Attach    AttachMode // "" means AttachAuto
 	// RingBuffer is the ring buffer's size in bytes: a power of two and a
@@ -180,11 +180,18 @@ var (
 	perfPrograms  = map[string]string{"entry": "ulat_entry_pe", "exit": "ulat_exit_pe", "return": "ulat_return_pe"}
 )
 
-// Open loads the embedded BPF object into the kernel.
+// loading serializes loads: libbpf's log, which says why a load failed,
+// is process-wide, and the agent opens tracers from several goroutines.
+var loading sync.Mutex
+
+// Open loads the embedded BPF object into the kernel. It may be called
+// from several goroutines: loads take turns.
 func Open(opts Options) (*Tracer, error) {
 	if err := checkKernelRelease(kernelRelease()); err != nil {
 		return nil, err
 	}
+	loading.Lock()
+	defer loading.Unlock()
 	startLoadLog(opts.LibbpfLog)
 
 	// libbpfgo opens objects from a path; a memfd gives the embedded bytes
