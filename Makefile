@@ -20,7 +20,7 @@ BPF_SRC  := bpf/ulat.bpf.c bpf/ulat.h bpf/arm64.h bpf/vmlinux.h
 BPF_OBJS := bpf/ulat_x86.bpf.o bpf/ulat_arm64.bpf.o
 BPF_SUMS := bpf/objects.sha256
 GO_SRC  := $(shell find . -name '*.go' -not -path './e2e/*' -not -path './bench/*' -not -name '*_test.go') go.mod go.sum
-UNIT_PKGS := ./buckets/... ./cgroup/... ./internal/... ./session/... ./agent/... ./bpf/... ./symbols/... ./probes/... ./report/... ./cmd/... ./doctor/... ./launch/... ./compare/... ./glob/...
+UNIT_PKGS := ./buckets/... ./cgroup/... ./internal/... ./session/... ./agent/... ./bpf/... ./symbols/... ./probes/... ./report/... ./cmd/... ./doctor/... ./launch/... ./compare/... ./glob/... ./deploy/...
 
 .PHONY: all deps build test unit race e2e test-kernels demo bench bpf check-bpf vmlinux fuzz clean
 
@@ -171,6 +171,16 @@ lab-ssh:
 	@bash vagrant/lab.sh ssh
 lab-destroy:
 	@bash vagrant/lab.sh destroy
+
+# The agent's container image (deploy/Containerfile): bin/ulat on
+# distroless/static, built with docker or podman (CONTAINER_TOOL), which
+# need a running daemon or runtime; IMAGE names it. docs/agent.md, "Install".
+IMAGE ?= ulat:dev
+CONTAINER_TOOL ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+.PHONY: image
+image: bin/ulat
+	@test -n "$(CONTAINER_TOOL)" || { echo "make image: neither docker nor podman is installed; where one is: docker build -f deploy/Containerfile -t $(IMAGE) bin/" >&2; exit 1; }
+	$(CONTAINER_TOOL) build -f deploy/Containerfile -t $(IMAGE) bin/
 
 # Leaves bpf/'s objects: they are committed.
 clean:

@@ -74,6 +74,7 @@ func Run(opts Options) []Result {
 	feat := kernelFeatures(k, btf, btfErr)
 	multi := probes.KernelHasUprobeMulti()
 
+	memlock := checkMemlock(readMemlock(), k, caps.has(capSysResource))
 	var out []Result
 	out = append(out,
 		checkKernel(k),
@@ -84,9 +85,10 @@ func Run(opts Options) []Result {
 		checkPrivileges(os.Geteuid(), caps, capErr, capLast, multi),
 		checkSysctls(readSysctlInt("/proc/sys/kernel/unprivileged_bpf_disabled"),
 			readSysctlInt("/proc/sys/kernel/perf_event_paranoid"), hasTracingCaps(caps, capLast)),
-		checkMemlock(readMemlock(), k, caps.has(capSysResource)),
+		memlock,
 	)
-	load := checkLoad(opts.Verbose)
+	// memlock warns only where RLIMIT_MEMLOCK may be what refuses the load.
+	load := checkLoad(opts.Verbose, memlock.Status == Warn)
 	out = append(out, load)
 	if load.Status != Fail {
 		if multi {
@@ -95,7 +97,7 @@ func Run(opts Options) []Result {
 		out = append(out, checkAttach(probes.AttachPerf, !multi, opts.Verbose))
 	}
 	if opts.Pid != 0 {
-		out = append(out, checkProcess(opts.Pid, k, feat)...)
+		out = append(out, checkProcess(opts.Pid, k, feat, unreadableProcessFix(os.Geteuid(), caps, capErr))...)
 	}
 	return out
 }

@@ -177,7 +177,7 @@ func TestSeccompFilterProcess(t *testing.T) {
 	// The whole process check on the real child, on this kernel.
 	k := readKernel()
 	btf, btfErr := os.ReadFile(btfPath)
-	res := checkProcess(pid, k, kernelFeatures(k, btf, btfErr))
+	res := checkProcess(pid, k, kernelFeatures(k, btf, btfErr), "")
 	if len(res) != 3 || res[0].Check != "process" || res[0].Status != Pass || res[1].Check != "seccomp" {
 		t.Fatalf("checkProcess = %v", res)
 	}
@@ -388,6 +388,32 @@ func TestCheckMemlock(t *testing.T) {
 	}
 	caps, _ := effectiveCaps()
 	t.Logf("this process: %v", checkMemlock(readMemlock(), readKernel(), caps.has(capSysResource)))
+}
+
+// Root without CAP_SYS_PTRACE is told to add it, not to run as root; and a
+// load refused on a kernel that charges BPF memory to RLIMIT_MEMLOCK, when
+// that is short, points at memlock rather than at capabilities (both
+// measured on Debian's 5.10 in QEMU, docs/agent.md).
+func TestPermissionFixes(t *testing.T) {
+	all := capSet(1<<capBPF | 1<<capPerfmon | 1<<capSysPtrace)
+	noPtrace := capSet(1<<capBPF | 1<<capPerfmon)
+	if fix := unreadableProcessFix(0, noPtrace, nil); !strings.Contains(fix, "root without CAP_SYS_PTRACE") || strings.Contains(fix, "run it as root") {
+		t.Errorf("root without CAP_SYS_PTRACE: %s", fix)
+	}
+	for _, c := range []struct {
+		euid int
+		caps capSet
+	}{{0, all}, {1000, noPtrace}} {
+		if fix := unreadableProcessFix(c.euid, c.caps, nil); !strings.Contains(fix, "run it as root (or with CAP_SYS_PTRACE)") {
+			t.Errorf("euid %d, caps %x: %s", c.euid, c.caps, fix)
+		}
+	}
+	if fix := loadPermissionFix(true); !strings.HasPrefix(fix, "see memlock above") || !strings.Contains(fix, "CAP_SYS_RESOURCE") {
+		t.Errorf("memlock short: %s", fix)
+	}
+	if fix := loadPermissionFix(false); !strings.HasPrefix(fix, "see privileges above") {
+		t.Errorf("memlock fine: %s", fix)
+	}
 }
 
 // TestRun runs every check on this machine, when it can load BPF.

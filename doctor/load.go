@@ -22,7 +22,11 @@ var loadConfigs = []struct {
 	{"fork following (run --follow-forks)", probes.Options{FollowForks: true}},
 }
 
-func checkLoad(verbose bool) Result {
+// checkLoad loads the object as trace and run do. memlockShort says that
+// the memlock check found RLIMIT_MEMLOCK too low for a kernel that charges
+// BPF memory to it: the kernel then refuses the load with the same EPERM
+// as for missing capabilities.
+func checkLoad(verbose, memlockShort bool) Result {
 	r := Result{Check: "load"}
 	var loaded, failed []string
 	var firstErr error
@@ -56,7 +60,7 @@ func checkLoad(verbose bool) Result {
 		r.Found = fmt.Sprintf("ulat's BPF object does not load: %s", strings.Join(failed, "; "))
 		r.Fix = "fix the FAILs above first; ulat doctor -v shows libbpf's log with the verifier's reason"
 		if errors.Is(firstErr, probes.ErrPermission) {
-			r.Fix = "see privileges above: loading needs CAP_BPF and CAP_PERFMON (or root)"
+			r.Fix = loadPermissionFix(memlockShort)
 		}
 	default:
 		r.Status = Warn
@@ -64,6 +68,16 @@ func checkLoad(verbose bool) Result {
 		r.Fix = "ulat uses what loads: in-kernel histograms that the kernel rejects are replaced by user-space counting (--aggregate user), with a warning; please report the rejection with ulat doctor -v"
 	}
 	return r
+}
+
+// loadPermissionFix is what to do when the kernel refused the load with
+// EPERM: on kernels before 5.11 that is also what exceeding RLIMIT_MEMLOCK
+// gives.
+func loadPermissionFix(memlockShort bool) string {
+	if memlockShort {
+		return "see memlock above: this kernel refuses BPF memory past RLIMIT_MEMLOCK with the same permission error as for missing capabilities; raise the limit (ulimit -l unlimited, LimitMEMLOCK=infinity in a systemd unit) or give ulat CAP_SYS_RESOURCE"
+	}
+	return "see privileges above: loading needs CAP_BPF and CAP_PERFMON (or root)"
 }
 
 func modeName(m probes.AttachMode) string {

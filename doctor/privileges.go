@@ -11,6 +11,7 @@ import (
 
 // Capability numbers (linux/capability.h).
 const (
+	capSysPtrace   = 19
 	capSysResource = 24
 	capSysAdmin    = 21
 	capPerfmon     = 38

@@ -55,8 +55,9 @@ func parseStatus(data []byte) (procStatus, error) {
 }
 
 // checkProcess checks that process pid exists and can be read, and
-// whether a seccomp filter there can interfere with uretprobes.
-func checkProcess(pid int, k kernel, f features) []Result {
+// whether a seccomp filter there can interfere with uretprobes. unreadable
+// is what to do when its executable cannot be read (unreadableProcessFix).
+func checkProcess(pid int, k kernel, f features, unreadable string) []Result {
 	proc := fmt.Sprintf("/proc/%d", pid)
 	data, err := os.ReadFile(proc + "/status")
 	if err != nil {
@@ -74,20 +75,20 @@ func checkProcess(pid int, k kernel, f features) []Result {
 	if err != nil {
 		return []Result{{Check: "process", Status: Warn, Found: err.Error(), Fix: "please report this, with the contents of " + proc + "/status"}}
 	}
-	out := []Result{checkProcessExe(pid, st)}
+	out := []Result{checkProcessExe(pid, st, unreadable)}
 	goExe := isGoExecutable(proc + "/exe")
 	out = append(out, checkSeccomp(pid, st, k, f, goExe), checkUretprobeSyscall(k, f))
 	return out
 }
 
-func checkProcessExe(pid int, st procStatus) Result {
+func checkProcessExe(pid int, st procStatus, unreadable string) Result {
 	r := Result{Check: "process"}
 	proc := fmt.Sprintf("/proc/%d", pid)
 	exe, err := os.Readlink(proc + "/exe")
 	if err != nil {
 		r.Status = Fail
 		r.Found = fmt.Sprintf("%d (%s) exists, but its executable cannot be read: %v", pid, st.Name, unwrapPath(err))
-		r.Fix = "ulat finds the process's code through /proc/PID/exe and /proc/PID/maps: run it as root (or with CAP_SYS_PTRACE) to read another user's process; a kernel thread has no code to trace"
+		r.Fix = unreadable
 		return r
 	}
 	r.Status = Pass
@@ -98,6 +99,20 @@ func checkProcessExe(pid int, st procStatus) Result {
 		r.Found += "; it is in another mount namespace (a container): ulat reaches its files through " + proc + "/root"
 	}
 	return r
+}
+
+// unreadableProcessFix is what to do when a process's /proc/PID/exe cannot
+// be read. The kernel shows it to a process of the same user that has all
+// the target's capabilities, or to CAP_SYS_PTRACE: root without
+// CAP_SYS_PTRACE (in a container, or a systemd unit's bounding set) cannot
+// read other users' processes, nor root processes with more capabilities.
+func unreadableProcessFix(euid int, caps capSet, capErr error) string {
+	const how = "ulat finds the process's code through /proc/PID/exe and /proc/PID/maps"
+	const kthread = "; a kernel thread has no code to trace"
+	if euid == 0 && capErr == nil && !caps.has(capSysPtrace) {
+		return how + ", which the kernel shows only to the process's own user with all its capabilities, or to CAP_SYS_PTRACE: this is root without CAP_SYS_PTRACE, as in a container; add it (Kubernetes: securityContext.capabilities.add SYS_PTRACE; systemd: CapabilityBoundingSet)" + kthread
+	}
+	return how + ": run it as root (or with CAP_SYS_PTRACE) to read another user's process" + kthread
 }
 
 // isGoExecutable reports whether the ELF file at path is a Go program.
