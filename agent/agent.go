@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -66,7 +68,10 @@ type Agent struct {
 	selectors map[string]selector // by target name
 	traced    map[tracedKey]*traced
 	seen      map[int]*process // the processes looked at, decided
-	started   time.Time
+	// warnedPermission: a process could not be read for want of a
+	// privilege, which was said once.
+	warnedPermission bool
+	started          time.Time
 }
 
 // tracedKey names a session: a target's executable file.
@@ -332,8 +337,12 @@ func (a *Agent) consider(pid int) {
 	cfg, selectors := a.cfg, a.selectors
 	a.mu.Unlock()
 	p, err := readProcess(pid)
+	if errors.Is(err, fs.ErrPermission) && !a.warnedPermission {
+		a.warnedPermission = true
+		a.log.Warn(fmt.Sprintf("cannot read the executable of process %d, nor of others like it: %v (the agent needs CAP_SYS_PTRACE for other users' processes, every container's)", pid, err))
+	}
 	if err != nil {
-		// Ended already, or a kernel thread: not read again.
+		// Ended already, a kernel thread, or out of reach: not read again.
 		if start, err := startTime(pid); err == nil {
 			a.mu.Lock()
 			a.seen[pid] = &process{pid: pid, start: start}

@@ -19,6 +19,9 @@ func TestDeployedConfigs(t *testing.T) {
 			t.Errorf("%s: %v", path, err)
 			continue
 		}
+		if cfg.CgroupRoot != "/host/sys/fs/cgroup" {
+			t.Errorf("%s: cgroup_root %q, want /host/sys/fs/cgroup, where the DaemonSet mounts the node's cgroups", path, cfg.CgroupRoot)
+		}
 		if cfg.Listen != "0.0.0.0:9435" {
 			t.Errorf("%s: listen %s, want 0.0.0.0:9435: the pod's port metrics, where the probes and the PodMonitor reach it", path, cfg.Listen)
 		}

@@ -70,10 +70,25 @@ func Of(pid int) (string, error) {
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		if path, ok := strings.CutPrefix(line, "0::"); ok {
-			return path, nil
+			return fromHostRoot(path), nil
 		}
 	}
 	return "", fmt.Errorf("process %d: %w", pid, ErrNoV2)
+}
+
+// fromHostRoot turns a path as a reader in a cgroup namespace of its own
+// sees it (a container's: "/../../kubepods.slice/..." for a cgroup
+// outside its own) into the path from the hierarchy's root: the ".."s
+// climb exactly to it. A cgroup inside the reader's own keeps a path
+// relative to that, which names no cgroup under the root.
+func fromHostRoot(path string) string {
+	for strings.HasPrefix(path, "/..") && (len(path) == 3 || path[3] == '/') {
+		path = path[3:]
+	}
+	if path == "" {
+		return "/"
+	}
+	return path
 }
 
 // ID is the id of the cgroup at path under the hierarchy mounted at

@@ -57,3 +57,19 @@ func TestUnescape(t *testing.T) {
 		t.Errorf("unescape: %q", got)
 	}
 }
+
+// Seen from a container's cgroup namespace, other cgroups are up its
+// "..": those climb to the root of the hierarchy.
+func TestFromHostRoot(t *testing.T) {
+	for in, want := range map[string]string{
+		"/../../../kubepods.slice/kubepods-pod1.slice/cri-containerd-2.scope": "/kubepods.slice/kubepods-pod1.slice/cri-containerd-2.scope",
+		"/../..":                  "/",
+		"/system.slice/x.service": "/system.slice/x.service",
+		"/..foo":                  "/..foo",
+		"/":                       "/",
+	} {
+		if got := fromHostRoot(in); got != want {
+			t.Errorf("fromHostRoot(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -249,9 +249,19 @@ func TestBase(t *testing.T) {
 		if pod.HostNetwork || pod.HostIPC {
 			t.Errorf("hostNetwork %v, hostIPC %v: the agent needs neither", pod.HostNetwork, pod.HostIPC)
 		}
+		// One host path: the node's cgroup hierarchy, read-only, for the
+		// container labels.
 		for _, v := range pod.Volumes {
-			if v.HostPath != nil {
-				t.Errorf("volume %s mounts the host's %s: the agent needs no host path", v.Name, v.HostPath.Path)
+			if v.HostPath == nil {
+				continue
+			}
+			if v.HostPath.Path != "/sys/fs/cgroup" {
+				t.Errorf("volume %s mounts the host's %s: the agent needs only /sys/fs/cgroup", v.Name, v.HostPath.Path)
+			}
+			for _, vm := range m.agent(t).VolumeMounts {
+				if vm.Name == v.Name && (!vm.ReadOnly || vm.MountPath != "/host/sys/fs/cgroup") {
+					t.Errorf("the node's cgroups are mounted at %s, read-only %v: want /host/sys/fs/cgroup (agent.yaml's cgroup_root), read-only", vm.MountPath, vm.ReadOnly)
+				}
 			}
 		}
 		sc := m.agent(t).SecurityContext
