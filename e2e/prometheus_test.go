@@ -250,9 +250,18 @@ func TestPrometheus(t *testing.T) {
 		counts(fn, 0)
 	}
 
+	// The target runs at nice -20, so that the test suites of others on a
+	// shared machine do not preempt its calls: that stretches ulat's view
+	// of a call (its probes) more than the target's, and more than the
+	// tolerances below allow. Measured beside other suites (a load of 12
+	// to 17 on 2 CPUs): without it, one run had bimodal's p50 6% and then
+	// 15% above the target's own; with it, every run 0.3–0.9% above.
+	runTarget := func(calls int) map[string]ulattest.Exact {
+		return ulattest.RunExact(t, "nice", "-n", "-20", bin, itoa(calls))
+	}
 	// A process of the program, started after the agent and Prometheus.
 	const n, m = 200, 100
-	first := ulattest.RunExact(t, bin, itoa(n))
+	first := runTarget(n)
 	for _, fn := range fns {
 		counts(fn, n)
 	}
@@ -261,18 +270,23 @@ func TestPrometheus(t *testing.T) {
 	// A second process, later: the counts add up. Then the first one
 	// again, restarted (a new pid of the same file): the series go on, with
 	// no counter reset for rate() to see.
-	second := ulattest.RunExact(t, bin, itoa(m))
+	second := runTarget(m)
 	for _, fn := range fns {
 		counts(fn, n+m)
 	}
-	restarted := ulattest.RunExact(t, bin, itoa(n))
+	restarted := runTarget(n)
 	for _, fn := range fns {
 		counts(fn, 2*n+m)
 		if r := classic.value(t, "resets(ulat_function_duration_seconds_count"+sel(fn)+"[5m])"); r != 0 {
 			t.Errorf("%s: Prometheus saw %g counter resets across a process restart, want 0", fn, r)
 		}
 	}
-	checkQuantiles(t, a, addr, native, classic, sym, 2*n+m, mergeExact(first, second, restarted))
+	all := mergeExact(first, second, restarted)
+	checkQuantiles(t, a, addr, native, classic, sym, 2*n+m, all)
+	for _, d := range []string{"narrow", "bimodal"} {
+		lo, hi := all[d].Band(99, 2*n+m)
+		t.Logf("%s: the target's own calls at p99's rank (±0.5%% of the calls): %d..%d ns", sym(d), lo, hi)
+	}
 	checkPanelQueries(t, a, addr, native, classic, fns)
 }
 
