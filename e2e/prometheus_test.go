@@ -238,16 +238,11 @@ func TestPrometheus(t *testing.T) {
 	for _, p := range []*promServer{native, classic} {
 		p.waitValue(t, `up{job="ulat"}`, 1)
 	}
-	// Each function's series, before any call: every rate() below then
-	// starts from zero.
 	sel := func(fn string) string { return fmt.Sprintf(`{target="prom",function=%q}`, fn) }
 	counts := func(fn string, n int) {
 		t.Helper()
 		native.waitValue(t, "histogram_count(ulat_function_duration_seconds"+sel(fn)+")", float64(n))
 		classic.waitValue(t, "ulat_function_duration_seconds_count"+sel(fn), float64(n))
-	}
-	for _, fn := range fns {
-		counts(fn, 0)
 	}
 
 	// The target runs at nice -20, so that the test suites of others on a
@@ -255,7 +250,9 @@ func TestPrometheus(t *testing.T) {
 	// of a call (its probes) more than the target's, and more than the
 	// tolerances below allow. Measured beside other suites (a load of 12
 	// to 17 on 2 CPUs): without it, one run had bimodal's p50 6% and then
-	// 15% above the target's own; with it, every run 0.3–0.9% above.
+	// 15% above the target's own; with it, 29 checks of 30 were 0.1–1.2%
+	// above, and one 6% (in a run whose probes calibrated slower, which
+	// widened its allowance to 9%).
 	runTarget := func(calls int) map[string]ulattest.Exact {
 		return ulattest.RunExact(t, "nice", "-n", "-20", bin, itoa(calls))
 	}
@@ -292,10 +289,12 @@ func TestPrometheus(t *testing.T) {
 
 // checkPanelQueries runs the queries docs/agent.md gives for a Grafana
 // panel, the p99 of each function over the last 5 minutes, and checks that
-// they answer for each traced function from the bucket of the agent's own
-// histogram that holds rank 0.99·count. Every series started at zero (see
-// above), so the rate over the window is every call since, each bucket
-// scaled alike: the same quantile as of the counts themselves.
+// they answer for each traced function from within the agent's own
+// histogram. Not from the bucket of rank 0.99·count: a series is served
+// from its first call on, so its first sample already holds the calls
+// made before the first scrape, which the rate over the window leaves out
+// (and Prometheus extrapolates each classic bucket's rate by a different
+// factor when some start from zero and others do not).
 func checkPanelQueries(t *testing.T, a *runningAgent, addr string, native, classic *promServer, fns []string) {
 	t.Helper()
 	served, _ := a.scrape(t, addr, `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited`)
@@ -321,12 +320,11 @@ func checkPanelQueries(t *testing.T, a *runningAgent, addr string, native, class
 				t.Errorf("prometheus (%s): %s: a series of %v, which the agent does not serve", c.p.name, c.q, s.Metric)
 				continue
 			}
-			// Scaled counts can round across a tie between rank and a
-			// bucket's cumulative count: either bucket will do then.
-			lo, _ := c.bucket(h, 0.99-1e-9)
-			_, hi := c.bucket(h, 0.99+1e-9)
+			// From the lowest bucket with calls to the highest.
+			lo, _ := c.bucket(h, 1e-9)
+			_, hi := c.bucket(h, 1)
 			if s.Value < lo || s.Value > hi {
-				t.Errorf("prometheus (%s): %s: %s %g, outside [%g, %g], the agent's bucket holding that rank", c.p.name, c.q, fn, s.Value, lo, hi)
+				t.Errorf("prometheus (%s): %s: %s %g, outside [%g, %g], the agent's buckets with calls", c.p.name, c.q, fn, s.Value, lo, hi)
 			}
 		}
 		slices.Sort(got)
