@@ -6,7 +6,10 @@
 #   scripts/deps.sh          what building and testing ulat need (`make deps`)
 #   scripts/deps.sh --test   also what only `make test` needs: the linters of
 #                            `make lint` (shellcheck, and Vagrant to validate
-#                            the lab's Vagrantfile), kept out of builds and VMs
+#                            the lab's Vagrantfile), kept out of builds and VMs,
+#                            and Debian's Prometheus binary in build/prometheus/
+#                            for e2e/prometheus_test.go (not installed: see
+#                            fetch_prometheus)
 set -euo pipefail
 
 with_test=0
@@ -31,6 +34,42 @@ if [ "$with_test" = 1 ]; then
 	test_pkgs=(shellcheck vagrant vagrant-libvirt qemu-system-x86 debootstrap)
 fi
 
+# fetch_prometheus puts the prometheus binary of Debian's package in
+# build/prometheus/, where e2e/prometheus_test.go looks for it. Installing
+# the package would start a system service listening on :9090, so the .deb
+# is only downloaded and its binary extracted (it links against libc only).
+fetch_prometheus() {
+	local dest out
+	dest="$(cd "$(dirname "$0")/.." && pwd)/build/prometheus"
+	[ -x "$dest/prometheus" ] && return 0
+	# Not `apt-cache ... | grep -q`: under pipefail, apt-cache killed by the
+	# pipe grep closed early would fail the test.
+	if [[ "$(apt-cache policy prometheus 2>/dev/null)" != *"Candidate: "[0-9]* ]]; then
+		if [ "$(id -u)" -ne 0 ]; then
+			echo "deps: apt knows no prometheus package: run apt-get update as root" >&2
+			return 1
+		fi
+		apt-get update -qq
+	fi
+	prom_tmp=$(mktemp -d)
+	trap 'rm -rf "$prom_tmp"' EXIT
+	# As root, apt downloads as the _apt user, which must be able to write
+	# the directory (otherwise it warns and downloads unsandboxed).
+	if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then
+		chown _apt "$prom_tmp"
+	fi
+	if ! out=$(cd "$prom_tmp" && apt-get download -qq prometheus 2>&1); then
+		echo "deps: apt-get download prometheus: $out" >&2
+		return 1
+	fi
+	dpkg-deb -x "$prom_tmp"/prometheus_*.deb "$prom_tmp/root"
+	mkdir -p "$dest"
+	cp "$prom_tmp/root/usr/bin/prometheus" "$dest/prometheus.new"
+	mv "$dest/prometheus.new" "$dest/prometheus"
+	dpkg-deb -f "$prom_tmp"/prometheus_*.deb Version >"$dest/VERSION"
+	echo "deps: prometheus $(cat "$dest/VERSION") in $dest"
+}
+
 missing=()
 for p in "${base_pkgs[@]}" "${bp_pkgs[@]}" "${test_pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -47,6 +86,9 @@ fi
 
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "deps: all packages present"
+	if [ "$with_test" = 1 ]; then
+		fetch_prometheus
+	fi
 	exit 0
 fi
 
@@ -80,5 +122,6 @@ apt-get install -y -qq --no-install-recommends "${base_pkgs[@]}" >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports "${bp_pkgs[@]}" >/dev/null
 if [ ${#test_pkgs[@]} -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${test_pkgs[@]}" >/dev/null
+	fetch_prometheus
 fi
 echo "deps: done"

@@ -99,9 +99,9 @@ func (e Exact) rank(v uint64) int {
 // 1%. The band keeps the check about the histogram, not the machine.
 func rankSlack(calls int64) int64 { return max(1, calls/200) }
 
-// band returns the exact durations rankSlack calls below and above the
+// Band returns the exact durations rankSlack calls below and above the
 // p-th percentile's rank.
-func (e Exact) band(p, calls int64) (lo, hi int64) {
+func (e Exact) Band(p, calls int64) (lo, hi int64) {
 	r := (p*calls + 99) / 100 // nearest rank, 1-based
 	k := rankSlack(calls)
 	i, j := max(1, r-k), min(int64(len(e.Sorted)), r+k)
@@ -158,7 +158,7 @@ func CheckExact(t *testing.T, r *report.JSONReport, c ExactCheck, exact map[stri
 				tolS = "not checked"
 			} else if p.pct > 0 {
 				tolS = fmt.Sprintf("%.2f%%", 100*tol)
-				lo, hi := e.band(p.pct, c.Calls)
+				lo, hi := e.Band(p.pct, c.Calls)
 				if float64(p.got) < float64(lo)*(1-tol) || float64(p.got) > float64(hi)*(1+tol) {
 					tolS += " FAIL"
 					t.Errorf("%s: %s %dns, the target's exact %s %dns (%d..%d ns %d calls either side): %+.2f%%, want within %.2f%% of those",
