@@ -135,6 +135,7 @@ race: $(BPF_SUMS)
 	$(GO) test -race -count=1 $(RACE_PKGS)
 
 e2e: bin/ulat
+	@bash scripts/deps.sh --test
 	$(GO) test -count=1 -v -timeout 30m ./e2e/
 
 bin/ulat-demo: cmd/ulat-demo/main.go

@@ -115,7 +115,7 @@ fi
 
 echo "deps: installing ${missing[*]}"
 if [ "${need_update:-0}" = 1 ] || ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || \
-	! apt-cache policy libbpf-dev 2>/dev/null | grep -q bookworm-backports; then
+	! apt-cache policy libbpf-dev 2>/dev/null | grep bookworm-backports >/dev/null; then
 	apt-get update -qq
 fi
 apt-get install -y -qq --no-install-recommends "${base_pkgs[@]}" >/dev/null
