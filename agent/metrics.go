@@ -2,12 +2,10 @@ package agent
 
 import (
 	"math"
-	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/ulat-dev/ulat/buckets"
 	"github.com/ulat-dev/ulat/report"
 )
 
@@ -18,13 +16,6 @@ const (
 	classicLowExp  = -20
 	classicHighExp = 5
 )
-
-// nativeSchema is the native histograms' schema: ulat's own slots.
-const nativeSchema = 6
-
-// overflowIndex is the native bucket the overflow slot's calls (over 1024
-// s, beyond the layout) are put in: the first above 1024 s.
-const overflowIndex = 64*10 + 1
 
 // histogramMetric is one function's histogram as a Prometheus histogram
 // with both classic buckets (for text-format scrapers) and native ones of
@@ -47,36 +38,27 @@ func (m histogramMetric) Write(out *dto.Metric) error {
 // toDTO turns a histogram into Prometheus's, in seconds.
 func toDTO(h *report.Histogram) *dto.Histogram {
 	count := h.Count()
-	hi, lo := h.Sum()
-	sum := (float64(hi)*math.Pow(2, 64) + float64(lo)) / 1e9
+	sum := sumSeconds(h)
 	zeroThreshold := prometheus.DefNativeHistogramZeroThreshold
+	zero, native := nativeBuckets(h)
 	out := &dto.Histogram{
 		SampleCount:   &count,
 		SampleSum:     &sum,
 		Schema:        proto32(nativeSchema),
 		ZeroThreshold: &zeroThreshold,
-		ZeroCount:     proto64(0),
+		ZeroCount:     &zero,
 	}
-	// Native buckets, by index, and the classic cumulative counts.
-	native := map[int32]uint64{}
+	// The classic cumulative counts: calls of 0 ns are below every bound,
+	// and a native bucket is at or below 2^k s when its index is at most
+	// k*64.
 	classic := make([]uint64, classicHighExp-classicLowExp+1)
-	for _, s := range h.Slots() {
-		if s.Slot == 0 {
-			*out.ZeroCount += s.Count
-			for i := range classic {
-				classic[i] += s.Count
-			}
-			continue
-		}
-		i, ok := buckets.Index(s.Slot)
-		if !ok {
-			native[overflowIndex] += s.Count
-			continue
-		}
-		native[i] += s.Count
+	for i := range classic {
+		classic[i] = zero
+	}
+	for _, b := range native {
 		for k := classicLowExp; k <= classicHighExp; k++ {
-			if i <= int32(k*(1<<nativeSchema)) {
-				classic[k-classicLowExp] += s.Count
+			if b.index <= int32(k*(1<<nativeSchema)) {
+				classic[k-classicLowExp] += b.count
 			}
 		}
 	}
@@ -88,36 +70,30 @@ func toDTO(h *report.Histogram) *dto.Histogram {
 	return out
 }
 
-// spans encodes native bucket counts as Prometheus's spans of consecutive
-// indexes and count deltas.
-func spans(counts map[int32]uint64) ([]*dto.BucketSpan, []int64) {
-	idx := make([]int32, 0, len(counts))
-	for i := range counts {
-		idx = append(idx, i)
-	}
-	slices.Sort(idx)
+// spans encodes native buckets, in increasing index order, as
+// Prometheus's spans of consecutive indexes and count deltas.
+func spans(native []nativeBucket) ([]*dto.BucketSpan, []int64) {
 	var (
 		out    []*dto.BucketSpan
 		deltas []int64
 		prev   int64
 		next   int32 // the index after the last span's end
 	)
-	for n, i := range idx {
-		if n == 0 || i != next {
-			offset := i
+	for n, b := range native {
+		if n == 0 || b.index != next {
+			offset := b.index
 			if n > 0 {
-				offset = i - next
+				offset = b.index - next
 			}
 			out = append(out, &dto.BucketSpan{Offset: proto32(offset), Length: proto32u(0)})
 		}
 		*out[len(out)-1].Length++
-		c := int64(counts[i])
+		c := int64(b.count)
 		deltas = append(deltas, c-prev)
-		prev, next = c, i+1
+		prev, next = c, b.index+1
 	}
 	return out, deltas
 }
 
 func proto32(v int32) *int32    { return &v }
 func proto32u(v uint32) *uint32 { return &v }
-func proto64(v uint64) *uint64  { return &v }
