@@ -93,6 +93,7 @@ type traced struct {
 	// seconds for a large program, which must not hold up the finding
 	// of other processes) and when it could not start (failed).
 	s       *session.Session
+	started time.Time // when s started: its counts are cumulative from then
 	failed  bool
 	pending []*process // selected while it started: followed once it has
 	cancel  context.CancelFunc
@@ -459,7 +460,7 @@ func (a *Agent) start(t Target, exe, open string, file fileID, byPath bool) *tra
 			return // stopped while it started
 		}
 		a.mu.Lock()
-		tr.s = s
+		tr.s, tr.started = s, time.Now()
 		pending := tr.pending
 		tr.pending = nil
 		a.mu.Unlock()
@@ -510,18 +511,20 @@ type snapshot struct {
 	exe       string
 	processes int // traced, as of the last look
 	r         *report.Report
+	started   time.Time // the session's
 }
 
 func (a *Agent) snapshots() []snapshot {
 	type one struct {
-		tr    *traced
-		procs int
+		tr      *traced
+		procs   int
+		started time.Time
 	}
 	a.mu.Lock()
 	trs := make([]one, 0, len(a.traced))
 	for _, tr := range a.traced {
 		if tr.s != nil {
-			trs = append(trs, one{tr, len(tr.procs)})
+			trs = append(trs, one{tr, len(tr.procs), tr.started})
 		}
 	}
 	a.mu.Unlock()
@@ -538,7 +541,7 @@ func (a *Agent) snapshots() []snapshot {
 			a.log.Warn(fmt.Sprintf("target %s: %s: %v", o.tr.target.Name, o.tr.exe, err))
 			continue
 		}
-		out = append(out, snapshot{o.tr.target, o.tr.exe, o.procs, r})
+		out = append(out, snapshot{o.tr.target, o.tr.exe, o.procs, r, o.started})
 	}
 	return out
 }
@@ -609,17 +612,8 @@ type collector struct{ a *Agent }
 func (collector) Describe(chan<- *prometheus.Desc) {}
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
-	c.a.mu.Lock()
-	limit := c.a.cfg.MaxSeries
-	c.a.mu.Unlock()
-	all, files := c.a.seriesOf(c.a.snapshots())
-	n, over := 0, 0
-	for _, se := range all {
-		if n >= limit {
-			over++
-			continue
-		}
-		n++
+	served, files, over := c.a.exported()
+	for _, se := range served {
 		names, values := se.labels()
 		duration := prometheus.NewDesc("ulat_function_duration_seconds", "How long calls of the function took, probe costs taken out.", names, nil)
 		notReturned := prometheus.NewDesc("ulat_calls_not_returned_total", "Calls of the function that never returned (a panic, longjmp or exit unwound them).", names, nil)

@@ -3,6 +3,7 @@ package agent
 import (
 	"cmp"
 	"slices"
+	"time"
 
 	"github.com/ulat-dev/ulat/report"
 )
@@ -17,6 +18,10 @@ type series struct {
 	where       where
 	hist        *report.Histogram
 	notReturned uint64
+	// started is when the earliest of its sessions started: its counts
+	// are cumulative from then. When that session ends (its file replaced
+	// and its processes gone), the counts drop and started moves on.
+	started time.Time
 }
 
 // overLimit labels the calls of a file's containers past the bound on
@@ -30,6 +35,7 @@ type fileTotals struct {
 	dropped   uint64
 	unpaired  uint64
 	processes int
+	started   time.Time // as series'
 }
 
 // seriesOf merges snapshots into series and totals, in a stable order.
@@ -50,10 +56,11 @@ func (a *Agent) seriesOf(snaps []snapshot) ([]*series, []*fileTotals) {
 		fk := fileKey{sn.target.Name, sn.exe}
 		ft := totals[fk]
 		if ft == nil {
-			ft = &fileTotals{target: sn.target, binary: sn.exe}
+			ft = &fileTotals{target: sn.target, binary: sn.exe, started: sn.started}
 			totals[fk] = ft
 			files = append(files, ft)
 		}
+		ft.started = earliest(ft.started, sn.started)
 		ft.dropped += sn.r.Lost.DroppedEvents
 		ft.unpaired += sn.r.Lost.UnpairedExits
 		ft.processes += sn.processes
@@ -68,10 +75,11 @@ func (a *Agent) seriesOf(snaps []snapshot) ([]*series, []*fileTotals) {
 			k := seriesKey{sn.target.Name, sn.exe, f.Function, w}
 			se := byKey[k]
 			if se == nil {
-				se = &series{target: sn.target, binary: sn.exe, function: f.Function, where: w, hist: report.NewHistogram()}
+				se = &series{target: sn.target, binary: sn.exe, function: f.Function, where: w, hist: report.NewHistogram(), started: sn.started}
 				byKey[k] = se
 				out = append(out, se)
 			}
+			se.started = earliest(se.started, sn.started)
 			se.hist.Merge(f.Hist)
 			se.notReturned += f.DidNotReturn
 		}
@@ -81,4 +89,27 @@ func (a *Agent) seriesOf(snaps []snapshot) ([]*series, []*fileTotals) {
 			cmp.Compare(x.where.namespace, y.where.namespace), cmp.Compare(x.where.pod, y.where.pod), cmp.Compare(x.where.container, y.where.container))
 	})
 	return out, files
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// exported are the series the agent exports, to Prometheus and over OTLP
+// alike: those within max_series, the totals of every file, and how many
+// series max_series left out.
+func (a *Agent) exported() (served []*series, files []*fileTotals, over int) {
+	a.mu.Lock()
+	limit := a.cfg.MaxSeries
+	a.mu.Unlock()
+	all, files := a.seriesOf(a.snapshots())
+	if len(all) > limit {
+		served, over = all[:limit], len(all)-limit
+	} else {
+		served = all
+	}
+	return served, files, over
 }
