@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -62,6 +63,9 @@ type Agent struct {
 	// (nil when the exec watcher could not start: /proc is read every
 	// second only).
 	execs <-chan int
+	// otlp pushes over OTLP; nil without an otlp section. Only Run's
+	// goroutine uses it.
+	otlp *otlpPusher
 
 	mu        sync.Mutex
 	cfg       *Config
@@ -136,6 +140,11 @@ func Run(ctx context.Context, path string, opts Options) error {
 	a.calibration = session.NewCalibration(nil)
 	defer a.calibration.Close()
 	defer a.stopAll()
+	if err := a.setOTLP(cfg.OTLP); err != nil {
+		srv.Close()
+		return err
+	}
+	defer a.setOTLP(nil) // pushes once more, before stopAll ends the sessions
 	watchCtx, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()
 	a.execs = a.watchExecs(watchCtx)
@@ -215,6 +224,12 @@ func (a *Agent) reload() {
 		a.log.Warn(fmt.Sprintf("listen %s: a new address takes a restart; still serving on %s", cfg.Listen, a.cfg.Listen))
 		cfg.Listen = a.cfg.Listen
 	}
+	if !reflect.DeepEqual(cfg.OTLP, a.cfg.OTLP) {
+		if err := a.setOTLP(cfg.OTLP); err != nil {
+			a.log.Warn(fmt.Sprintf("otlp not reloaded, the previous one goes on: %v", err))
+			cfg.OTLP = a.cfg.OTLP
+		}
+	}
 	a.stopAll()
 	a.setConfig(cfg)
 	a.mu.Lock()
@@ -222,6 +237,29 @@ func (a *Agent) reload() {
 	a.mu.Unlock()
 	a.log.Info(fmt.Sprintf("config reloaded: %d targets", len(cfg.Targets)))
 	a.rescan()
+}
+
+// setOTLP pushes to the endpoint cfg names from now on (nil: nowhere),
+// instead of the one before, which pushes once more. It keeps the one
+// before when the new one cannot start.
+func (a *Agent) setOTLP(cfg *OTLP) error {
+	var next *otlpPusher
+	if cfg != nil {
+		var err error
+		next, err = startOTLP(*cfg, otlpProducer{series: a.exported, version: a.opts.Version, started: a.started}, a.log)
+		if err != nil {
+			return err
+		}
+	}
+	if a.otlp != nil {
+		a.otlp.stop()
+		a.log.Info(fmt.Sprintf("OTLP push to %s stopped", a.otlp.cfg.Endpoint))
+	}
+	a.otlp = next
+	if next != nil {
+		a.log.Info(fmt.Sprintf("pushing OTLP metrics to %s every %s", cfg.Endpoint, cfg.Interval))
+	}
+	return nil
 }
 
 // rescan traces each executable a target's exe matches on this

@@ -38,6 +38,9 @@ type Config struct {
 	// the defaults (the API server, token and CA Kubernetes gives every
 	// pod, and the node in $NODE_NAME) need no setting.
 	Kubernetes Kubernetes `yaml:"kubernetes"`
+	// OTLP, when set, is where the agent pushes the same series over
+	// OTLP (see OTLP).
+	OTLP *OTLP `yaml:"otlp"`
 }
 
 // Kubernetes says where the agent finds the pods of its node.
@@ -157,6 +160,11 @@ func Parse(data []byte) (*Config, error) {
 	}
 	if cfg.MaxSeries < 0 {
 		return nil, configErrorf("max_series %d: must be positive", cfg.MaxSeries)
+	}
+	if cfg.OTLP != nil {
+		if err := cfg.OTLP.check(); err != nil {
+			return nil, err
+		}
 	}
 	if len(cfg.Targets) == 0 {
 		return nil, configErrorf("no targets: name at least one (name, exe, functions)")

@@ -18,7 +18,8 @@ func agentCommand() *cli.Command {
 		Name:  "agent",
 		Usage: "time functions continuously in every process that runs the programs --config names, for Prometheus",
 		Description: `Serves /metrics (ulat_function_duration_seconds, classic and native
-buckets), /report.json (as ulat trace writes it) and /healthz. SIGHUP
+buckets), /report.json (as ulat trace writes it) and /healthz, and pushes
+the same series over OTLP when the config has an otlp section. SIGHUP
 reloads the config; SIGINT and SIGTERM end the agent. See docs/agent.md.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Required: true, Usage: "the YAML config `FILE`"},
@@ -34,7 +35,11 @@ func agentAction(c *cli.Context) error {
 		return usagef("%w", err)
 	}
 	if c.Bool("check") {
-		fmt.Fprintf(c.App.Writer, "%s: valid, %d %s\n", c.String("config"), len(cfg.Targets), plural(len(cfg.Targets), "target", "targets"))
+		otlp := ""
+		if cfg.OTLP != nil {
+			otlp = fmt.Sprintf(", OTLP push to %s every %s", cfg.OTLP.Endpoint, cfg.OTLP.Interval)
+		}
+		fmt.Fprintf(c.App.Writer, "%s: valid, %d %s%s\n", c.String("config"), len(cfg.Targets), plural(len(cfg.Targets), "target", "targets"), otlp)
 		return nil
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
