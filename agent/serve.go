@@ -1,0 +1,172 @@
+package agent
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ulat-dev/ulat/report"
+)
+
+// What the agent serves: /metrics, /report.json, /healthz.
+
+// snapshot is a report of each traced file, in a stable order.
+type snapshot struct {
+	target    Target
+	exe       string
+	processes int // traced, as of the last look
+	r         *report.Report
+	started   time.Time // the session's
+}
+
+func (a *Agent) snapshots() []snapshot {
+	type one struct {
+		tr      *traced
+		procs   int
+		started time.Time
+	}
+	a.mu.Lock()
+	trs := make([]one, 0, len(a.traced))
+	for _, tr := range a.traced {
+		if tr.s != nil {
+			trs = append(trs, one{tr, len(tr.procs), tr.started})
+		}
+	}
+	a.mu.Unlock()
+	sort.Slice(trs, func(i, j int) bool {
+		if trs[i].tr.target.Name != trs[j].tr.target.Name {
+			return trs[i].tr.target.Name < trs[j].tr.target.Name
+		}
+		return trs[i].tr.exe < trs[j].tr.exe
+	})
+	var out []snapshot
+	for _, o := range trs {
+		r, err := o.tr.s.Snapshot()
+		if err != nil {
+			a.log.Warn(fmt.Sprintf("target %s: %s: %v", o.tr.target.Name, o.tr.exe, err))
+			continue
+		}
+		out = append(out, snapshot{o.tr.target, o.tr.exe, o.procs, r, o.started})
+	}
+	return out
+}
+
+func (a *Agent) handler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector{a})
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/report.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if err := report.WriteJSON(w, a.report()); err != nil {
+			a.log.Warn(fmt.Sprintf("/report.json: %v", err))
+		}
+	})
+	return mux
+}
+
+// report is the report of every traced file so far, as one: what ulat
+// trace writes, so that ulat compare can judge it. Each function is one
+// entry, its calls in every container together.
+func (a *Agent) report() *report.Report {
+	all := &report.Report{Elapsed: time.Since(a.started), OverheadCorrected: true}
+	type fnKey struct{ binary, function string }
+	index := map[fnKey]int{}
+	for i, sn := range a.snapshots() {
+		r := sn.r
+		if i == 0 {
+			all.Facts = r.Facts
+			all.OverheadCorrected = r.OverheadCorrected
+		} else {
+			all.Facts.Binaries = append(all.Facts.Binaries, r.Facts.Binaries...)
+			if all.Facts.Aggregation != r.Facts.Aggregation {
+				all.Facts.Aggregation = ""
+			}
+		}
+		for _, f := range r.Functions {
+			f.Cgroup = 0
+			if f.Binary != sn.exe && strings.HasPrefix(f.Binary, "/proc/") {
+				f.Binary = sn.exe // found through a process: the path it has there
+			}
+			k := fnKey{f.Binary, f.Function}
+			if j, ok := index[k]; ok {
+				merged := report.NewHistogram()
+				merged.Merge(all.Functions[j].Hist)
+				merged.Merge(f.Hist)
+				all.Functions[j].Hist = merged
+				all.Functions[j].DidNotReturn += f.DidNotReturn
+				continue
+			}
+			index[k] = len(all.Functions)
+			all.Functions = append(all.Functions, f)
+		}
+		all.Lost.DroppedEvents += r.Lost.DroppedEvents
+		all.Lost.UnpairedExits += r.Lost.UnpairedExits
+		all.Lost.InFlight += r.Lost.InFlight
+		all.Warnings = append(all.Warnings, r.Warnings...)
+	}
+	return all
+}
+
+// collector serves the agent's snapshots to Prometheus. It is unchecked
+// (Describe sends nothing): targets' static labels differ, and series
+// come and go with the processes.
+type collector struct{ a *Agent }
+
+func (collector) Describe(chan<- *prometheus.Desc) {}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	served, files, over := c.a.exported()
+	for _, se := range served {
+		names, values := se.labels()
+		duration := prometheus.NewDesc("ulat_function_duration_seconds", "How long calls of the function took, probe costs taken out.", names, nil)
+		notReturned := prometheus.NewDesc("ulat_calls_not_returned_total", "Calls of the function that never returned (a panic, longjmp or exit unwound them).", names, nil)
+		ch <- histogramMetric{desc: duration, labels: prometheus.MakeLabelPairs(duration, values), h: toDTO(se.hist)}
+		ch <- prometheus.MustNewConstMetric(notReturned, prometheus.CounterValue, float64(se.notReturned), values...)
+	}
+	for _, ft := range files {
+		names, values := fileLabels(ft.target, ft.binary)
+		dropped := prometheus.NewDesc("ulat_dropped_events_total", "Calls not counted because the ring buffer was full.", names, nil)
+		unpaired := prometheus.NewDesc("ulat_unpaired_exits_total", "Exits seen without their entry (the entry came before the probes).", names, nil)
+		procs := prometheus.NewDesc("ulat_traced_processes", "Processes traced that run the file, as of the agent's last look (every second, and at each exec).", names, nil)
+		ch <- prometheus.MustNewConstMetric(dropped, prometheus.CounterValue, float64(ft.dropped), values...)
+		ch <- prometheus.MustNewConstMetric(unpaired, prometheus.CounterValue, float64(ft.unpaired), values...)
+		ch <- prometheus.MustNewConstMetric(procs, prometheus.GaugeValue, float64(ft.processes), values...)
+	}
+	overLimit := prometheus.NewDesc("ulat_series_over_limit", "Series not served, past max_series.", nil, nil)
+	ch <- prometheus.MustNewConstMetric(overLimit, prometheus.GaugeValue, float64(over))
+}
+
+// fileLabels are the labels of a target's file: target, binary and the
+// target's static labels.
+func fileLabels(t Target, binary string) (names, values []string) {
+	names, values = []string{"target", "binary"}, []string{t.Name, binary}
+	for _, k := range sortedKeys(t.Labels) {
+		names, values = append(names, k), append(values, t.Labels[k])
+	}
+	return names, values
+}
+
+// labels are a series' labels: its file's, the place's and the function.
+func (se *series) labels() (names, values []string) {
+	names, values = fileLabels(se.target, se.binary)
+	names = append(names, "container", "pod", "namespace", "function")
+	values = append(values, se.where.container, se.where.pod, se.where.namespace, se.function)
+	return names, values
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
