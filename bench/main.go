@@ -24,17 +24,23 @@
 //     calibrated cost varies from run to run, and compare must not take
 //     that for a change of the code (an untraced twin of the function,
 //     called in turn with it, tells the machine's own changes apart);
+//  7. what `ulat agent` costs at rest: its CPU time, memory and BPF maps
+//     while it traces 1,000 functions of 50 processes that call nothing
+//     (5 executables of 200 functions, 10 processes each), and how long a
+//     scrape of /metrics (text and protobuf) and of /report.json takes;
 //
 // and prints them as tables, with the project's goals beside the figures.
 // It is informational: a missed goal does not make it fail. It needs root.
 // Run it from the repository root after `make build`:
 //
-//	go run ./bench [-calls 50000] [-reps 3] [-clock cpu] [-only cost,bpf,scale,rate,compare,stepped]
+//	go run ./bench [-calls 50000] [-reps 3] [-clock cpu] [-only cost,bpf,scale,rate,compare,stepped,agent]
 //	               [-rate-time 2s] [-compare-runs 10] [-compare-slower-runs 5]
 //	               [-compare-records 2000] [-compare-aggregate auto]
 //	               [-compare-also p50=+10%,p99=+20%]
 //	               [-stepped-runs 46] [-stepped-calls 10000] [-stepped-body 30us]
-//	               [-stepped-cpu 0] [-v] [-keep]
+//	               [-stepped-cpu 0] [-agent-exes 5] [-agent-procs 10]
+//	               [-agent-funcs 200] [-agent-window 30s] [-agent-scrapes 20]
+//	               [-v] [-keep]
 //
 // make bench passes BENCH_FLAGS on: make bench BENCH_FLAGS='-only stepped'.
 package main
@@ -77,6 +83,12 @@ type bench struct {
 	stepCalls int           // calls of spin per run
 	stepBody  time.Duration // CPU time of one spin call
 	stepCPU   int           // the CPU the target is bound to; -1 none
+
+	agentExes    int           // section 7: executables the agent traces
+	agentProcs   int           // processes of each
+	agentFuncs   int           // functions of each executable
+	agentWindow  time.Duration // how long the agent is measured at rest
+	agentScrapes int           // scrapes of each endpoint
 
 	verbose bool
 	dir     string // temporary directory for targets and copies
@@ -122,7 +134,7 @@ func run() int {
 	flag.IntVar(&b.calls, "calls", 50000, "calls per target run (one traced run should take about a second)")
 	flag.IntVar(&b.reps, "reps", 3, "runs per measurement; the median is shown")
 	flag.StringVar(&b.clock, "clock", "cpu", "cost: time the targets' loops by their thread's CPU time (cpu: the uprobes' work is charged to it, waiting for a CPU is not) or by wall time (wall)")
-	flag.StringVar(&only, "only", "cost,bpf,scale,rate,compare,stepped", "sections to run: cost, bpf, scale, rate, compare, stepped")
+	flag.StringVar(&only, "only", "cost,bpf,scale,rate,compare,stepped,agent", "sections to run: cost, bpf, scale, rate, compare, stepped, agent")
 	flag.DurationVar(&b.rateTime, "rate-time", 2*time.Second, "rate: how long the target calls in each run")
 	flag.IntVar(&b.cmpRuns, "compare-runs", 10, "compare: identical baseline runs (every pair is compared)")
 	flag.IntVar(&b.cmpSlow, "compare-slower-runs", 5, "compare: runs with -slower 30, and with -slower 40")
@@ -133,10 +145,16 @@ func run() int {
 	flag.IntVar(&b.stepCalls, "stepped-calls", 10000, "stepped: calls of spin (and of its twin) per run")
 	flag.DurationVar(&b.stepBody, "stepped-body", 30*time.Microsecond, "stepped: CPU time of one spin call")
 	flag.IntVar(&b.stepCPU, "stepped-cpu", 0, "stepped: bind the target (not ulat) to this CPU, so that the machine's own speed is the same in every run; -1: leave it unbound")
+	flag.IntVar(&b.agentExes, "agent-exes", 5, "agent: executables traced (copies of one generated program)")
+	flag.IntVar(&b.agentProcs, "agent-procs", 10, "agent: processes of each executable")
+	flag.IntVar(&b.agentFuncs, "agent-funcs", 200, "agent: functions of each executable, all traced")
+	flag.DurationVar(&b.agentWindow, "agent-window", 30*time.Second, "agent: how long the agent is measured at rest")
+	flag.IntVar(&b.agentScrapes, "agent-scrapes", 20, "agent: scrapes of each endpoint")
 	flag.BoolVar(&b.verbose, "v", false, "show every command run")
 	flag.BoolVar(&keep, "keep", false, "keep the temporary directory with the targets")
 	flag.Parse()
-	if b.calls < 1 || b.reps < 1 || b.rateTime < time.Millisecond || b.cmpRuns < 4 || b.cmpSlow < 1 || b.cmpRecords < 1 || b.stepRuns < 2 || b.stepCalls < 1 || b.stepBody < time.Microsecond || b.stepCPU < -1 || b.stepCPU >= runtime.NumCPU() || (b.clock != "cpu" && b.clock != "wall") || flag.NArg() > 0 {
+	if b.calls < 1 || b.reps < 1 || b.rateTime < time.Millisecond || b.cmpRuns < 4 || b.cmpSlow < 1 || b.cmpRecords < 1 || b.stepRuns < 2 || b.stepCalls < 1 || b.stepBody < time.Microsecond || b.stepCPU < -1 || b.stepCPU >= runtime.NumCPU() ||
+		b.agentExes < 1 || b.agentProcs < 1 || b.agentFuncs < 1 || b.agentWindow < time.Second || b.agentScrapes < 1 || (b.clock != "cpu" && b.clock != "wall") || flag.NArg() > 0 {
 		flag.Usage()
 		return 2
 	}
@@ -231,11 +249,11 @@ func (b *bench) runAll(ctx context.Context, only string) error {
 	sections := map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "cost", "bpf", "scale", "rate", "compare", "stepped":
+		case "cost", "bpf", "scale", "rate", "compare", "stepped", "agent":
 			sections[s] = true
 		case "":
 		default:
-			return fmt.Errorf("-only: unknown section %q (cost, bpf, scale, rate, compare, stepped)", s)
+			return fmt.Errorf("-only: unknown section %q (cost, bpf, scale, rate, compare, stepped, agent)", s)
 		}
 	}
 	start := time.Now()
@@ -273,6 +291,11 @@ func (b *bench) runAll(ctx context.Context, only string) error {
 	}
 	if sections["stepped"] {
 		if err := b.steppedSection(ctx, c); err != nil {
+			return err
+		}
+	}
+	if sections["agent"] {
+		if err := b.agentSection(ctx); err != nil {
 			return err
 		}
 	}
