@@ -20,7 +20,7 @@ BPF_SRC  := bpf/ulat.bpf.c bpf/ulat.h bpf/arm64.h bpf/vmlinux.h
 BPF_OBJS := bpf/ulat_x86.bpf.o bpf/ulat_arm64.bpf.o
 BPF_SUMS := bpf/objects.sha256
 GO_SRC  := $(shell find . -name '*.go' -not -path './e2e/*' -not -path './bench/*' -not -name '*_test.go') go.mod go.sum
-UNIT_PKGS := ./buckets/... ./cgroup/... ./internal/... ./session/... ./agent/... ./bpf/... ./symbols/... ./probes/... ./report/... ./cmd/... ./doctor/... ./launch/... ./compare/... ./glob/... ./deploy/...
+UNIT_PKGS := ./buckets/... ./cgroup/... ./internal/... ./session/... ./agent/... ./bpf/... ./symbols/... ./probes/... ./report/... ./cmd/... ./doctor/... ./launch/... ./compare/... ./glob/... ./deploy/... ./bench/
 
 .PHONY: all deps build test unit race e2e test-kernels demo bench bpf check-bpf vmlinux fuzz clean
 

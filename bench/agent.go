@@ -452,24 +452,25 @@ func (b *bench) printAgent(a agentPrint) {
 	fns := len(a.report.Functions)
 	procs := b.agentExes * b.agentProcs
 	fmt.Printf("\n== 7. The agent at rest, and its scrapes ==\n\n")
-	fmt.Printf("`ulat agent`, one target per executable, each with functions [\"%s*\"]: %d executables\n", idleTargetFunc, b.agentExes)
-	fmt.Printf("(copies of one generated Go program of %d //go:noinline functions), %d processes of each\n", b.agentFuncs, b.agentProcs)
-	fmt.Printf("(%d in all). Attached: %d functions (/report.json) in %d files, a session each, with %d\n", procs, fns, len(a.bins), a.probesPerExe*len(a.bins))
+	fmt.Printf("`ulat agent`, one target per executable, each with functions [\"%s*\"]: %s\n", idleTargetFunc, count(b.agentExes, "executable"))
+	fmt.Printf("(copies of one generated Go program of %d //go:noinline functions), %s of each\n", b.agentFuncs, count(b.agentProcs, "process"))
+	fmt.Printf("(%d in all). Attached: %d functions (/report.json) in %s, a session each, with %d\n", procs, fns, count(len(a.bins), "file"), a.probesPerExe*len(a.bins))
 	fmt.Printf("probes (an entry and each RET, ulat symbols), %.1f s after the agent started. Each process\n", a.attachedAfter.Seconds())
 	loops := make([]string, len(idleTargetLoops))
 	for i, n := range idleTargetLoops {
 		loops[i] = fmt.Sprint(n)
 	}
-	fmt.Printf("then called each function %d times (loops of %s iterations): ", len(idleTargetLoops), strings.Join(loops, ", "))
+	fmt.Printf("then called each function %d times (loops of %s iterations):\n", len(idleTargetLoops), strings.Join(loops, ", "))
 	if a.exact {
-		fmt.Printf("the agent counted exactly\n%d calls of each. ", a.wantPerFn)
+		fmt.Printf("the agent counted exactly %d calls of each. ", a.wantPerFn)
 	} else {
-		fmt.Printf("the agent counted %d calls\nin all, NOT %d of each function. ", totalCalls(a.report), a.wantPerFn)
+		fmt.Printf("the agent counted %d calls in all, NOT %d of each function. ", totalCalls(a.report), a.wantPerFn)
 	}
-	fmt.Printf("Then the processes sat blocked (%d calls in the window) and the agent\n", rest.callsIn)
-	fmt.Printf("was measured at rest for %.0f s: CPU time from /proc/PID/stat (utime + stime, 10 ms ticks),\n", rest.window.Seconds())
-	fmt.Printf("memory from smaps, BPF maps and programs from the memlock of its descriptors (fdinfo:\n")
-	fmt.Printf("kernel memory; a memory cgroup is charged it too). Its children are its probe-cost\n")
+	fmt.Printf("Then the processes sat blocked (%d calls in the\n", rest.callsIn)
+	fmt.Printf("window) and the agent was measured at rest for %.0f s: CPU time from /proc/PID/stat (utime +\n", rest.window.Seconds())
+	fmt.Printf("stime, 10 ms ticks), ")
+	fmt.Printf("memory from smaps, BPF maps and programs from the memlock of its descriptors\n")
+	fmt.Printf("(fdinfo: kernel memory; a memory cgroup is charged it too). Its children are its probe-cost\n")
 	fmt.Printf("calibration processes, one per session. Then %d scrapes of each endpoint in a row, timed\n", b.agentScrapes)
 	fmt.Printf("from the request to the last byte. bpftrace has nothing like the agent (no exporter), so\n")
 	fmt.Printf("there is no ratio against it.\n\n")
@@ -485,7 +486,7 @@ func (b *bench) printAgent(a agentPrint) {
 	tw := newTable()
 	tw.row("AT REST", "MEASURED", "GOAL", "")
 	tw.row("CPU, agent process", fmt.Sprintf("%.2f%% of a CPU (%d ms in %.0f s)", pct(rest.agentCPU), rest.agentCPU.Milliseconds(), rest.window.Seconds()), "", "")
-	tw.row(fmt.Sprintf("CPU, its %d children", rest.children), fmt.Sprintf("%.2f%% (%d ms)", pct(rest.childCPU), rest.childCPU.Milliseconds()), "", "")
+	tw.row(fmt.Sprintf("CPU, its %s (calibration)", count(rest.children, "child")), fmt.Sprintf("%.2f%% (%d ms)", pct(rest.childCPU), rest.childCPU.Milliseconds()), "", "")
 	total := pct(rest.agentCPU + rest.childCPU)
 	tw.row("CPU, agent + children", fmt.Sprintf("%.2f%%", total), fmt.Sprintf("≤ %g%%", agentCPUGoal),
 		b.addGoal(fmt.Sprintf("agent at rest (%d processes, %d functions): CPU", procs, fns), fmt.Sprintf("%.2f%% of a CPU", total), fmt.Sprintf("≤ %g%%", agentCPUGoal), total <= agentCPUGoal))
@@ -493,7 +494,7 @@ func (b *bench) printAgent(a agentPrint) {
 	tw.row("memory, agent RSS", fmt.Sprintf("%s: %s of it BPF maps mapped", fmtMB(rest.rss), fmtMB(rest.bpfRSS)), "", "")
 	ownPSS := rest.pss - rest.bpfPSS
 	tw.row("  agent PSS, BPF maps left out", fmtMB(ownPSS), "", "")
-	tw.row(fmt.Sprintf("memory, its %d children PSS (RSS)", rest.children), fmt.Sprintf("%s (%s)", fmtMB(rest.childPSS), fmtMB(rest.childRSS)), "", "")
+	tw.row(fmt.Sprintf("memory, its %s, PSS (RSS)", count(rest.children, "child")), fmt.Sprintf("%s (%s)", fmtMB(rest.childPSS), fmtMB(rest.childRSS)), "", "")
 	tw.row(fmt.Sprintf("kernel, %d BPF maps (memlock)", len(rest.maps)), fmtMB(mapKB), "", "")
 	for _, g := range mapGroups(rest.maps, rest.mapsShown) {
 		tw.row("  "+g.label, g.size, "", "")
@@ -524,6 +525,22 @@ func (b *bench) printAgent(a agentPrint) {
 			fmtMs(s.cpu/time.Duration(len(s.times))), goal, v)
 	}
 	tw.flush()
+}
+
+// count is n and the noun, in the plural unless n is 1.
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	switch {
+	case noun == "child":
+		noun = "children"
+	case strings.HasSuffix(noun, "s"):
+		noun += "es"
+	default:
+		noun += "s"
+	}
+	return fmt.Sprintf("%d %s", n, noun)
 }
 
 func fmtMs(d time.Duration) string {
