@@ -460,20 +460,19 @@ func (b *bench) printAgent(a agentPrint) {
 	for i, n := range idleTargetLoops {
 		loops[i] = fmt.Sprint(n)
 	}
-	fmt.Printf("then called each function %d times (loops of %s iterations):\n", len(idleTargetLoops), strings.Join(loops, ", "))
+	fmt.Printf("then called each function %d times (loops of %s iterations): ", len(idleTargetLoops), strings.Join(loops, ", "))
 	if a.exact {
-		fmt.Printf("the agent counted exactly %d calls of each. ", a.wantPerFn)
+		fmt.Printf("the\nagent counted exactly %d calls of each. ", a.wantPerFn)
 	} else {
-		fmt.Printf("the agent counted %d calls in all, NOT %d of each function. ", totalCalls(a.report), a.wantPerFn)
+		fmt.Printf("the\nagent counted %d calls in all, NOT %d of each function. ", totalCalls(a.report), a.wantPerFn)
 	}
-	fmt.Printf("Then the processes sat blocked (%d calls in the\n", rest.callsIn)
-	fmt.Printf("window) and the agent was measured at rest for %.0f s: CPU time from /proc/PID/stat (utime +\n", rest.window.Seconds())
-	fmt.Printf("stime, 10 ms ticks), ")
-	fmt.Printf("memory from smaps, BPF maps and programs from the memlock of its descriptors\n")
-	fmt.Printf("(fdinfo: kernel memory; a memory cgroup is charged it too). Its children are its probe-cost\n")
-	fmt.Printf("calibration processes, one per session. Then %d scrapes of each endpoint in a row, timed\n", b.agentScrapes)
-	fmt.Printf("from the request to the last byte. bpftrace has nothing like the agent (no exporter), so\n")
-	fmt.Printf("there is no ratio against it.\n\n")
+	fmt.Printf("Then the processes sat blocked, %d calls in the window\n", rest.callsIn)
+	fmt.Printf("of %.0f s over which the agent was measured at rest: its CPU time from /proc/PID/stat\n", rest.window.Seconds())
+	fmt.Printf("(utime + stime, 10 ms ticks), memory from smaps, and its BPF maps and programs from the\n")
+	fmt.Printf("memlock of its descriptors (fdinfo: kernel memory, charged to its memory cgroup too).\n")
+	fmt.Printf("Its children are its probe-cost calibration processes, one per session. Then %d scrapes\n", b.agentScrapes)
+	fmt.Printf("of each endpoint in a row, timed from the request to the last byte. bpftrace has nothing\n")
+	fmt.Printf("like the agent (no exporter), so there is no ratio against it.\n\n")
 
 	pct := func(d time.Duration) float64 { return 100 * d.Seconds() / rest.window.Seconds() }
 	var mapKB, progKB int64
