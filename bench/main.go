@@ -39,7 +39,8 @@
 //	               [-compare-also p50=+10%,p99=+20%]
 //	               [-stepped-runs 46] [-stepped-calls 10000] [-stepped-body 30us]
 //	               [-stepped-cpu 0] [-agent-exes 5] [-agent-procs 10]
-//	               [-agent-funcs 200] [-agent-window 30s] [-agent-scrapes 20]
+//	               [-agent-funcs 200] [-agent-window 1m] [-agent-settle 75s]
+//	               [-agent-scrapes 20] [-agent-configs labels,kernel]
 //	               [-v] [-keep]
 //
 // make bench passes BENCH_FLAGS on: make bench BENCH_FLAGS='-only stepped'.
@@ -88,7 +89,9 @@ type bench struct {
 	agentProcs   int           // processes of each
 	agentFuncs   int           // functions of each executable
 	agentWindow  time.Duration // how long the agent is measured at rest
+	agentSettle  time.Duration // from its start to the window's, at the least
 	agentScrapes int           // scrapes of each endpoint
+	agentConfigs string        // which configs: labels, kernel
 
 	verbose bool
 	dir     string // temporary directory for targets and copies
@@ -148,13 +151,15 @@ func run() int {
 	flag.IntVar(&b.agentExes, "agent-exes", 5, "agent: executables traced (copies of one generated program)")
 	flag.IntVar(&b.agentProcs, "agent-procs", 10, "agent: processes of each executable")
 	flag.IntVar(&b.agentFuncs, "agent-funcs", 200, "agent: functions of each executable, all traced")
-	flag.DurationVar(&b.agentWindow, "agent-window", 30*time.Second, "agent: how long the agent is measured at rest")
+	flag.DurationVar(&b.agentWindow, "agent-window", time.Minute, "agent: how long the agent is measured at rest (a multiple of 30 s holds as many calibration rounds each time)")
+	flag.DurationVar(&b.agentSettle, "agent-settle", 75*time.Second, "agent: the least time from its start to the window's (its calibration measures every 2 s for a minute, then every 30 s)")
 	flag.IntVar(&b.agentScrapes, "agent-scrapes", 20, "agent: scrapes of each endpoint")
+	flag.StringVar(&b.agentConfigs, "agent-configs", "labels,kernel", "agent: the configs measured, one after the other: labels (container_labels: true, the default), kernel (container_labels: false)")
 	flag.BoolVar(&b.verbose, "v", false, "show every command run")
 	flag.BoolVar(&keep, "keep", false, "keep the temporary directory with the targets")
 	flag.Parse()
 	if b.calls < 1 || b.reps < 1 || b.rateTime < time.Millisecond || b.cmpRuns < 4 || b.cmpSlow < 1 || b.cmpRecords < 1 || b.stepRuns < 2 || b.stepCalls < 1 || b.stepBody < time.Microsecond || b.stepCPU < -1 || b.stepCPU >= runtime.NumCPU() ||
-		b.agentExes < 1 || b.agentProcs < 1 || b.agentFuncs < 1 || b.agentWindow < time.Second || b.agentScrapes < 1 || (b.clock != "cpu" && b.clock != "wall") || flag.NArg() > 0 {
+		b.agentExes < 1 || b.agentProcs < 1 || b.agentFuncs < 1 || b.agentWindow < time.Second || b.agentSettle < 0 || b.agentScrapes < 1 || (b.clock != "cpu" && b.clock != "wall") || flag.NArg() > 0 {
 		flag.Usage()
 		return 2
 	}
