@@ -17,6 +17,7 @@ type series struct {
 	function    string
 	where       where
 	hist        *report.Histogram
+	merged      bool // hist is the series' own, not a snapshot's
 	notReturned uint64
 	// started is when the earliest of its sessions started: its counts
 	// are cumulative from then. When that session ends (its file replaced
@@ -75,12 +76,21 @@ func (a *Agent) seriesOf(snaps []snapshot) ([]*series, []*fileTotals) {
 			k := seriesKey{sn.target.Name, sn.exe, f.Function, w}
 			se := byKey[k]
 			if se == nil {
-				se = &series{target: sn.target, binary: sn.exe, function: f.Function, where: w, hist: report.NewHistogram(), started: sn.started}
+				// The snapshot's own histogram, copied only when another
+				// is merged into it: a scrape of a thousand functions
+				// would otherwise copy 18 MB once more.
+				se = &series{target: sn.target, binary: sn.exe, function: f.Function, where: w, hist: f.Hist, started: sn.started}
 				byKey[k] = se
 				out = append(out, se)
+			} else {
+				if !se.merged {
+					h := report.NewHistogram()
+					h.Merge(se.hist)
+					se.hist, se.merged = h, true
+				}
+				se.hist.Merge(f.Hist)
 			}
 			se.started = earliest(se.started, sn.started)
-			se.hist.Merge(f.Hist)
 			se.notReturned += f.DidNotReturn
 		}
 	}

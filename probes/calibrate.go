@@ -333,6 +333,8 @@ func StartCalibration(opts Options) (*Calibration, error) {
 	opts.KernelHistograms, opts.Costs, opts.Raw, opts.FollowForks, opts.StopOnExec = false, Costs{}, false, false, false
 	// A round streams ~70 KB of events, drained as they come.
 	opts.RingBuffer = 1 << 18
+	// One thread, a few calls deep.
+	opts.InFlight = 1024
 	if c.tr, err = Open(opts); err != nil {
 		return fail(err)
 	}

@@ -21,7 +21,9 @@ type Exec struct {
 // WatchExecs loads and attaches the exec tracepoint alone. libbpfLog, when
 // not nil, receives libbpf's log of the load.
 func WatchExecs(libbpfLog io.Writer) (*ExecWatcher, error) {
-	t, err := Open(Options{watchExecs: true, LibbpfLog: libbpfLog, RingBuffer: execRingBytes})
+	// The maps the tracepoint does not use get one entry, not the
+	// thousands a session's probes need.
+	t, err := Open(Options{watchExecs: true, LibbpfLog: libbpfLog, RingBuffer: execRingBytes, InFlight: 1})
 	if err != nil {
 		return nil, fmt.Errorf("watch execs: %w", err)
 	}
@@ -32,19 +34,8 @@ func WatchExecs(libbpfLog io.Writer) (*ExecWatcher, error) {
 // ms a reader may take to come back.
 const execRingBytes = 256 << 10
 
-// configureExecWatch sets the object up for WatchExecs: the maps the
-// tracepoint does not use get one entry, not the thousands a session's
-// probes need.
+// configureExecWatch sets the object up for WatchExecs.
 func (t *Tracer) configureExecWatch() error {
-	for _, name := range []string{"starts", "nested", "followed"} {
-		m, err := t.mod.GetMap(name)
-		if err == nil {
-			err = m.SetMaxEntries(1)
-		}
-		if err != nil {
-			return fmt.Errorf("size map %s: %w", name, err)
-		}
-	}
 	if err := t.mod.InitGlobalVariable("exec_all", true); err != nil {
 		return fmt.Errorf("configure exec watch: %w", err)
 	}

@@ -3,6 +3,7 @@ package probes
 import (
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -21,6 +22,9 @@ type ringReader struct {
 	data     []byte
 	mask     uint64
 	events   [1]unix.EpollEvent
+	// draining: drains may come from two goroutines (a session's loop,
+	// and a snapshot that wants the calls up to now), one at a time.
+	draining sync.Mutex
 }
 
 const (
@@ -68,6 +72,8 @@ func (r *ringReader) wait(timeoutMs int) error {
 // drain hands every complete record to fn and releases its space; it
 // returns the number of records read.
 func (r *ringReader) drain(fn func(*Event)) int {
+	r.draining.Lock()
+	defer r.draining.Unlock()
 	consPtr := (*uint64)(unsafe.Pointer(&r.consumer[0]))
 	prodPtr := (*uint64)(unsafe.Pointer(&r.producer[0]))
 	cons := atomic.LoadUint64(consPtr)

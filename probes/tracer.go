@@ -91,6 +91,11 @@ type Options struct {
 	// multiple of the page size (0: the object's 4 MiB). Calls that
 	// complete while it is full are dropped, and counted.
 	RingBuffer int
+	// InFlight is how many calls may be in flight at once (0: 65,536),
+	// and how many threads and goroutines have their nested probe costs
+	// kept: each entry takes ~100 bytes of kernel memory, and past it the
+	// oldest in-flight call is forgotten (its exit counted as unpaired).
+	InFlight int
 	// KernelHistograms counts completed calls in per-CPU histograms in the
 	// kernel (read with Histograms) instead of streaming each through the
 	// ring buffer, which then carries only calls that never returned.
@@ -280,6 +285,28 @@ func Open(opts Options) (*Tracer, error) {
 		if err != nil {
 			t.Close()
 			return nil, fmt.Errorf("configure program %s: %w", name, err)
+		}
+	}
+	if opts.InFlight < 0 {
+		t.Close()
+		return nil, fmt.Errorf("%d calls in flight: want a positive number", opts.InFlight)
+	}
+	// Maps the options leave unused, or size, get what they need only.
+	sizes := map[string]int{"starts": opts.InFlight, "nested": opts.InFlight}
+	if !t.follow {
+		sizes["followed"] = 1
+	}
+	for name, n := range sizes {
+		if n == 0 {
+			continue
+		}
+		m, err := mod.GetMap(name)
+		if err == nil {
+			err = m.SetMaxEntries(uint32(n))
+		}
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("size map %s: %w", name, err)
 		}
 	}
 	if opts.RingBuffer != 0 {

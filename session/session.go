@@ -70,6 +70,7 @@ type Options struct {
 	Attach     AttachMode  // "" is AttachAuto
 	Aggregate  Aggregation // "" is AggregateAuto
 	RingBuffer int         // bytes: a power of two, a multiple of the page size; 0 is 4 MiB
+	InFlight   int         // calls in flight at once, at most (0: 65,536; see probes.Options)
 	// Raw reports durations as measured: the probes' own cost is neither
 	// taken out nor counted.
 	Raw bool
@@ -85,6 +86,10 @@ type Options struct {
 	// cgroups whose processes called it. Calls are streamed to user
 	// space: in-kernel histograms count per function only.
 	ByCgroup bool
+	// PollEvery is how often Run drains the ring buffer when the kernel
+	// does not wake it (0: 50 ms); snapshots drain it themselves. An
+	// agent tracing for days polls less, to use less CPU at rest.
+	PollEvery time.Duration
 	// MaxCgroups bounds the cgroups counted apart (0: no bound): the
 	// calls of cgroups past it are counted together, as cgroup 0's.
 	MaxCgroups int
@@ -333,6 +338,7 @@ func (s *Session) open() error {
 		LibbpfLog:        s.opts.LibbpfLog,
 		Attach:           s.opts.Attach,
 		RingBuffer:       s.opts.RingBuffer,
+		InFlight:         s.opts.InFlight,
 		KernelHistograms: s.inKernel,
 		ByCgroup:         s.opts.ByCgroup,
 		Functions:        len(p.targets),
@@ -425,8 +431,9 @@ func (s *Session) refreshCosts(toKernel bool) error {
 	return nil
 }
 
-// pollEvery is how often Run drains the ring buffer: events are submitted
-// without wakeups, and this bounds how late a stop is noticed.
+// pollEvery is how often Run drains the ring buffer by default: events
+// are submitted without wakeups, and this bounds how late a stop is
+// noticed.
 const pollEvery = 50 * time.Millisecond
 
 // Run collects calls until ctx ends or the traced process exits, then
@@ -468,7 +475,7 @@ func (s *Session) Run(ctx context.Context) (*report.Report, error) {
 			done = true
 		default:
 			batch = batch[:0]
-			if _, err := s.tracer.Poll(pollEvery, keep); err != nil {
+			if _, err := s.tracer.Poll(s.pollEvery(), keep); err != nil {
 				return nil, s.fail(err)
 			}
 			s.mu.Lock()
@@ -619,9 +626,28 @@ func (s *Session) report(agg *tally, elapsed time.Duration, end bool) (*report.R
 	return r, nil
 }
 
-// Snapshot is the report of the session so far: since Start, up to the
-// last drain of the ring buffer (at most a poll ago) or, for in-kernel
-// histograms, now. Once Run has returned, it is Run's report.
+func (s *Session) pollEvery() time.Duration {
+	if s.opts.PollEvery > 0 {
+		return s.opts.PollEvery
+	}
+	return pollEvery
+}
+
+// drainNow counts the calls streamed so far, for a report of now; s.mu is
+// held. Not while programs are followed across exec, whose stopped
+// processes Run's loop lets go on.
+func (s *Session) drainNow() {
+	if s.inKernel || s.plan.follower != nil || s.tracer == nil {
+		return
+	}
+	var batch []probes.Event
+	s.tracer.Drain(func(e *probes.Event) { batch = append(batch, *e) })
+	s.record(batch, nil)
+}
+
+// Snapshot is the report of the session so far: since Start, up to now
+// (calls still between their probes and the ring buffer aside). Once Run
+// has returned, it is Run's report.
 func (s *Session) Snapshot() (*report.Report, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -631,6 +657,7 @@ func (s *Session) Snapshot() (*report.Report, error) {
 	if s.total == nil {
 		return nil, errors.New("session: Snapshot before Start")
 	}
+	s.drainNow()
 	// Copies: the tally goes on counting after the report is built.
 	snap := s.total.clone()
 	return s.report(snap, time.Since(s.start), false)
@@ -648,6 +675,7 @@ func (s *Session) Interval() (*report.Report, error) {
 	if s.window == nil {
 		return nil, errors.New("session: Interval needs Options.Intervals")
 	}
+	s.drainNow()
 	now := time.Now()
 	lost, err := s.tracer.Counters()
 	if err != nil {
