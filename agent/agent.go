@@ -34,6 +34,11 @@ type Options struct {
 // disk.
 const rescanEvery = time.Second
 
+// rescanWithExecs is that period when the exec watcher reports new
+// processes as they start: the look through /proc is then a safety net,
+// and costs less at rest.
+const rescanWithExecs = 5 * time.Second
+
 // idleAfter is how long a file found through a process (a container's, a
 // deleted one) stays traced once no process runs it: a restart is back
 // within it, and keeps its series.
@@ -142,7 +147,11 @@ func Run(ctx context.Context, path string, opts Options) error {
 	}
 	a.log.Info(fmt.Sprintf("serving /metrics, /report.json and /healthz on http://%s", ln.Addr()))
 
-	tick := time.NewTicker(rescanEvery)
+	every := rescanEvery
+	if a.execs != nil {
+		every = rescanWithExecs
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	a.rescan()
 	for {

@@ -29,7 +29,7 @@ const (
 // watchExecs reports the processes that exec a program, so that a new
 // process is traced within milliseconds, not at the next look through
 // /proc. Without the watcher (an old kernel, no privilege for it) the
-// look every second still finds them.
+// look through /proc, every second then, still finds them.
 func (a *Agent) watchExecs(ctx context.Context) <-chan int {
 	w, err := probes.WatchExecs(nil)
 	if err != nil {
@@ -48,7 +48,7 @@ func (a *Agent) watchExecs(ctx context.Context) <-chan int {
 				default: // the next look through /proc finds it
 				}
 			}); err != nil {
-				a.log.Warn(fmt.Sprintf("exec watcher: %v: new processes are found once a second only", err))
+				a.log.Warn(fmt.Sprintf("exec watcher: %v: new processes are found by looking through /proc only (every 5 s)", err))
 				return
 			}
 		}

@@ -91,7 +91,7 @@ func (p otlpProducer) Produce(context.Context) ([]metricdata.ScopeMetrics, error
 		metrics = append(metrics,
 			metricdata.Metrics{Name: otlpDropped, Description: "Calls not counted because the ring buffer was full.", Unit: "{event}", Data: dropped},
 			metricdata.Metrics{Name: otlpUnpaired, Description: "Exits seen without their entry (the entry came before the probes).", Unit: "{exit}", Data: unpaired},
-			metricdata.Metrics{Name: otlpProcesses, Description: "Processes traced that run the file, as of the agent's last look (every second, and at each exec).", Unit: "{process}", Data: processes})
+			metricdata.Metrics{Name: otlpProcesses, Description: "Processes traced that run the file, as of the agent's last look (at each exec, and every 5 s).", Unit: "{process}", Data: processes})
 	}
 	metrics = append(metrics, metricdata.Metrics{Name: otlpOverLimit, Description: "Series not served, past max_series.", Unit: "{series}", Data: overLimit})
 	return []metricdata.ScopeMetrics{{Scope: instrumentation.Scope{Name: otlpScope, Version: p.version}, Metrics: metrics}}, nil

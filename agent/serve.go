@@ -124,18 +124,29 @@ func (collector) Describe(chan<- *prometheus.Desc) {}
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	served, files, over := c.a.exported()
+	// A file's series differ in label values only: one Desc each, not
+	// one per series (building one is most of a series' cost).
+	type descs struct{ duration, notReturned *prometheus.Desc }
+	type file struct{ target, binary string }
+	byFile := map[file]descs{}
 	for _, se := range served {
 		names, values := se.labels()
-		duration := prometheus.NewDesc("ulat_function_duration_seconds", "How long calls of the function took, probe costs taken out.", names, nil)
-		notReturned := prometheus.NewDesc("ulat_calls_not_returned_total", "Calls of the function that never returned (a panic, longjmp or exit unwound them).", names, nil)
-		ch <- histogramMetric{desc: duration, labels: prometheus.MakeLabelPairs(duration, values), h: toDTO(se.hist)}
-		ch <- prometheus.MustNewConstMetric(notReturned, prometheus.CounterValue, float64(se.notReturned), values...)
+		d, ok := byFile[file{se.target.Name, se.binary}]
+		if !ok {
+			d = descs{
+				prometheus.NewDesc("ulat_function_duration_seconds", "How long calls of the function took, probe costs taken out.", names, nil),
+				prometheus.NewDesc("ulat_calls_not_returned_total", "Calls of the function that never returned (a panic, longjmp or exit unwound them).", names, nil),
+			}
+			byFile[file{se.target.Name, se.binary}] = d
+		}
+		ch <- histogramMetric{desc: d.duration, labels: prometheus.MakeLabelPairs(d.duration, values), h: toDTO(se.hist)}
+		ch <- prometheus.MustNewConstMetric(d.notReturned, prometheus.CounterValue, float64(se.notReturned), values...)
 	}
 	for _, ft := range files {
 		names, values := fileLabels(ft.target, ft.binary)
 		dropped := prometheus.NewDesc("ulat_dropped_events_total", "Calls not counted because the ring buffer was full.", names, nil)
 		unpaired := prometheus.NewDesc("ulat_unpaired_exits_total", "Exits seen without their entry (the entry came before the probes).", names, nil)
-		procs := prometheus.NewDesc("ulat_traced_processes", "Processes traced that run the file, as of the agent's last look (every second, and at each exec).", names, nil)
+		procs := prometheus.NewDesc("ulat_traced_processes", "Processes traced that run the file, as of the agent's last look (at each exec, and every 5 s).", names, nil)
 		ch <- prometheus.MustNewConstMetric(dropped, prometheus.CounterValue, float64(ft.dropped), values...)
 		ch <- prometheus.MustNewConstMetric(unpaired, prometheus.CounterValue, float64(ft.unpaired), values...)
 		ch <- prometheus.MustNewConstMetric(procs, prometheus.GaugeValue, float64(ft.processes), values...)
