@@ -219,7 +219,8 @@ func runCalibrationChild() {
 // process (this executable, started again), in rounds: a few when it
 // starts, then one every roundEvery for a minute and every roundEveryLater
 // while the session lasts after that, so that the costs follow the host's
-// load, and their spread covers the session (its last 1,024 rounds).
+// load, and their spread covers the session (its last 1,024 rounds: 17
+// hours).
 // Rounds alternate between hot (calls back to back, as a function called
 // in a tight loop sees its probes) and cold (each call after walking 8 MiB,
 // as a function called amid other work does): the two differ by 15–30%
@@ -274,12 +275,13 @@ const (
 	// roundEvery is how often a running Calibration measures again in
 	// its first minute (busyRounds rounds), and roundEveryLater after: a
 	// hot round takes ~15 ms of one CPU, a cold one ~40 ms, so ~1.4% of
-	// a CPU at first and under 0.1% for a long session (an agent's).
+	// a CPU at first and ~0.05% for a long session (an agent's, whose
+	// idle CPU this was most of at a round every 30 s).
 	roundEvery      = 2 * time.Second
 	busyRounds      = 30
-	roundEveryLater = 30 * time.Second
+	roundEveryLater = time.Minute
 	// calibrationMaxRounds bounds the rounds kept, whose spread makes the
-	// costs' uncertainty: the last 8.5 hours of a long session.
+	// costs' uncertainty: the last 17 hours of a long session.
 	calibrationMaxRounds = 1024
 )
 
