@@ -210,7 +210,7 @@ func (a *Agent) consider(pid int) {
 				uid := cgroup.ContainerOf(p.cgroup).PodUID
 				if pd, err = a.pods.get(uid); pd == nil && uid != "" {
 					// A pod the API server has not listed yet: looked
-					// at again in a second.
+					// at again at the next look through /proc.
 					decided = false
 					if err != nil {
 						a.log.Warn(fmt.Sprintf("target %s: process %d: %v", t.Name, pid, err))
