@@ -424,9 +424,9 @@ func (s *Session) refreshCosts(toKernel bool) error {
 		}
 	}
 	s.costs = costs
-	s.total.costs = costs
+	s.total.setCosts(costs)
 	if s.window != nil {
-		s.window.costs = costs
+		s.window.setCosts(costs)
 	}
 	return nil
 }

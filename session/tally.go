@@ -117,6 +117,15 @@ func (a *tally) setKernel(hs, prev []probes.Histogram) {
 	}
 }
 
+// setCosts takes the calibration's latest costs, which reports state, for
+// each cgroup's tally too.
+func (a *tally) setCosts(costs probes.Costs) {
+	a.costs = costs
+	for _, c := range a.cgroups {
+		c.setCosts(costs)
+	}
+}
+
 // reset starts the tally anew, with histograms of its own: the reports
 // made before keep theirs.
 func (a *tally) reset() {
