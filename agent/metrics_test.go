@@ -41,24 +41,7 @@ func TestToDTOIsExact(t *testing.T) {
 	if m.GetSchema() != 6 || m.GetZeroCount() != 2 {
 		t.Errorf("schema %d, zero count %d; want 6 and 2", m.GetSchema(), m.GetZeroCount())
 	}
-	// Decode the spans and deltas as Prometheus does.
-	got := map[int32]uint64{}
-	var idx int32
-	var count int64
-	deltas := m.GetPositiveDelta()
-	for n, s := range m.GetPositiveSpan() {
-		if n == 0 {
-			idx = s.GetOffset()
-		} else {
-			idx += s.GetOffset()
-		}
-		for range s.GetLength() {
-			count += deltas[0]
-			deltas = deltas[1:]
-			got[idx] = uint64(count)
-			idx++
-		}
-	}
+	got := nativeOf(m)
 	want := map[int32]uint64{}
 	for _, v := range values {
 		if v == 0 {

@@ -139,16 +139,7 @@ func TestAgentOTLP(t *testing.T) {
 	if n := len(grpcRecv.Requests()); n != 0 {
 		t.Errorf("%d pushes to gRPC before SIGTERM, want none (every hour)", n)
 	}
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-a.done:
-		if err != nil {
-			t.Errorf("agent after SIGTERM: %v\n%s", err, a.stderr())
-		}
-		a.done <- err // for the cleanup
-	case <-time.After(time.Minute):
-		t.Fatalf("agent still running a minute after SIGTERM")
-	}
+	a.terminate(t)
 	reqs := grpcRecv.Requests()
 	if len(reqs) != 1 || counts(reqs[0]) != fmt.Sprint(map[string]uint64{"work": 3, "fast": 30}) {
 		got := "none"

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/ulat-dev/ulat/e2e/ulattest"
 	"github.com/ulat-dev/ulat/report"
 )
 
@@ -26,22 +25,11 @@ import (
 type runningAgent struct {
 	cmd  *exec.Cmd
 	addr string
-	mu   sync.Mutex
-	log  bytes.Buffer
+	log  ulattest.SyncBuffer
 	done chan error
 }
 
-func (a *runningAgent) Write(p []byte) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.log.Write(p)
-}
-
-func (a *runningAgent) stderr() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.log.String()
-}
+func (a *runningAgent) stderr() string { return a.log.String() }
 
 // waitLog waits until the agent's log has n lines saying s. The limit
 // only keeps a broken agent from hanging the test.
@@ -71,7 +59,7 @@ func startAgent(t *testing.T, config string) *runningAgent {
 	t.Helper()
 	a := &runningAgent{done: make(chan error, 1)}
 	a.cmd = exec.Command(ulatBin, "agent", "--config", config)
-	a.cmd.Stderr = a
+	a.cmd.Stderr = &a.log
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +69,22 @@ func startAgent(t *testing.T, config string) *runningAgent {
 		<-a.done
 	})
 	return a
+}
+
+// terminate sends the agent SIGTERM and waits for it to exit, with
+// status 0.
+func (a *runningAgent) terminate(t *testing.T) {
+	t.Helper()
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-a.done:
+		if err != nil {
+			t.Errorf("agent after SIGTERM: %v\n%s", err, a.stderr())
+		}
+		a.done <- err // for the cleanup
+	case <-time.After(time.Minute):
+		t.Fatalf("agent still running a minute after SIGTERM")
+	}
 }
 
 // get fetches path from the agent, with the Accept header given.
@@ -289,16 +293,7 @@ func TestAgent(t *testing.T) {
 		t.Errorf("after the reload: team %q, %d calls of work; want latency and 2", label(m, "team"), m.GetHistogram().GetSampleCount())
 	}
 
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-a.done:
-		if err != nil {
-			t.Errorf("agent after SIGTERM: %v\n%s", err, a.stderr())
-		}
-		a.done <- err // for the cleanup
-	case <-time.After(time.Minute):
-		t.Errorf("agent still running a minute after SIGTERM")
-	}
+	a.terminate(t)
 }
 
 func reportFn(r *report.JSONReport, name string) *report.JSONFunction {

@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,22 +42,11 @@ type promServer struct {
 	name string // for messages: "native" or "classic"
 	addr string
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	log  strings.Builder
+	log  ulattest.SyncBuffer
 	done chan error
 }
 
-func (p *promServer) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.Write(b)
-}
-
-func (p *promServer) stderr() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
+func (p *promServer) stderr() string { return p.log.String() }
 
 // startPrometheus starts a Prometheus that scrapes target every second,
 // with native histograms or without, storing into a temporary directory
@@ -80,7 +68,7 @@ func startPrometheus(t *testing.T, bin, target string, native bool) *promServer 
 		args = append(args, "--enable-feature=native-histograms")
 	}
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Stdout, p.cmd.Stderr = &p.log, &p.log
 	// A group of its own, killed whole at the end.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
