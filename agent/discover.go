@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ulat-dev/ulat/cgroup"
+	"github.com/ulat-dev/ulat/internal/procfs"
 	"github.com/ulat-dev/ulat/probes"
 	"github.com/ulat-dev/ulat/session"
 )
@@ -62,7 +63,7 @@ func (a *Agent) watchExecs(ctx context.Context) <-chan int {
 // yet; it forgets processes that ended, and files no process ran for
 // idleAfter.
 func (a *Agent) rescan() {
-	all, err := pids()
+	all, err := procfs.Pids()
 	if err != nil {
 		a.log.Warn(err.Error())
 		return

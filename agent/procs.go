@@ -12,6 +12,7 @@ import (
 
 	"github.com/ulat-dev/ulat/cgroup"
 	"github.com/ulat-dev/ulat/glob"
+	"github.com/ulat-dev/ulat/internal/procfs"
 )
 
 // fileID is an executable file's identity, which outlives its path: an
@@ -65,22 +66,14 @@ func readProcess(pid int) (*process, error) {
 	}, nil
 }
 
-// startTime is field 22 of /proc/PID/stat, after the command's name in
-// parentheses (which may hold anything).
+// startTime is field 22 of /proc/PID/stat: when the process started, in
+// clock ticks after boot.
 func startTime(pid int) (uint64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := procfs.StatFields(pid)
 	if err != nil {
 		return 0, err
 	}
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("process %d: unreadable stat", pid)
-	}
-	fields := strings.Fields(string(data[i+1:]))
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("process %d: unreadable stat", pid)
-	}
-	return strconv.ParseUint(fields[19], 10, 64)
+	return strconv.ParseUint(f[19], 10, 64)
 }
 
 // alive says whether p still runs: its pid has not been handed to
@@ -88,21 +81,6 @@ func startTime(pid int) (uint64, error) {
 func (p *process) alive() bool {
 	start, err := startTime(p.pid)
 	return err == nil && start == p.start
-}
-
-// pids lists the processes running now.
-func pids() ([]int, error) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, fmt.Errorf("list processes: %w", err)
-	}
-	var out []int
-	for _, e := range entries {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			out = append(out, pid)
-		}
-	}
-	return out, nil
 }
 
 // openPath is a path to p's executable the agent can open and probe: the

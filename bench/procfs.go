@@ -7,35 +7,19 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ulat-dev/ulat/internal/procfs"
 )
 
 // userHZ is the unit of the CPU times in /proc/PID/stat: USER_HZ, 100 on
 // every architecture Linux builds ulat for.
 const userHZ = 100
 
-// statFields returns the fields of /proc/PID/stat after the command name
-// (which may hold spaces): [0] is the state (field 3 of proc(5)).
-func statFields(pid int) ([]string, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil, err
-	}
-	i := strings.LastIndexByte(string(data), ')')
-	if i < 0 {
-		return nil, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return nil, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	return f, nil
-}
-
 // cpuTime is the user + system CPU time process pid has taken, every
 // thread's, exited ones too, but not its children's (utime + stime of
 // proc(5), in ticks of 10 ms).
 func cpuTime(pid int) (time.Duration, error) {
-	f, err := statFields(pid)
+	f, err := procfs.StatFields(pid)
 	if err != nil {
 		return 0, err
 	}
@@ -49,14 +33,10 @@ func cpuTime(pid int) (time.Duration, error) {
 
 // childrenOf lists the processes whose parent is pid.
 func childrenOf(pid int) []int {
-	entries, _ := os.ReadDir("/proc")
+	pids, _ := procfs.Pids()
 	var kids []int
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		f, err := statFields(child)
+	for _, child := range pids {
+		f, err := procfs.StatFields(child)
 		if err != nil {
 			continue // exited meanwhile
 		}

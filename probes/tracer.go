@@ -4,7 +4,6 @@
 package probes
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +22,7 @@ import (
 
 	ulatbpf "github.com/ulat-dev/ulat/bpf"
 	"github.com/ulat-dev/ulat/buckets"
+	"github.com/ulat-dev/ulat/internal/procfs"
 )
 
 // Sentinel errors a caller can act on.
@@ -1057,17 +1057,11 @@ func processRunning(pid int) bool {
 	if unix.Kill(pid, 0) == unix.ESRCH {
 		return false
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := procfs.StatFields(pid)
 	if err != nil {
 		return !errors.Is(err, os.ErrNotExist)
 	}
-	// The state follows the command name, which is in parentheses and
-	// may hold anything, spaces and parentheses included.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		state := stat[i+2]
-		return state != 'Z' && state != 'X'
-	}
-	return true
+	return f[0] != "Z" && f[0] != "X"
 }
 
 // Minus returns the counts that l has beyond an earlier reading.

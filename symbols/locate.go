@@ -25,6 +25,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ulat-dev/ulat/internal/procfs"
 	"github.com/xrash/smetrics"
 	"golang.org/x/sys/unix"
 )
@@ -483,14 +484,13 @@ func IdentifyFile(path string) (ExecutableID, error) {
 // pid order: a server's worker processes, say, which --pid of its master
 // does not trace.
 func ProcessesRunning(exe ExecutableID, except int) []int {
-	entries, err := os.ReadDir("/proc")
+	pids, err := procfs.Pids()
 	if err != nil {
 		return nil
 	}
 	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == except {
+	for _, pid := range pids {
+		if pid == except {
 			continue
 		}
 		if id, err := statID(procPath(pid, "exe")); err == nil && id == exe.id {
