@@ -13,6 +13,7 @@ import (
 	"github.com/ulat-dev/ulat/cgroup"
 	"github.com/ulat-dev/ulat/internal/marked"
 	"github.com/ulat-dev/ulat/session"
+	"github.com/ulat-dev/ulat/symbols"
 )
 
 // Options configure an agent.
@@ -75,7 +76,7 @@ type Agent struct {
 // tracedKey names a session: a target's executable file.
 type tracedKey struct {
 	target string
-	file   fileID
+	file   symbols.ExecutableID
 }
 
 // traced is one executable file of a target, traced in the processes
@@ -83,7 +84,7 @@ type tracedKey struct {
 type traced struct {
 	target Target
 	exe    string // the file's path, as its processes see it: the binary label
-	file   fileID
+	file   symbols.ExecutableID
 	// byPath: found by the target's exe on the agent's own filesystem,
 	// where a replaced file is noticed. Else found through a process.
 	byPath bool

@@ -13,6 +13,7 @@ import (
 	"github.com/ulat-dev/ulat/internal/procfs"
 	"github.com/ulat-dev/ulat/probes"
 	"github.com/ulat-dev/ulat/session"
+	"github.com/ulat-dev/ulat/symbols"
 )
 
 // Finding the processes each target selects and the files they run, and
@@ -95,7 +96,10 @@ func (a *Agent) rescan() {
 			if err != nil || !st.Mode().IsRegular() {
 				continue
 			}
-			id := idOf(st)
+			id, err := symbols.IdentifyFile(p)
+			if err != nil {
+				continue
+			}
 			if a.tracing(tracedKey{t.Name, id}) != nil {
 				continue
 			}
@@ -258,7 +262,7 @@ func (a *Agent) follow(tr *traced, p *process) error {
 // processes see it, open a path to it here. The session starts in the
 // background; a failure is logged, and the file is not tried again until
 // it changes (or the config does).
-func (a *Agent) start(t Target, exe, open string, file fileID, byPath bool) *traced {
+func (a *Agent) start(t Target, exe, open string, file symbols.ExecutableID, byPath bool) *traced {
 	key := tracedKey{t.Name, file}
 	ctx, cancel := context.WithCancel(context.Background())
 	tr := &traced{target: t, exe: exe, file: file, byPath: byPath, cancel: cancel, done: make(chan struct{}), procs: map[int]bool{}, lastSeen: time.Now()}

@@ -8,29 +8,22 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/ulat-dev/ulat/cgroup"
 	"github.com/ulat-dev/ulat/glob"
 	"github.com/ulat-dev/ulat/internal/procfs"
+	"github.com/ulat-dev/ulat/symbols"
 )
-
-// fileID is an executable file's identity, which outlives its path: an
-// upgrade puts another file at the path, and a container's file has a
-// path of its own mount namespace.
-type fileID struct{ dev, ino uint64 }
-
-func idOf(st os.FileInfo) fileID {
-	sys := st.Sys().(*syscall.Stat_t)
-	return fileID{uint64(sys.Dev), sys.Ino}
-}
 
 // process is what the agent reads of a running process.
 type process struct {
 	pid   int
 	start uint64 // in clock ticks after boot: tells a reused pid apart
 	exe   string // the executable's path in the process's mount namespace
-	file  fileID
+	// file is the executable's identity, which outlives its path: an
+	// upgrade puts another file at the path, and a container's file has a
+	// path of its own mount namespace.
+	file symbols.ExecutableID
 	// cmdline is its arguments joined by spaces.
 	cmdline string
 	cgroup  string // cgroup v2 path
@@ -44,7 +37,7 @@ func readProcess(pid int) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := os.Stat(dir + "/exe")
+	file, err := symbols.ExecutableOf(pid)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +54,7 @@ func readProcess(pid int) (*process, error) {
 		cg = "" // no cgroup v2: selection by cgroup matches nothing
 	}
 	return &process{
-		pid: pid, start: start, exe: exe, file: idOf(st), cgroup: cg,
+		pid: pid, start: start, exe: exe, file: file, cgroup: cg,
 		cmdline: string(bytes.TrimRight(bytes.ReplaceAll(args, []byte{0}, []byte{' '}), " ")),
 	}, nil
 }
@@ -89,8 +82,8 @@ func (p *process) alive() bool {
 // replaced since the process started, or a root the agent cannot reach).
 func (p *process) openPath() string {
 	same := func(path string) bool {
-		st, err := os.Stat(path)
-		return err == nil && idOf(st) == p.file
+		id, err := symbols.IdentifyFile(path)
+		return err == nil && id == p.file
 	}
 	exe := strings.TrimSuffix(p.exe, " (deleted)")
 	if same(exe) {
