@@ -82,6 +82,7 @@ func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(softMemoryLimit)
 	}
+	servePprof()
 	os.Exit(runApp(os.Args))
 }
 
