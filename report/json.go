@@ -192,9 +192,18 @@ func (r *Report) toJSON() *JSONReport {
 }
 
 // WriteJSON writes r as an indented JSON document ending in a newline.
-func WriteJSON(w io.Writer, r *Report) error {
+func WriteJSON(w io.Writer, r *Report) error { return writeJSON(w, r, true) }
+
+// WriteCompactJSON writes r as WriteJSON does, on one line: for programs
+// that fetch reports often (the agent's /report.json), where indenting
+// megabytes took a third of the time.
+func WriteCompactJSON(w io.Writer, r *Report) error { return writeJSON(w, r, false) }
+
+func writeJSON(w io.Writer, r *Report, indent bool) error {
 	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
+	if indent {
+		enc.SetIndent("", "  ")
+	}
 	// Function names like "operator<" must stay readable, not \u003c.
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(r.toJSON()); err != nil {

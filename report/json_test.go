@@ -244,3 +244,32 @@ func TestJSONZeroDuration(t *testing.T) {
 		t.Errorf("count/min/p50/max = %d/%d/%d/%d, want 3/0/0/500", got.Count(), got.Min(), got.Percentile(50), got.Max())
 	}
 }
+
+// The compact form is one line, and reads back as the indented one does.
+func TestWriteCompactJSON(t *testing.T) {
+	var indented, compact bytes.Buffer
+	r := sampleReport()
+	if err := WriteJSON(&indented, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteCompactJSON(&compact, r); err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(compact.Bytes(), []byte("\n")); n != 1 || !bytes.HasSuffix(compact.Bytes(), []byte("\n")) {
+		t.Errorf("compact JSON has %d newlines, want one at its end", n)
+	}
+	if compact.Len() >= indented.Len() {
+		t.Errorf("compact JSON is %d bytes, the indented %d", compact.Len(), indented.Len())
+	}
+	a, err := ReadJSON(&indented)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ReadJSON(&compact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("compact JSON reads back as\n%+v\nthe indented as\n%+v", b, a)
+	}
+}
