@@ -61,6 +61,9 @@ type Agent struct {
 	// otlp pushes over OTLP; nil without an otlp section. Only Run's
 	// goroutine uses it.
 	otlp *otlpPusher
+	// dtos are the served series' Prometheus histograms, rebuilt only
+	// for the series that had calls since the last scrape.
+	dtos dtoCache
 
 	mu        sync.Mutex
 	cfg       *Config
@@ -129,7 +132,7 @@ func Run(ctx context.Context, path string, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: a.handler(a.snapshots), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	a.calibration = session.NewCalibration(nil)
@@ -217,7 +220,7 @@ func (a *Agent) setOTLP(cfg *OTLP) error {
 	var next *otlpPusher
 	if cfg != nil {
 		var err error
-		next, err = startOTLP(*cfg, otlpProducer{series: a.exported, version: a.opts.Version, started: a.started}, a.log)
+		next, err = startOTLP(*cfg, otlpProducer{series: func() ([]*series, []*fileTotals, int) { return a.exported(a.snapshots()) }, version: a.opts.Version, started: a.started}, a.log)
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"math"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -35,7 +37,48 @@ func (m histogramMetric) Write(out *dto.Metric) error {
 	return nil
 }
 
-// toDTO turns a histogram into Prometheus's, in seconds.
+// dtoCache holds the Prometheus histogram of each series served, keyed
+// by what changes with every call: at rest, and for the many functions a
+// glob matches that are rarely called, a scrape reuses them rather than
+// building a thousand histograms anew. Each scrape keeps only the series
+// it served.
+type dtoCache struct {
+	mu    sync.Mutex
+	byKey map[dtoKey]*dto.Histogram
+}
+
+// dtoKey is a series and its histogram's state: counts only grow while
+// its sessions run, and a session that ends or starts moves started or
+// the totals, so the same key is the same histogram.
+type dtoKey struct {
+	target, binary, function string
+	where                    where
+	started                  time.Time
+	count, sumHi, sumLo      uint64
+	min, max                 uint64
+}
+
+// histograms returns the Prometheus histogram of each series, in order.
+func (c *dtoCache) histograms(served []*series) []*dto.Histogram {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*dto.Histogram, len(served))
+	next := make(map[dtoKey]*dto.Histogram, len(served))
+	for i, se := range served {
+		hi, lo := se.hist.Sum()
+		k := dtoKey{se.target.Name, se.binary, se.function, se.where, se.started, se.hist.Count(), hi, lo, se.hist.Min(), se.hist.Max()}
+		h := c.byKey[k]
+		if h == nil {
+			h = toDTO(se.hist)
+		}
+		out[i], next[k] = h, h
+	}
+	c.byKey = next
+	return out
+}
+
+// toDTO turns a histogram into Prometheus's, in seconds. The encoders
+// only read it, so one can be served by many scrapes.
 func toDTO(h *report.Histogram) *dto.Histogram {
 	count := h.Count()
 	sum := sumSeconds(h)

@@ -3,6 +3,7 @@ package agent
 import (
 	"math"
 	"testing"
+	"time"
 
 	"github.com/ulat-dev/ulat/buckets"
 	"github.com/ulat-dev/ulat/report"
@@ -64,5 +65,34 @@ func TestToDTOIsExact(t *testing.T) {
 	}
 	if len(got) != len(want) {
 		t.Errorf("native buckets %v, want %v", got, want)
+	}
+}
+
+// A series' histogram is built once while it has no new call, anew after
+// one, and let go once the series is no longer served.
+func TestDTOCache(t *testing.T) {
+	var c dtoCache
+	h := report.NewHistogram()
+	h.Record(1500)
+	se := &series{target: Target{Name: "t"}, binary: "/bin/x", function: "f", hist: h, started: time.Unix(1, 0)}
+	other := &series{target: Target{Name: "t"}, binary: "/bin/x", function: "g", hist: report.NewHistogram(), started: time.Unix(1, 0)}
+
+	first := c.histograms([]*series{se, other})
+	again := c.histograms([]*series{se, other})
+	if first[0] != again[0] || first[1] != again[1] {
+		t.Errorf("a series without calls since was built anew")
+	}
+	h.Record(1500) // same bucket, same min and max: only count and sum tell
+	after := c.histograms([]*series{se})
+	if after[0] == first[0] || after[0].GetSampleCount() != 2 {
+		t.Errorf("after a call: the cached histogram (count %d), want a new one of count 2", after[0].GetSampleCount())
+	}
+	if len(c.byKey) != 1 {
+		t.Errorf("%d histograms kept, want the 1 series served last", len(c.byKey))
+	}
+	restarted := *se
+	restarted.started = time.Unix(2, 0)
+	if r := c.histograms([]*series{&restarted}); r[0] == after[0] {
+		t.Errorf("a series whose sessions changed got the old histogram")
 	}
 }

@@ -108,14 +108,14 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// exported are the series the agent exports, to Prometheus and over OTLP
+// exported are the series of snaps the agent exports, to Prometheus and over OTLP
 // alike: those within max_series, the totals of every file, and how many
 // series max_series left out.
-func (a *Agent) exported() (served []*series, files []*fileTotals, over int) {
+func (a *Agent) exported(snaps []snapshot) (served []*series, files []*fileTotals, over int) {
 	a.mu.Lock()
 	limit := a.cfg.MaxSeries
 	a.mu.Unlock()
-	all, files := a.seriesOf(a.snapshots())
+	all, files := a.seriesOf(snaps)
 	if len(all) > limit {
 		served, over = all[:limit], len(all)-limit
 	} else {

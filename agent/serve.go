@@ -57,29 +57,34 @@ func (a *Agent) snapshots() []snapshot {
 	return out
 }
 
-func (a *Agent) handler() http.Handler {
+// handler serves snaps' snapshots: the agent's own (snapshots), or a
+// benchmark's.
+func (a *Agent) handler(snaps func() []snapshot) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{a})
+	reg.MustRegister(collector{a, snaps})
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}))
+	mux.Handle("/metrics", gzipped(promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:           slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		DisableCompression: true, // gzipped's, at its fastest level
+	})))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/report.json", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/report.json", gzipped(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		if err := report.WriteJSON(w, a.report()); err != nil {
+		if err := report.WriteCompactJSON(w, a.report(snaps())); err != nil {
 			a.log.Warn(fmt.Sprintf("/report.json: %v", err))
 		}
-	})
+	})))
 	return mux
 }
 
-// report is the report of every traced file so far, as one: what ulat
-// trace writes, so that ulat compare can judge it. Each function is one
-// entry, its calls in every container together.
-func (a *Agent) report() *report.Report {
+// report is the report of snapshots of every traced file so far, as
+// one: what ulat trace writes, so that ulat compare can judge it. Each
+// function is one entry, its calls in every container together.
+func (a *Agent) report(snaps []snapshot) *report.Report {
 	all := &report.Report{Elapsed: time.Since(a.started), OverheadCorrected: true}
 	type fnKey struct{ binary, function string }
 	index := map[fnKey]int{}
-	for i, sn := range a.snapshots() {
+	for i, sn := range snaps {
 		r := sn.r
 		if i == 0 {
 			all.Facts = r.Facts
@@ -118,18 +123,22 @@ func (a *Agent) report() *report.Report {
 // collector serves the agent's snapshots to Prometheus. It is unchecked
 // (Describe sends nothing): targets' static labels differ, and series
 // come and go with the processes.
-type collector struct{ a *Agent }
+type collector struct {
+	a     *Agent
+	snaps func() []snapshot
+}
 
 func (collector) Describe(chan<- *prometheus.Desc) {}
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
-	served, files, over := c.a.exported()
+	served, files, over := c.a.exported(c.snaps())
 	// A file's series differ in label values only: one Desc each, not
 	// one per series (building one is most of a series' cost).
 	type descs struct{ duration, notReturned *prometheus.Desc }
 	type file struct{ target, binary string }
 	byFile := map[file]descs{}
-	for _, se := range served {
+	hists := c.a.dtos.histograms(served)
+	for i, se := range served {
 		names, values := se.labels()
 		d, ok := byFile[file{se.target.Name, se.binary}]
 		if !ok {
@@ -139,7 +148,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			byFile[file{se.target.Name, se.binary}] = d
 		}
-		ch <- histogramMetric{desc: d.duration, labels: prometheus.MakeLabelPairs(d.duration, values), h: toDTO(se.hist)}
+		ch <- histogramMetric{desc: d.duration, labels: prometheus.MakeLabelPairs(d.duration, values), h: hists[i]}
 		ch <- prometheus.MustNewConstMetric(d.notReturned, prometheus.CounterValue, float64(se.notReturned), values...)
 	}
 	for _, ft := range files {
