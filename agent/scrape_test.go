@@ -37,7 +37,7 @@ func benchSnapshots() []snapshot {
 	return out
 }
 
-func benchAgent(b *testing.B) (*Agent, []snapshot) {
+func benchAgent(testing.TB) (*Agent, []snapshot) {
 	a := &Agent{log: slog.New(slog.DiscardHandler), cfg: &Config{MaxSeries: 100_000}, places: newPlaces("", nil), started: time.Now()}
 	snaps := benchSnapshots()
 	for _, sn := range snaps {

@@ -2,14 +2,12 @@ package agent
 
 import (
 	"fmt"
-	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ulat-dev/ulat/report"
 )
@@ -63,10 +61,7 @@ func (a *Agent) handler(snaps func() []snapshot) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{a, snaps})
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", gzipped(promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:           slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-		DisableCompression: true, // gzipped's, at its fastest level
-	})))
+	mux.Handle("/metrics", gzipped(metricsHandler(reg, a.log)))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("/report.json", gzipped(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
