@@ -23,9 +23,12 @@ import (
 // woken at an eighth full: ~190 ms of 100,000 calls a second, drained in
 // 1 ms) and room for 8,192 calls in flight at once, about 3 MB in all
 // (the defaults, for ulat trace, are 4 MiB and 65,536: 18 MB).
+// At rest each session wakes every agentPollEvery; a burst of calls wakes
+// it sooner, and its end at once.
 const (
 	agentRingBuffer = 1 << 20
 	agentInFlight   = 8192
+	agentPollEvery  = 5 * time.Second
 )
 
 // watchExecs reports the processes that exec a program, so that a new
@@ -39,12 +42,13 @@ func (a *Agent) watchExecs(ctx context.Context) <-chan int {
 		return nil
 	}
 	out := make(chan int, 4096)
+	stop := context.AfterFunc(ctx, w.Wake)
 	go func() {
 		defer w.Close()
+		defer stop()
 		for ctx.Err() == nil {
-			// Each exec wakes it; the timeout only bounds how late it
-			// notices that the agent ends.
-			if _, err := w.Poll(time.Second, func(e probes.Exec) {
+			// Each exec wakes it, and the agent's end.
+			if _, err := w.Poll(time.Minute, func(e probes.Exec) {
 				select {
 				case out <- e.Pid:
 				default: // the next look through /proc finds it
@@ -283,10 +287,11 @@ func (a *Agent) start(t Target, exe, open string, file symbols.ExecutableID, byP
 		s := session.New(session.Options{
 			Log: log, Version: a.opts.Version, Calibration: a.calibration,
 			ByCgroup: byCgroup, MaxCgroups: maxCgroups,
-			// At rest for days: the ring buffer is drained once a second
-			// (and for each scrape) unless a burst wakes the agent, and
-			// kernel memory is sized for a service, not a benchmark.
-			PollEvery: time.Second, RingBuffer: agentRingBuffer, InFlight: agentInFlight,
+			// At rest for days: the ring buffer is drained every 5 s
+			// (and for each scrape) unless an eighth of it fills, which
+			// wakes the agent, and kernel memory is sized for a service,
+			// not a benchmark.
+			PollEvery: agentPollEvery, RingBuffer: agentRingBuffer, InFlight: agentInFlight,
 		})
 		defer s.Close()
 		if err == nil {

@@ -576,3 +576,41 @@ func TestNestedCostsCountedExactly(t *testing.T) {
 		})
 	}
 }
+
+// Wake ends a Poll waiting with nothing to read (no process traced, so
+// nothing else can end it before its hour), and one called before a Poll
+// ends that Poll at once; after Close it does nothing.
+func TestWakeEndsPoll(t *testing.T) {
+	requireRoot(t)
+	tr, err := Open(Options{Pid: os.Getpid(), RingBuffer: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll := func() chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := tr.Poll(time.Hour, func(*Event) {})
+			done <- err
+		}()
+		return done
+	}
+	waitPoll := func(what string, done chan error) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("%s: Poll(1h) still waits a minute after Wake", what)
+		}
+	}
+	done := poll()
+	time.Sleep(10 * time.Millisecond) // most likely waiting by now; either order must end it
+	tr.Wake()
+	waitPoll("woken while waiting", done)
+	tr.Wake()
+	waitPoll("woken before", poll())
+	tr.Close()
+	tr.Wake()
+}

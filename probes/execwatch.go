@@ -53,6 +53,9 @@ func (w *ExecWatcher) Poll(timeout time.Duration, fn func(Exec)) (int, error) {
 	})
 }
 
+// Wake ends a Poll that waits, or the next one, at once.
+func (w *ExecWatcher) Wake() { w.t.Wake() }
+
 // Dropped is how many execs were not reported: the ring buffer was full.
 func (w *ExecWatcher) Dropped() (uint64, error) {
 	c, err := w.t.Counters()

@@ -21,7 +21,11 @@ type ringReader struct {
 	producer []byte // producer page followed by the data area, mapped twice
 	data     []byte
 	mask     uint64
-	events   [1]unix.EpollEvent
+	events   [2]unix.EpollEvent
+	// wakeFD is an eventfd in the epoll set, so that wake ends a wait at
+	// once: a reader can then wait long at rest and still stop promptly.
+	wakeFD int
+	wakeMu sync.Mutex // wake against close
 	// draining: drains may come from two goroutines (a session's loop,
 	// and a snapshot that wants the calls up to now), one at a time.
 	draining sync.Mutex
@@ -35,7 +39,7 @@ const (
 
 func newRingReader(mapFD int, size int) (*ringReader, error) {
 	page := os.Getpagesize()
-	r := &ringReader{fd: mapFD, epfd: -1, mask: uint64(size - 1)}
+	r := &ringReader{fd: mapFD, epfd: -1, wakeFD: -1, mask: uint64(size - 1)}
 	var err error
 	r.consumer, err = unix.Mmap(mapFD, 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
@@ -57,14 +61,41 @@ func newRingReader(mapFD int, size int) (*ringReader, error) {
 		r.close()
 		return nil, fmt.Errorf("watch ring buffer: %w", err)
 	}
+	r.wakeFD, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		r.close()
+		return nil, fmt.Errorf("create eventfd: %w", err)
+	}
+	ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(r.wakeFD)}
+	if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, r.wakeFD, &ev); err != nil {
+		r.close()
+		return nil, fmt.Errorf("watch eventfd: %w", err)
+	}
 	return r, nil
 }
 
-// wait blocks until the BPF side forces a wakeup or timeoutMs passes.
+// wake ends the current or next wait at once.
+func (r *ringReader) wake() {
+	r.wakeMu.Lock()
+	defer r.wakeMu.Unlock()
+	if r.wakeFD >= 0 {
+		var one = [8]byte{1}
+		_, _ = unix.Write(r.wakeFD, one[:]) // EAGAIN: a wake is pending already
+	}
+}
+
+// wait blocks until the BPF side forces a wakeup, wake is called or
+// timeoutMs passes.
 func (r *ringReader) wait(timeoutMs int) error {
-	_, err := unix.EpollWait(r.epfd, r.events[:], timeoutMs)
+	n, err := unix.EpollWait(r.epfd, r.events[:], timeoutMs)
 	if err != nil && err != unix.EINTR {
 		return fmt.Errorf("wait for ring buffer: %w", err)
+	}
+	for _, ev := range r.events[:max(n, 0)] {
+		if int(ev.Fd) == r.wakeFD {
+			var buf [8]byte
+			_, _ = unix.Read(r.wakeFD, buf[:]) // reset it; EAGAIN: nothing to reset
+		}
 	}
 	return nil
 }
@@ -106,6 +137,12 @@ func (r *ringReader) drain(fn func(*Event)) int {
 }
 
 func (r *ringReader) close() {
+	r.wakeMu.Lock()
+	if r.wakeFD >= 0 {
+		unix.Close(r.wakeFD)
+		r.wakeFD = -1
+	}
+	r.wakeMu.Unlock()
 	if r.epfd >= 0 {
 		unix.Close(r.epfd)
 		r.epfd = -1

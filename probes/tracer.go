@@ -158,15 +158,19 @@ type Tracer struct {
 	links     []*bpf.BPFLink
 	perfLinks []perfLink
 	ring      *ringReader
-	counter   *bpf.BPFMap
-	pid       int
-	follow    bool
-	hists     *bpf.BPFMap // with Options.KernelHistograms
-	epoch     uint64      // the interval of the histograms' extremes (NextInterval)
-	nfns      int
-	forkLink  *bpf.BPFLink
-	exitLink  *bpf.BPFLink // unfollows processes that end
-	execLink  *bpf.BPFLink // with stopOnExec
+	// waker is ring, kept after Close (which sets ring to nil), whose
+	// wake does nothing once it is closed: Wake may come from another
+	// goroutine while the tracer closes.
+	waker    *ringReader
+	counter  *bpf.BPFMap
+	pid      int
+	follow   bool
+	hists    *bpf.BPFMap // with Options.KernelHistograms
+	epoch    uint64      // the interval of the histograms' extremes (NextInterval)
+	nfns     int
+	forkLink *bpf.BPFLink
+	exitLink *bpf.BPFLink // unfollows processes that end
+	execLink *bpf.BPFLink // with stopOnExec
 	// stopOnExec: followed processes stop at exec (Options.StopOnExec).
 	stopOnExec bool
 	// cookieProgs is set on kernels without BPF cookies: each perf-event
@@ -405,6 +409,7 @@ func Open(opts Options) (*Tracer, error) {
 		t.Close()
 		return nil, err
 	}
+	t.waker = t.ring
 	t.counter, err = mod.GetMap("counters")
 	if err != nil {
 		t.Close()
@@ -868,6 +873,14 @@ func (t *Tracer) Poll(timeout time.Duration, fn func(*Event)) (int, error) {
 		return 0, err
 	}
 	return t.ring.drain(fn), nil
+}
+
+// Wake ends a Poll that waits, or the next one, at once: a reader that
+// polls with a long timeout at rest still stops promptly.
+func (t *Tracer) Wake() {
+	if t.waker != nil {
+		t.waker.wake()
+	}
 }
 
 // Drain hands every pending event to fn without waiting.

@@ -450,6 +450,7 @@ func (s *Session) Run(ctx context.Context) (*report.Report, error) {
 		case <-s.exited:
 		}
 		stop <- time.Now()
+		s.tracer.Wake() // the loop may wait for PollEvery
 	}()
 	s.mu.Lock()
 	s.start = time.Now()

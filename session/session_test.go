@@ -62,6 +62,8 @@ func (f *fakeTracer) Poll(timeout time.Duration, fn func(*probes.Event)) (int, e
 	return f.Drain(fn), nil
 }
 
+func (f *fakeTracer) Wake() {}
+
 func (f *fakeTracer) Drain(fn func(*probes.Event)) int {
 	f.mu.Lock()
 	es := f.pending

@@ -14,6 +14,7 @@ type tracer interface {
 	Add(fns []probes.Function, base int) error
 	Refused() []probes.Refused
 	Poll(timeout time.Duration, fn func(*probes.Event)) (int, error)
+	Wake()
 	Drain(fn func(*probes.Event)) int
 	Counters() (probes.Counters, error)
 	Unfinished() (probes.Unfinished, error)
