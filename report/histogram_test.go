@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -286,5 +287,111 @@ func TestHistogramFromSlots(t *testing.T) {
 	}
 	if HistogramFromSlots(nil, 0, 0, 0, 0).Count() != 0 {
 		t.Error("no slots: not empty")
+	}
+}
+
+// benchValues are calls of a function whose durations fall in n slots, in
+// random order: for n = 5 the agent's typical function (~40 calls in ~5
+// slots a scrape), for n in the thousands a function spread over most of
+// the buckets.
+func benchValues(n int) []uint64 {
+	r := rand.New(rand.NewPCG(5, 6))
+	out := make([]uint64, 4096)
+	for i := range out {
+		lo, _ := buckets.Bounds(100 + r.IntN(n)) // slot 100 is ~100 ns
+		out[i] = lo
+	}
+	return out
+}
+
+// benchHist is a histogram of max(n, 40) calls in n slots.
+func benchHist(n int) *Histogram {
+	h := NewHistogram()
+	for s := 100; s < 100+n; s++ {
+		lo, _ := buckets.Bounds(s)
+		h.Record(lo)
+	}
+	for _, v := range benchValues(n)[:max(0, 40-n)] {
+		h.Record(v)
+	}
+	return h
+}
+
+func BenchmarkRecord(b *testing.B) {
+	for _, slots := range []int{5, 2000} {
+		b.Run(fmt.Sprintf("slots=%d", slots), func(b *testing.B) {
+			vals := benchValues(slots)
+			h := benchHist(slots)
+			b.ResetTimer()
+			for i := range b.N {
+				h.Record(vals[i%len(vals)])
+			}
+		})
+	}
+}
+
+func BenchmarkMerge(b *testing.B) {
+	for _, slots := range []int{5, 2000} {
+		b.Run(fmt.Sprintf("slots=%d", slots), func(b *testing.B) {
+			src, dst := benchHist(slots), benchHist(slots)
+			b.ReportAllocs()
+			for range b.N {
+				dst.Merge(src)
+			}
+		})
+	}
+}
+
+// BenchmarkClone copies a histogram the way session's tally.clone and the
+// agent's series do: an empty histogram that another is merged into.
+func BenchmarkClone(b *testing.B) {
+	for _, slots := range []int{5, 2000} {
+		b.Run(fmt.Sprintf("slots=%d", slots), func(b *testing.B) {
+			src := benchHist(slots)
+			b.ReportAllocs()
+			for range b.N {
+				c := NewHistogram()
+				c.Merge(src)
+			}
+		})
+	}
+}
+
+// BenchmarkFromKernel builds a histogram from an in-kernel one's slots, as
+// every scrape does for every function with --aggregate kernel.
+func BenchmarkFromKernel(b *testing.B) {
+	for _, slots := range []int{5, 2000} {
+		b.Run(fmt.Sprintf("slots=%d", slots), func(b *testing.B) {
+			var kernel [buckets.Slots]uint64
+			for _, sl := range benchHist(slots).Slots() {
+				kernel[sl.Slot] = sl.Count
+			}
+			b.ReportAllocs()
+			for range b.N {
+				HistogramFromSlots(kernel[:], 100, 1e9, 0, 1e9)
+			}
+		})
+	}
+}
+
+// BenchmarkScrape is what a scrape does with 1,000 functions of ~40 calls
+// in 5 slots: copy each histogram, merge it into its series, and read its
+// slots and a percentile.
+func BenchmarkScrape(b *testing.B) {
+	hs := make([]*Histogram, 1000)
+	for i := range hs {
+		hs[i] = benchHist(5)
+	}
+	b.ReportAllocs()
+	for range b.N {
+		for _, h := range hs {
+			c := NewHistogram()
+			c.Merge(h)
+			s := NewHistogram()
+			s.Merge(c)
+			s.Merge(h)
+			_ = s.Slots()
+			_ = s.Percentile(99)
+		}
 	}
 }
