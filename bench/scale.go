@@ -128,9 +128,11 @@ func (b *bench) scaleSection(ctx context.Context) error {
 	cpus := probes.HistogramBytes(1) / probes.KernelHistogramBytes
 	fmt.Printf("Histogram memory per function: in the kernel %d B per CPU (%d CPUs here: %s for 1,000 functions,\n",
 		probes.KernelHistogramBytes, cpus, fmtMB(int64(probes.HistogramBytes(1000)/1024)))
-	fmt.Printf("%s for 10,000, past the 64 MiB that --aggregate auto allows, so it streams instead); in ulat, %d B\n",
-		fmtMB(int64(probes.HistogramBytes(10000)/1024)), report.HistogramBytes)
-	fmt.Printf("per function with calls, in either mode.\n\n")
+	fmt.Printf("%s for 10,000, past the 64 MiB that --aggregate auto allows, so it streams instead); in ulat,\n",
+		fmtMB(int64(probes.HistogramBytes(10000)/1024)))
+	fmt.Printf("in either mode, %d B per function whose calls fall in 5 slots, up to %d B once they fill more\n",
+		fewSlotsHistogram().Bytes(), report.HistogramDenseBytes+report.NewHistogram().Bytes())
+	fmt.Printf("than %d (dense).\n\n", report.SparseCells)
 	tw := newTable()
 	tw.row("CASE", "FUNCTIONS", "METRIC", "MEASURED", "GOAL", "")
 	const rssGoalKB = 100 * 1024
@@ -207,4 +209,14 @@ func (b *bench) countProbes(ctx context.Context, bin string, patterns []string) 
 
 func fmtGoal(d time.Duration) string {
 	return fmt.Sprintf("%g s", d.Seconds())
+}
+
+// fewSlotsHistogram is the histogram of a function whose calls fall in 5
+// slots, as most traced functions' do.
+func fewSlotsHistogram() *report.Histogram {
+	h := report.NewHistogram()
+	for _, ns := range []uint64{1_000, 2_000, 5_000, 10_000, 50_000} {
+		h.Record(ns)
+	}
+	return h
 }

@@ -395,3 +395,46 @@ func BenchmarkScrape(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRecordCells measures Record in sparse and dense histograms of n
+// slots, which is what SparseCells was chosen from (with it raised, to
+// measure sparse histograms past it).
+func BenchmarkRecordCells(b *testing.B) {
+	for _, n := range []int{5, 16, 32, 64, 128, 256, 512, 1024} {
+		for _, dense := range []bool{false, true} {
+			h := benchHist(n)
+			if dense {
+				h.densify()
+			} else if h.data != nil {
+				continue
+			}
+			b.Run(fmt.Sprintf("slots=%d/dense=%v", n, dense), func(b *testing.B) {
+				vals := benchValues(n)
+				for i := range b.N {
+					h.Record(vals[i%len(vals)])
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkMergeCells measures Merge of sparse and dense histograms of n
+// slots, as BenchmarkRecordCells does Record.
+func BenchmarkMergeCells(b *testing.B) {
+	for _, n := range []int{5, 16, 32, 64, 128, 256, 512, 1024} {
+		for _, dense := range []bool{false, true} {
+			src, dst := benchHist(n), benchHist(n)
+			if dense {
+				src.densify()
+				dst.densify()
+			} else if src.data != nil {
+				continue
+			}
+			b.Run(fmt.Sprintf("slots=%d/dense=%v", n, dense), func(b *testing.B) {
+				for range b.N {
+					dst.Merge(src)
+				}
+			})
+		}
+	}
+}
