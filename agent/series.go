@@ -77,16 +77,13 @@ func (a *Agent) seriesOf(snaps []snapshot) ([]*series, []*fileTotals) {
 			se := byKey[k]
 			if se == nil {
 				// The snapshot's own histogram, copied only when another
-				// is merged into it: a scrape of a thousand functions
-				// would otherwise copy 18 MB once more.
+				// is merged into it.
 				se = &series{target: sn.target, binary: sn.exe, function: f.Function, where: w, hist: f.Hist, started: sn.started}
 				byKey[k] = se
 				out = append(out, se)
 			} else {
 				if !se.merged {
-					h := report.NewHistogram()
-					h.Merge(se.hist)
-					se.hist, se.merged = h, true
+					se.hist, se.merged = se.hist.Clone(), true
 				}
 				se.hist.Merge(f.Hist)
 			}

@@ -97,8 +97,7 @@ func (a *Agent) report(snaps []snapshot) *report.Report {
 			}
 			k := fnKey{f.Binary, f.Function}
 			if j, ok := index[k]; ok {
-				merged := report.NewHistogram()
-				merged.Merge(all.Functions[j].Hist)
+				merged := all.Functions[j].Hist.Clone()
 				merged.Merge(f.Hist)
 				all.Functions[j].Hist = merged
 				all.Functions[j].DidNotReturn += f.DidNotReturn
