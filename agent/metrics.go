@@ -2,11 +2,14 @@ package agent
 
 import (
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ulat-dev/ulat/report"
 )
@@ -37,43 +40,91 @@ func (m histogramMetric) Write(out *dto.Metric) error {
 	return nil
 }
 
-// dtoCache holds the Prometheus histogram of each series served, keyed
-// by what changes with every call: at rest, and for the many functions a
-// glob matches that are rarely called, a scrape reuses them rather than
-// building a thousand histograms anew. Each scrape keeps only the series
-// it served.
+// counterMetric is a counter with label pairs made already.
+type counterMetric struct {
+	desc   *prometheus.Desc
+	labels []*dto.LabelPair
+	value  float64
+}
+
+func (m counterMetric) Desc() *prometheus.Desc { return m.desc }
+
+func (m counterMetric) Write(out *dto.Metric) error {
+	out.Label = m.labels
+	out.Counter = &dto.Counter{Value: proto.Float64(m.value)}
+	return nil
+}
+
+// dtoCache holds what Prometheus is served of each series: its label
+// pairs, and its histogram while it has no new call. At rest, and for the
+// many functions a glob matches that are rarely called, a scrape reuses
+// them rather than building a thousand anew. Each scrape keeps only the
+// series it served.
 type dtoCache struct {
-	mu    sync.Mutex
-	byKey map[dtoKey]*dto.Histogram
+	mu       sync.Mutex
+	byLabels map[string]*servedSeries // by labelsKey
 }
 
-// dtoKey is a series and its histogram's state: counts only grow while
-// its sessions run, and a session that ends or starts moves started or
-// the totals, so the same key is the same histogram.
-type dtoKey struct {
-	target, binary, function string
-	where                    where
-	started                  time.Time
-	count, sumHi, sumLo      uint64
-	min, max                 uint64
+// servedSeries is a series as Prometheus is served it.
+type servedSeries struct {
+	labels []*dto.LabelPair // sorted by name; those with no value left out
+	state  histState
+	hist   *dto.Histogram
 }
 
-// histograms returns the Prometheus histogram of each series, in order.
-func (c *dtoCache) histograms(served []*series) []*dto.Histogram {
+// histState is what changes with every call of a series: counts only grow
+// while its sessions run, and a session that ends or starts moves started
+// or the totals, so the same state is the same histogram.
+type histState struct {
+	started             time.Time
+	count, sumHi, sumLo uint64
+	min, max            uint64
+}
+
+// served returns how each series is served, in order.
+func (c *dtoCache) served(all []*series) []*servedSeries {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]*dto.Histogram, len(served))
-	next := make(map[dtoKey]*dto.Histogram, len(served))
-	for i, se := range served {
-		hi, lo := se.hist.Sum()
-		k := dtoKey{se.target.Name, se.binary, se.function, se.where, se.started, se.hist.Count(), hi, lo, se.hist.Min(), se.hist.Max()}
-		h := c.byKey[k]
-		if h == nil {
-			h = toDTO(se.hist)
+	out := make([]*servedSeries, len(all))
+	next := make(map[string]*servedSeries, len(all))
+	var key strings.Builder
+	for i, se := range all {
+		names, values := se.labels()
+		key.Reset()
+		for j := range names {
+			key.WriteString(names[j])
+			key.WriteByte(0)
+			key.WriteString(values[j])
+			key.WriteByte(0)
 		}
-		out[i], next[k] = h, h
+		k := key.String()
+		hi, lo := se.hist.Sum()
+		state := histState{se.started, se.hist.Count(), hi, lo, se.hist.Min(), se.hist.Max()}
+		ss := c.byLabels[k]
+		if ss == nil {
+			ss = &servedSeries{labels: labelPairs(names, values)}
+		}
+		if ss.hist == nil || ss.state != state {
+			// A new one: scrapes may still be encoding the old.
+			ss = &servedSeries{labels: ss.labels, state: state, hist: toDTO(se.hist)}
+		}
+		out[i], next[k] = ss, ss
 	}
-	c.byKey = next
+	c.byLabels = next
+	return out
+}
+
+// labelPairs are the labels with a value, sorted by name: a label with
+// none is the same as no label to Prometheus, and a line of every bucket
+// of the text format would repeat it.
+func labelPairs(names, values []string) []*dto.LabelPair {
+	var out []*dto.LabelPair
+	for i, n := range names {
+		if values[i] != "" {
+			out = append(out, &dto.LabelPair{Name: proto.String(n), Value: proto.String(values[i])})
+		}
+	}
+	slices.SortFunc(out, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return out
 }
 

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -69,30 +70,43 @@ func TestToDTOIsExact(t *testing.T) {
 }
 
 // A series' histogram is built once while it has no new call, anew after
-// one, and let go once the series is no longer served.
+// one, and let go once the series is no longer served; its labels leave
+// out those with no value.
 func TestDTOCache(t *testing.T) {
 	var c dtoCache
 	h := report.NewHistogram()
 	h.Record(1500)
-	se := &series{target: Target{Name: "t"}, binary: "/bin/x", function: "f", hist: h, started: time.Unix(1, 0)}
+	se := &series{target: Target{Name: "t", Labels: map[string]string{"team": "a"}}, binary: "/bin/x", function: "f", where: where{container: "c1"}, hist: h, started: time.Unix(1, 0)}
 	other := &series{target: Target{Name: "t"}, binary: "/bin/x", function: "g", hist: report.NewHistogram(), started: time.Unix(1, 0)}
 
-	first := c.histograms([]*series{se, other})
-	again := c.histograms([]*series{se, other})
+	first := c.served([]*series{se, other})
+	var labels []string
+	for _, l := range first[0].labels {
+		labels = append(labels, l.GetName()+"="+l.GetValue())
+	}
+	if want := []string{"binary=/bin/x", "container=c1", "function=f", "target=t", "team=a"}; !slices.Equal(labels, want) {
+		t.Errorf("labels %v, want %v", labels, want)
+	}
+	again := c.served([]*series{se, other})
 	if first[0] != again[0] || first[1] != again[1] {
 		t.Errorf("a series without calls since was built anew")
 	}
 	h.Record(1500) // same bucket, same min and max: only count and sum tell
-	after := c.histograms([]*series{se})
-	if after[0] == first[0] || after[0].GetSampleCount() != 2 {
-		t.Errorf("after a call: the cached histogram (count %d), want a new one of count 2", after[0].GetSampleCount())
+	after := c.served([]*series{se})
+	if after[0] == first[0] || after[0].hist.GetSampleCount() != 2 || first[0].hist.GetSampleCount() != 1 {
+		t.Errorf("after a call: count %d (the one served before: %d), want a new histogram of count 2", after[0].hist.GetSampleCount(), first[0].hist.GetSampleCount())
 	}
-	if len(c.byKey) != 1 {
-		t.Errorf("%d histograms kept, want the 1 series served last", len(c.byKey))
+	if len(c.byLabels) != 1 {
+		t.Errorf("%d series kept, want the 1 served last", len(c.byLabels))
 	}
 	restarted := *se
 	restarted.started = time.Unix(2, 0)
-	if r := c.histograms([]*series{&restarted}); r[0] == after[0] {
+	if r := c.served([]*series{&restarted}); r[0].hist == after[0].hist {
 		t.Errorf("a series whose sessions changed got the old histogram")
+	}
+	relabelled := *se
+	relabelled.target.Labels = map[string]string{"team": "b"}
+	if r := c.served([]*series{&relabelled}); r[0].labels[4].GetValue() != "b" {
+		t.Errorf("after a reload that changed a static label: %v", r[0].labels)
 	}
 }

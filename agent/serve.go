@@ -117,6 +117,14 @@ func (a *Agent) report(snaps []snapshot) *report.Report {
 // collector serves the agent's snapshots to Prometheus. It is unchecked
 // (Describe sends nothing): targets' static labels differ, and series
 // come and go with the processes.
+// The series' descriptions: the collector is unchecked, so their labels,
+// which differ by target (static labels) and place (those with no value
+// left out), are the metrics' own.
+var (
+	durationDesc    = prometheus.NewDesc("ulat_function_duration_seconds", "How long calls of the function took, probe costs taken out.", nil, nil)
+	notReturnedDesc = prometheus.NewDesc("ulat_calls_not_returned_total", "Calls of the function that never returned (a panic, longjmp or exit unwound them).", nil, nil)
+)
+
 type collector struct {
 	a     *Agent
 	snaps func() []snapshot
@@ -126,24 +134,9 @@ func (collector) Describe(chan<- *prometheus.Desc) {}
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	served, files, over := c.a.exported(c.snaps())
-	// A file's series differ in label values only: one Desc each, not
-	// one per series (building one is most of a series' cost).
-	type descs struct{ duration, notReturned *prometheus.Desc }
-	type file struct{ target, binary string }
-	byFile := map[file]descs{}
-	hists := c.a.dtos.histograms(served)
-	for i, se := range served {
-		names, values := se.labels()
-		d, ok := byFile[file{se.target.Name, se.binary}]
-		if !ok {
-			d = descs{
-				prometheus.NewDesc("ulat_function_duration_seconds", "How long calls of the function took, probe costs taken out.", names, nil),
-				prometheus.NewDesc("ulat_calls_not_returned_total", "Calls of the function that never returned (a panic, longjmp or exit unwound them).", names, nil),
-			}
-			byFile[file{se.target.Name, se.binary}] = d
-		}
-		ch <- histogramMetric{desc: d.duration, labels: prometheus.MakeLabelPairs(d.duration, values), h: hists[i]}
-		ch <- prometheus.MustNewConstMetric(d.notReturned, prometheus.CounterValue, float64(se.notReturned), values...)
+	for i, ss := range c.a.dtos.served(served) {
+		ch <- histogramMetric{desc: durationDesc, labels: ss.labels, h: ss.hist}
+		ch <- counterMetric{desc: notReturnedDesc, labels: ss.labels, value: float64(served[i].notReturned)}
 	}
 	for _, ft := range files {
 		names, values := fileLabels(ft.target, ft.binary)
