@@ -226,7 +226,7 @@ func TestAggregateCountsEveryCall(t *testing.T) {
 		if len(hs) != 2 || hs[1].Count != 0 {
 			t.Errorf("histograms: %d, the unused one counts %d", len(hs), hs[1].Count)
 		}
-		return hs[0]
+		return *hs[0]
 	}
 	raw := run(0)
 	var inSlots uint64
@@ -613,4 +613,45 @@ func TestWakeEndsPoll(t *testing.T) {
 	waitPoll("woken before", poll())
 	tr.Close()
 	tr.Wake()
+}
+
+// A function not called since the last read is the histogram read then,
+// in the same interval; one called since is read anew, with every call.
+func TestHistogramsOfIdleFunctionsAreKept(t *testing.T) {
+	p := libzProbes(t, "crc32")
+	z := startZlibCaller(t, "zlib.crc32(b'x')", 100, 50)
+	tr, err := Open(Options{Pid: z.pid(), RingBuffer: 4096, KernelHistograms: true, Functions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if err := tr.Attach([]Function{{Name: "crc32", Binary: lib, Entry: p.Entry}}); err != nil {
+		t.Fatal(err)
+	}
+	read := func() []*Histogram {
+		t.Helper()
+		hs, err := tr.Histograms()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hs
+	}
+	z.batch()
+	first := read()
+	again := read()
+	if first[0].Count != 100 || again[0] != first[0] || again[1] != first[1] {
+		t.Errorf("read twice with no call between: counts %d, %d; the same histograms: %v, %v", first[0].Count, again[0].Count, again[0] == first[0], again[1] == first[1])
+	}
+	z.batch()
+	after := read()
+	if after[0] == first[0] || after[0].Count != 150 || first[0].Count != 100 || after[1] != first[1] {
+		t.Errorf("after 50 more calls: count %d (the one read before: %d), want a new histogram of 150; the idle function's kept: %v", after[0].Count, first[0].Count, after[1] == first[1])
+	}
+	if err := tr.NextInterval(); err != nil {
+		t.Fatal(err)
+	}
+	next := read()
+	if next[0] == after[0] || next[0].Count != 150 || next[0].IntervalCalls {
+		t.Errorf("in the next interval, with no call: the same histogram %v, count %d, interval calls %v; want a new one of 150 calls, none in the interval", next[0] == after[0], next[0].Count, next[0].IntervalCalls)
+	}
 }

@@ -141,8 +141,8 @@ type Session struct {
 	costs       probes.Costs // empty when not measured
 	warnings    []string
 	total       *tally
-	window      *tally             // with Options.Intervals
-	lastHists   []probes.Histogram // in-kernel histograms at the last interval
+	window      *tally              // with Options.Intervals
+	lastHists   []*probes.Histogram // in-kernel histograms at the last interval
 	start       time.Time
 	windowStart time.Time
 	lostBefore  probes.Counters

@@ -83,10 +83,15 @@ func (f *fakeTracer) Counters() (probes.Counters, error) {
 
 func (f *fakeTracer) Unfinished() (probes.Unfinished, error) { return f.left, nil }
 
-func (f *fakeTracer) Histograms() ([]probes.Histogram, error) {
+func (f *fakeTracer) Histograms() ([]*probes.Histogram, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]probes.Histogram(nil), f.hists...), nil
+	out := make([]*probes.Histogram, len(f.hists))
+	for i := range f.hists {
+		h := f.hists[i] // a copy: the tests change theirs
+		out[i] = &h
+	}
+	return out, nil
 }
 
 func (f *fakeTracer) NextInterval() error {

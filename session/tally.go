@@ -90,13 +90,13 @@ func (a *tally) record(e *probes.Event) {
 // setKernel takes the functions' histograms from in-kernel ones: hs as read
 // now, minus prev as read at the start of the window (nil: since
 // attaching), with the window's exact extremes.
-func (a *tally) setKernel(hs, prev []probes.Histogram) {
+func (a *tally) setKernel(hs, prev []*probes.Histogram) {
 	var window []uint64 // one for every function: HistogramFromSlots keeps none of it
 	for i := range a.hists {
 		if i >= len(hs) {
 			break
 		}
-		h := &hs[i]
+		h := hs[i]
 		slots := h.Slots[:]
 		minNs, maxNs, sumHi, sumLo := h.Min, h.Max, h.SumHi, h.SumLo
 		if prev != nil {
