@@ -51,10 +51,15 @@ func benchAgent(testing.TB) (*Agent, []snapshot) {
 // A scrape of each endpoint, at rest (the same snapshots each time), from
 // the snapshots on: what the agent does beyond reading its sessions.
 func BenchmarkScrape(b *testing.B) {
-	for _, c := range []struct{ name, path, accept string }{
-		{"text", "/metrics", "text/plain;version=0.0.4"},
-		{"protobuf", "/metrics", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"},
-		{"json", "/report.json", ""},
+	for _, c := range []struct {
+		name, path, accept string
+		cold               bool // every series had calls since the last scrape
+	}{
+		{"text", "/metrics", "text/plain;version=0.0.4", false},
+		{"text-cold", "/metrics", "text/plain;version=0.0.4", true},
+		{"protobuf-cold", "/metrics", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited", true},
+		{"protobuf", "/metrics", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited", false},
+		{"json", "/report.json", "", false},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			a, snaps := benchAgent(b)
@@ -62,6 +67,9 @@ func BenchmarkScrape(b *testing.B) {
 			defer srv.Close()
 			var size int64
 			for b.Loop() {
+				if c.cold {
+					a.dtos = dtoCache{}
+				}
 				req, _ := http.NewRequest("GET", srv.URL+c.path, nil)
 				if c.accept != "" {
 					req.Header.Set("Accept", c.accept)
