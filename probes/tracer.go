@@ -161,20 +161,16 @@ type Tracer struct {
 	// waker is ring, kept after Close (which sets ring to nil), whose
 	// wake does nothing once it is closed: Wake may come from another
 	// goroutine while the tracer closes.
-	waker   *ringReader
-	counter *bpf.BPFMap
-	pid     int
-	follow  bool
-	hists   *bpf.BPFMap // with Options.KernelHistograms
-	epoch   uint64      // the interval of the histograms' extremes (NextInterval)
-	// lastHists are the histograms Histograms read last, in interval
-	// lastEpoch: those of functions not called since are returned again.
-	lastHists []*Histogram
-	lastEpoch uint64
-	nfns      int
-	forkLink  *bpf.BPFLink
-	exitLink  *bpf.BPFLink // unfollows processes that end
-	execLink  *bpf.BPFLink // with stopOnExec
+	waker    *ringReader
+	counter  *bpf.BPFMap
+	pid      int
+	follow   bool
+	hists    *bpf.BPFMap // with Options.KernelHistograms
+	epoch    uint64      // the interval of the histograms' extremes (NextInterval)
+	nfns     int
+	forkLink *bpf.BPFLink
+	exitLink *bpf.BPFLink // unfollows processes that end
+	execLink *bpf.BPFLink // with stopOnExec
 	// stopOnExec: followed processes stop at exec (Options.StopOnExec).
 	stopOnExec bool
 	// cookieProgs is set on kernels without BPF cookies: each perf-event
@@ -957,12 +953,12 @@ type Histogram struct {
 }
 
 // Histograms reads every function's in-kernel histogram, in the order of
-// the functions given to Attach. Only with Options.KernelHistograms. The
-// histograms are shared and must not be changed: a function not called
-// since the last read (its count the same, in the same interval) is the
-// histogram read then, so that an agent reading a thousand idle functions
-// at each scrape neither sums nor allocates their 17.8 KB of slots again.
-func (t *Tracer) Histograms() ([]*Histogram, error) {
+// the functions given to Attach. Only with Options.KernelHistograms. With
+// known, a function whose count known says the caller has already (it was
+// not called since the caller's last read) is nil: an agent reading a
+// thousand idle functions at each scrape neither sums nor allocates their
+// 17.8 KB of slots again.
+func (t *Tracer) Histograms(known func(fn int, count uint64) bool) ([]*Histogram, error) {
 	if t.hists == nil {
 		return nil, errors.New("read histograms: not aggregating in the kernel")
 	}
@@ -984,8 +980,7 @@ func (t *Tracer) Histograms() ([]*Histogram, error) {
 		for off := 0; off+size <= len(raw); off += size {
 			count += (*kernelHist)(unsafe.Pointer(&raw[off])).Count
 		}
-		if fn < len(t.lastHists) && t.lastHists[fn].Count == count && t.lastEpoch == t.epoch {
-			out[fn] = t.lastHists[fn]
+		if known != nil && known(fn, count) {
 			continue
 		}
 		h := &Histogram{}
@@ -1016,7 +1011,6 @@ func (t *Tracer) Histograms() ([]*Histogram, error) {
 			}
 		}
 	}
-	t.lastHists, t.lastEpoch = out, t.epoch
 	return out, nil
 }
 

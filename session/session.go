@@ -143,6 +143,7 @@ type Session struct {
 	total       *tally
 	window      *tally              // with Options.Intervals
 	lastHists   []*probes.Histogram // in-kernel histograms at the last interval
+	kernelSums  kernelTotals        // the in-kernel histograms' totals, as last read
 	start       time.Time
 	windowStart time.Time
 	lostBefore  probes.Counters
@@ -600,11 +601,12 @@ func (s *Session) report(agg *tally, elapsed time.Duration, end bool) (*report.R
 		}
 	}
 	if s.inKernel {
-		hs, err := s.tracer.Histograms()
+		hs, err := s.tracer.Histograms(s.kernelSums.known)
 		if err != nil {
 			return nil, err
 		}
-		agg.setKernel(hs, nil)
+		s.kernelSums.update(hs)
+		agg.setKernelTotals(&s.kernelSums)
 	}
 	r := agg.report(elapsed, lost, left, slices.Clone(s.warnings))
 	r.Facts = s.facts
@@ -683,7 +685,7 @@ func (s *Session) Interval() (*report.Report, error) {
 		return nil, err
 	}
 	if s.inKernel {
-		hs, err := s.tracer.Histograms()
+		hs, err := s.tracer.Histograms(nil)
 		if err != nil {
 			return nil, err
 		}

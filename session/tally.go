@@ -120,6 +120,49 @@ func (a *tally) setKernel(hs, prev []*probes.Histogram) {
 	}
 }
 
+// kernelTotals are the functions' in-kernel histograms since attaching,
+// as report histograms, kept from one read to the next: a function not
+// called since (its count the same) is not read again, and its histogram
+// is the one made then. They are shared by the reports made of them.
+type kernelTotals struct {
+	counts []uint64
+	hists  []*report.Histogram
+	nested []uint64
+}
+
+// known says whether the totals have function fn's count calls.
+func (k *kernelTotals) known(fn int, count uint64) bool {
+	return fn < len(k.hists) && k.hists[fn] != nil && k.counts[fn] == count
+}
+
+// update takes hs, read with known: nil for the functions it has.
+func (k *kernelTotals) update(hs []*probes.Histogram) {
+	if len(k.hists) < len(hs) {
+		k.counts = append(k.counts, make([]uint64, len(hs)-len(k.counts))...)
+		k.hists = append(k.hists, make([]*report.Histogram, len(hs)-len(k.hists))...)
+		k.nested = append(k.nested, make([]uint64, len(hs)-len(k.nested))...)
+	}
+	for i, h := range hs {
+		if h == nil {
+			continue
+		}
+		k.counts[i] = h.Count
+		k.hists[i] = report.HistogramFromSlots(h.Slots[:], h.Min, h.Max, h.SumHi, h.SumLo)
+		k.nested[i] = h.NestedNs
+	}
+}
+
+// setKernelTotals takes the functions' histograms from the in-kernel
+// totals.
+func (a *tally) setKernelTotals(k *kernelTotals) {
+	for i := range a.hists {
+		if i >= len(k.hists) {
+			break
+		}
+		a.hists[i], a.nested[i] = k.hists[i], k.nested[i]
+	}
+}
+
 // setCosts takes the calibration's latest costs, which reports state, for
 // each cgroup's tally too.
 func (a *tally) setCosts(costs probes.Costs) {

@@ -18,7 +18,7 @@ type tracer interface {
 	Drain(fn func(*probes.Event)) int
 	Counters() (probes.Counters, error)
 	Unfinished() (probes.Unfinished, error)
-	Histograms() ([]*probes.Histogram, error)
+	Histograms(known func(fn int, count uint64) bool) ([]*probes.Histogram, error)
 	NextInterval() error
 	SetCosts(costs probes.Costs) error
 	Continue(pid int) error
