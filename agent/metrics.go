@@ -62,7 +62,7 @@ func (m counterMetric) Write(out *dto.Metric) error {
 // series it served.
 type dtoCache struct {
 	mu       sync.Mutex
-	byLabels map[string]*servedSeries // by labelsKey
+	byLabels map[string]*servedSeries // by the series' label names and values
 }
 
 // servedSeries is a series as Prometheus is served it.

@@ -114,9 +114,6 @@ func (a *Agent) report(snaps []snapshot) *report.Report {
 	return all
 }
 
-// collector serves the agent's snapshots to Prometheus. It is unchecked
-// (Describe sends nothing): targets' static labels differ, and series
-// come and go with the processes.
 // The series' descriptions: the collector is unchecked, so their labels,
 // which differ by target (static labels) and place (those with no value
 // left out), are the metrics' own.
@@ -125,6 +122,9 @@ var (
 	notReturnedDesc = prometheus.NewDesc("ulat_calls_not_returned_total", "Calls of the function that never returned (a panic, longjmp or exit unwound them).", nil, nil)
 )
 
+// collector serves the agent's snapshots to Prometheus. It is unchecked
+// (Describe sends nothing): targets' static labels differ, and series
+// come and go with the processes.
 type collector struct {
 	a     *Agent
 	snaps func() []snapshot
