@@ -445,13 +445,14 @@ func (s *Session) Run(ctx context.Context) (*report.Report, error) {
 		return nil, errors.New("session: Run before Start")
 	}
 	stop := make(chan time.Time, 1)
+	tr := s.tracer // Close may clear s.tracer meanwhile; Wake after closing does nothing
 	go func() {
 		select {
 		case <-ctx.Done():
 		case <-s.exited:
 		}
 		stop <- time.Now()
-		s.tracer.Wake() // the loop may wait for PollEvery
+		tr.Wake() // the loop may wait for PollEvery
 	}()
 	s.mu.Lock()
 	s.start = time.Now()
