@@ -61,8 +61,15 @@ func (m counterMetric) Write(out *dto.Metric) error {
 // them rather than building a thousand anew. Each scrape keeps only the
 // series it served.
 type dtoCache struct {
-	mu       sync.Mutex
-	byLabels map[string]*servedSeries // by the series' label names and values
+	mu     sync.Mutex
+	byName map[seriesName]*servedSeries
+}
+
+// seriesName is what names a series: its target (and the target's static
+// labels, which a reload may change), file, function and place.
+type seriesName struct {
+	target, static, binary, function string
+	where                            where
 }
 
 // servedSeries is a series as Prometheus is served it.
@@ -86,23 +93,27 @@ func (c *dtoCache) served(all []*series) []*servedSeries {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]*servedSeries, len(all))
-	next := make(map[string]*servedSeries, len(all))
-	var key strings.Builder
+	next := make(map[seriesName]*servedSeries, len(all))
+	static := map[string]string{} // by target: its labels, once a scrape
 	for i, se := range all {
-		names, values := se.labels()
-		key.Reset()
-		for j := range names {
-			key.WriteString(names[j])
-			key.WriteByte(0)
-			key.WriteString(values[j])
-			key.WriteByte(0)
+		st, ok := static[se.target.Name]
+		if !ok {
+			var b strings.Builder
+			for _, k := range sortedKeys(se.target.Labels) {
+				b.WriteString(k)
+				b.WriteByte(0)
+				b.WriteString(se.target.Labels[k])
+				b.WriteByte(0)
+			}
+			st = b.String()
+			static[se.target.Name] = st
 		}
-		k := key.String()
+		k := seriesName{se.target.Name, st, se.binary, se.function, se.where}
 		hi, lo := se.hist.Sum()
 		state := histState{se.started, se.hist.Count(), hi, lo, se.hist.Min(), se.hist.Max()}
-		ss := c.byLabels[k]
+		ss := c.byName[k]
 		if ss == nil {
-			ss = &servedSeries{labels: labelPairs(names, values)}
+			ss = &servedSeries{labels: labelPairs(se.labels())}
 		}
 		if ss.hist == nil || ss.state != state {
 			// A new one: scrapes may still be encoding the old.
@@ -110,7 +121,7 @@ func (c *dtoCache) served(all []*series) []*servedSeries {
 		}
 		out[i], next[k] = ss, ss
 	}
-	c.byLabels = next
+	c.byName = next
 	return out
 }
 

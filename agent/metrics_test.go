@@ -96,8 +96,8 @@ func TestDTOCache(t *testing.T) {
 	if after[0] == first[0] || after[0].hist.GetSampleCount() != 2 || first[0].hist.GetSampleCount() != 1 {
 		t.Errorf("after a call: count %d (the one served before: %d), want a new histogram of count 2", after[0].hist.GetSampleCount(), first[0].hist.GetSampleCount())
 	}
-	if len(c.byLabels) != 1 {
-		t.Errorf("%d series kept, want the 1 served last", len(c.byLabels))
+	if len(c.byName) != 1 {
+		t.Errorf("%d series kept, want the 1 served last", len(c.byName))
 	}
 	restarted := *se
 	restarted.started = time.Unix(2, 0)

@@ -51,15 +51,15 @@ func metricsHandler(reg *prometheus.Registry, log *slog.Logger) http.Handler {
 }
 
 // writeText writes families in the text format (0.0.4) exactly as expfmt
-// does (a test holds it to that, byte for byte): histograms itself, the
-// rest, and any family expfmt would write otherwise (names to quote, time
-// stamps, float counts), through expfmt.
+// does (a test holds it to that, byte for byte): histograms, counters and
+// gauges itself, the rest, and any family expfmt would write otherwise
+// (names to quote, time stamps, float counts), through expfmt.
 func writeText(out io.Writer, mfs []*dto.MetricFamily) error {
 	w := bufio.NewWriterSize(out, 64<<10)
 	for _, mf := range mfs {
 		var err error
 		if fastText(mf) {
-			err = writeHistogramText(w, mf)
+			err = writeFastText(w, mf)
 		} else {
 			_, err = expfmt.MetricFamilyToText(w, mf)
 		}
@@ -70,20 +70,26 @@ func writeText(out io.Writer, mfs []*dto.MetricFamily) error {
 	return w.Flush()
 }
 
-// fastText says whether writeHistogramText writes mf as expfmt would.
+// fastText says whether writeFastText writes mf as expfmt would.
 func fastText(mf *dto.MetricFamily) bool {
-	if mf.GetType() != dto.MetricType_HISTOGRAM || len(mf.Metric) == 0 || !model.LegacyValidation.IsValidMetricName(mf.GetName()) {
+	if len(mf.Metric) == 0 || !model.LegacyValidation.IsValidMetricName(mf.GetName()) {
 		return false
 	}
+	typ := mf.GetType()
 	for _, m := range mf.Metric {
-		h := m.Histogram
-		if h == nil || m.TimestampMs != nil || h.SampleCountFloat != nil {
+		if m.TimestampMs != nil {
 			return false
 		}
-		for _, b := range h.Bucket {
-			if b.CumulativeCountFloat != nil {
-				return false
+		switch {
+		case typ == dto.MetricType_COUNTER && m.Counter != nil, typ == dto.MetricType_GAUGE && m.Gauge != nil:
+		case typ == dto.MetricType_HISTOGRAM && m.Histogram != nil && m.Histogram.SampleCountFloat == nil:
+			for _, b := range m.Histogram.Bucket {
+				if b.CumulativeCountFloat != nil {
+					return false
+				}
 			}
+		default:
+			return false
 		}
 		for _, lp := range m.Label {
 			if !model.LegacyValidation.IsValidLabelName(lp.GetName()) {
@@ -97,12 +103,15 @@ func fastText(mf *dto.MetricFamily) bool {
 var labelEscaper = strings.NewReplacer("\\", `\\`, "\n", `\n`, "\"", `\"`)
 var helpEscaper = strings.NewReplacer("\\", `\\`, "\n", `\n`)
 
-func writeHistogramText(w *bufio.Writer, mf *dto.MetricFamily) error {
+// writeFastText writes a histogram, counter or gauge family that
+// fastText accepts.
+func writeFastText(w *bufio.Writer, mf *dto.MetricFamily) error {
 	name := mf.GetName()
 	if mf.Help != nil {
 		fmt.Fprintf(w, "# HELP %s %s\n", name, helpEscaper.Replace(mf.GetHelp()))
 	}
-	fmt.Fprintf(w, "# TYPE %s histogram\n", name)
+	typ := map[dto.MetricType]string{dto.MetricType_HISTOGRAM: "histogram", dto.MetricType_COUNTER: "counter", dto.MetricType_GAUGE: "gauge"}[mf.GetType()]
+	fmt.Fprintf(w, "# TYPE %s %s\n", name, typ)
 	var labels strings.Builder
 	num := make([]byte, 0, 32)
 	bounds := map[float64]string{} // the le values, the same in every series
@@ -142,6 +151,14 @@ func writeHistogramText(w *bufio.Writer, mf *dto.MetricFamily) error {
 			labels.WriteByte('"')
 		}
 		ls := labels.String()
+		switch mf.GetType() {
+		case dto.MetricType_COUNTER:
+			line("", ls, "", m.Counter.GetValue())
+			continue
+		case dto.MetricType_GAUGE:
+			line("", ls, "", m.Gauge.GetValue())
+			continue
+		}
 		h := m.Histogram
 		infSeen := false
 		for _, b := range h.Bucket {

@@ -56,7 +56,11 @@ func TestWriteTextIsExpfmts(t *testing.T) {
 	floats.Metric[0].Histogram.SampleCountFloat = proto.Float64(1.5)
 	stamped := hist("stamped", nil, 2)
 	stamped.Metric[0].TimestampMs = proto.Int64(1234)
-	mfs = append(mfs, noLabels, withInf, floats, stamped)
+	counter := &dto.MetricFamily{Name: proto.String("a_total"), Help: proto.String("a \\ counter"), Type: dto.MetricType_COUNTER.Enum(),
+		Metric: []*dto.Metric{{Counter: &dto.Counter{Value: proto.Float64(1e21)}}, {Label: []*dto.LabelPair{{Name: proto.String("x"), Value: proto.String("\"")}}, Counter: &dto.Counter{Value: proto.Float64(-1)}}}}
+	gauge := &dto.MetricFamily{Name: proto.String("a_gauge"), Type: dto.MetricType_GAUGE.Enum(),
+		Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(math.NaN())}}, {Gauge: &dto.Gauge{Value: proto.Float64(0.5)}, TimestampMs: proto.Int64(7)}}}
+	mfs = append(mfs, noLabels, withInf, floats, stamped, counter, gauge)
 
 	var got bytes.Buffer
 	if err := writeText(&got, mfs); err != nil {
