@@ -110,8 +110,7 @@ func writeFastText(w *bufio.Writer, mf *dto.MetricFamily) error {
 	if mf.Help != nil {
 		fmt.Fprintf(w, "# HELP %s %s\n", name, helpEscaper.Replace(mf.GetHelp()))
 	}
-	typ := map[dto.MetricType]string{dto.MetricType_HISTOGRAM: "histogram", dto.MetricType_COUNTER: "counter", dto.MetricType_GAUGE: "gauge"}[mf.GetType()]
-	fmt.Fprintf(w, "# TYPE %s %s\n", name, typ)
+	fmt.Fprintf(w, "# TYPE %s %s\n", name, strings.ToLower(mf.GetType().String())) // histogram, counter or gauge
 	var labels strings.Builder
 	num := make([]byte, 0, 32)
 	bounds := map[float64]string{} // the le values, the same in every series
