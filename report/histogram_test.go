@@ -345,26 +345,9 @@ func BenchmarkMerge(b *testing.B) {
 // sink keeps benchmarks' histograms on the heap, as real ones are.
 var sink *Histogram
 
-// BenchmarkClone copies a histogram the way the agent's series do (and
-// session's tally.clone did): an empty histogram that another is merged
-// into.
+// BenchmarkClone copies a histogram with Clone, as session's tally.clone
+// and the agent's series do.
 func BenchmarkClone(b *testing.B) {
-	for _, slots := range []int{5, 2000} {
-		b.Run(fmt.Sprintf("slots=%d", slots), func(b *testing.B) {
-			src := benchHist(slots)
-			b.ReportAllocs()
-			for range b.N {
-				c := NewHistogram()
-				c.Merge(src)
-				sink = c
-			}
-		})
-	}
-}
-
-// BenchmarkCloneMethod copies a histogram with Clone, as session's
-// tally.clone does.
-func BenchmarkCloneMethod(b *testing.B) {
 	for _, slots := range []int{5, 2000} {
 		b.Run(fmt.Sprintf("slots=%d", slots), func(b *testing.B) {
 			src := benchHist(slots)
