@@ -1,8 +1,12 @@
 package agent
 
 import (
+	"bytes"
 	"compress/gzip"
+	"fmt"
+	"hash/crc32"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -75,6 +79,69 @@ func TestGzipped(t *testing.T) {
 		}
 		if v := res.Header.Get("Vary"); v != "Accept-Encoding" {
 			t.Errorf("Vary %q, want Accept-Encoding", v)
+		}
+	}
+}
+
+func TestCRC32Combine(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 7, 64, 4321, 70_000} {
+		text := make([]byte, n)
+		for i := range text {
+			text[i] = byte(rng.Uint32())
+		}
+		for _, cut := range []int{0, n / 3, n} {
+			a, b := text[:cut], text[cut:]
+			got := crc32Combine(crc32.ChecksumIEEE(a), crc32.ChecksumIEEE(b), int64(len(b)))
+			if want := crc32.ChecksumIEEE(text); got != want {
+				t.Errorf("%d bytes cut at %d: %08x, want %08x", n, cut, got, want)
+			}
+		}
+	}
+}
+
+// Text written and pieces deflated already, in any order, make one gzip
+// member that decompresses to all of it, its CRC and length right (the
+// reader checks them).
+func TestGzipStreamTakesDeflated(t *testing.T) {
+	piece := func(i int) string {
+		return strings.Repeat(fmt.Sprintf("ulat_function_duration_seconds_bucket{function=\"main.work%03d\"} %d\n", i, i*7), 28)
+	}
+	for _, order := range []string{"", "w", "d", "wd", "dw", "ddd", "wdwdw", "dwwdd", "wwdd"} {
+		var out bytes.Buffer
+		z := newGzipStream()
+		z.Reset(&out)
+		var want strings.Builder
+		for i, kind := range order {
+			text := piece(i)
+			want.WriteString(text)
+			var err error
+			if kind == 'w' {
+				_, err = io.WriteString(z, text)
+			} else {
+				err = z.writeDeflated(deflate([]byte(text)))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := z.Close(); err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(&out)
+		if err != nil {
+			t.Fatalf("%q: %v", order, err)
+		}
+		zr.Multistream(false)
+		got, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatalf("%q: %v", order, err)
+		}
+		if string(got) != want.String() {
+			t.Errorf("%q: %d bytes, want %d", order, len(got), want.Len())
+		}
+		if rest := out.Len(); rest != 0 {
+			t.Errorf("%q: %d bytes after the member", order, rest)
 		}
 	}
 }

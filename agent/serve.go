@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -61,7 +62,8 @@ func (a *Agent) handler(snaps func() []snapshot) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{a, snaps})
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", gzipped(metricsHandler(reg, a.log)))
+	text := func(w io.Writer) error { return a.writeMetricsText(w, snaps()) }
+	mux.Handle("/metrics", gzipped(metricsHandler(reg, text, a.log)))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("/report.json", gzipped(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -114,13 +116,56 @@ func (a *Agent) report(snaps []snapshot) *report.Report {
 	return all
 }
 
-// The series' descriptions: the collector is unchecked, so their labels,
-// which differ by target (static labels) and place (those with no value
-// left out), are the metrics' own.
-var (
-	durationDesc    = prometheus.NewDesc("ulat_function_duration_seconds", "How long calls of the function took, probe costs taken out.", nil, nil)
-	notReturnedDesc = prometheus.NewDesc("ulat_calls_not_returned_total", "Calls of the function that never returned (a panic, longjmp or exit unwound them).", nil, nil)
+// The series' families' names and help, and descriptions: the
+// collector is unchecked, so their labels, which differ by target
+// (static labels) and place (those with no value left out), are the
+// metrics' own.
+const (
+	durationName    = "ulat_function_duration_seconds"
+	durationHelp    = "How long calls of the function took, probe costs taken out."
+	notReturnedName = "ulat_calls_not_returned_total"
+	notReturnedHelp = "Calls of the function that never returned (a panic, longjmp or exit unwound them)."
 )
+
+var (
+	durationDesc    = prometheus.NewDesc(durationName, durationHelp, nil, nil)
+	notReturnedDesc = prometheus.NewDesc(notReturnedName, notReturnedHelp, nil, nil)
+)
+
+// scrape is what one scrape serves.
+type scrape struct {
+	series []*series
+	served []*servedSeries // series[i] as it is served
+	files  []*fileTotals
+	over   int // series left out, past max_series
+}
+
+func (a *Agent) scrapeOf(snaps []snapshot) *scrape {
+	series, files, over := a.exported(snaps)
+	return &scrape{series, a.dtos.served(series), files, over}
+}
+
+// collect sends the scrape's metrics: the series' own (durations and
+// calls not returned) only if withSeries.
+func (sc *scrape) collect(ch chan<- prometheus.Metric, withSeries bool) {
+	if withSeries {
+		for i, ss := range sc.served {
+			ch <- histogramMetric{desc: durationDesc, labels: ss.labels, h: ss.hist}
+			ch <- counterMetric{desc: notReturnedDesc, labels: ss.labels, value: float64(sc.series[i].notReturned)}
+		}
+	}
+	for _, ft := range sc.files {
+		names, values := fileLabels(ft.target, ft.binary)
+		dropped := prometheus.NewDesc("ulat_dropped_events_total", "Calls not counted because the ring buffer was full.", names, nil)
+		unpaired := prometheus.NewDesc("ulat_unpaired_exits_total", "Exits seen without their entry (the entry came before the probes).", names, nil)
+		procs := prometheus.NewDesc("ulat_traced_processes", "Processes traced that run the file, as of the agent's last look (at each exec, and every 5 s).", names, nil)
+		ch <- prometheus.MustNewConstMetric(dropped, prometheus.CounterValue, float64(ft.dropped), values...)
+		ch <- prometheus.MustNewConstMetric(unpaired, prometheus.CounterValue, float64(ft.unpaired), values...)
+		ch <- prometheus.MustNewConstMetric(procs, prometheus.GaugeValue, float64(ft.processes), values...)
+	}
+	overLimit := prometheus.NewDesc("ulat_series_over_limit", "Series not served, past max_series.", nil, nil)
+	ch <- prometheus.MustNewConstMetric(overLimit, prometheus.GaugeValue, float64(sc.over))
+}
 
 // collector serves the agent's snapshots to Prometheus. It is unchecked
 // (Describe sends nothing): targets' static labels differ, and series
@@ -132,24 +177,15 @@ type collector struct {
 
 func (collector) Describe(chan<- *prometheus.Desc) {}
 
-func (c collector) Collect(ch chan<- prometheus.Metric) {
-	served, files, over := c.a.exported(c.snaps())
-	for i, ss := range c.a.dtos.served(served) {
-		ch <- histogramMetric{desc: durationDesc, labels: ss.labels, h: ss.hist}
-		ch <- counterMetric{desc: notReturnedDesc, labels: ss.labels, value: float64(served[i].notReturned)}
-	}
-	for _, ft := range files {
-		names, values := fileLabels(ft.target, ft.binary)
-		dropped := prometheus.NewDesc("ulat_dropped_events_total", "Calls not counted because the ring buffer was full.", names, nil)
-		unpaired := prometheus.NewDesc("ulat_unpaired_exits_total", "Exits seen without their entry (the entry came before the probes).", names, nil)
-		procs := prometheus.NewDesc("ulat_traced_processes", "Processes traced that run the file, as of the agent's last look (at each exec, and every 5 s).", names, nil)
-		ch <- prometheus.MustNewConstMetric(dropped, prometheus.CounterValue, float64(ft.dropped), values...)
-		ch <- prometheus.MustNewConstMetric(unpaired, prometheus.CounterValue, float64(ft.unpaired), values...)
-		ch <- prometheus.MustNewConstMetric(procs, prometheus.GaugeValue, float64(ft.processes), values...)
-	}
-	overLimit := prometheus.NewDesc("ulat_series_over_limit", "Series not served, past max_series.", nil, nil)
-	ch <- prometheus.MustNewConstMetric(overLimit, prometheus.GaugeValue, float64(over))
-}
+func (c collector) Collect(ch chan<- prometheus.Metric) { c.a.scrapeOf(c.snaps()).collect(ch, true) }
+
+// totalsCollector serves a scrape's metrics but its series' own, which
+// the text format writes from their cache (writeMetricsText).
+type totalsCollector struct{ sc *scrape }
+
+func (totalsCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c totalsCollector) Collect(ch chan<- prometheus.Metric) { c.sc.collect(ch, false) }
 
 // fileLabels are the labels of a target's file: target, binary and the
 // target's static labels.

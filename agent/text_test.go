@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"io"
 	"log/slog"
 	"math"
@@ -28,18 +30,52 @@ func expfmtText(t *testing.T, mfs []*dto.MetricFamily) string {
 	return b.String()
 }
 
-// writeText writes what expfmt writes, byte for byte: the agent's own
-// families (labels with quotes, backslashes and newlines in them), and
-// histograms it leaves to expfmt.
+// The agent's text is what promhttp writes of its registry, byte for
+// byte (labels with quotes, backslashes and newlines in them), from the
+// series' cached lines too; and writeFamily writes other families as
+// expfmt does, or leaves them to it.
 func TestWriteTextIsExpfmts(t *testing.T) {
 	a, snaps := benchAgent(nil)
 	snaps = snaps[:2]
 	snaps[0].target.Labels = map[string]string{"team": "a \"quoted\" \\ back\nslash", "zone": ""}
+	snaps[1].r.Functions[3].DidNotReturn = 2
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{a, func() []snapshot { return snaps }})
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
+	}
+	want := expfmtText(t, mfs)
+	for _, round := range []string{"plain", "gzipped", "gzipped from the cache"} {
+		var got, zipped bytes.Buffer
+		if round == "plain" {
+			if err := a.writeMetricsText(&got, snaps); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			z := newGzipStream()
+			z.Reset(&zipped)
+			if err := a.writeMetricsText(gzipResponse{z: z}, snaps); err != nil {
+				t.Fatal(err)
+			}
+			if err := z.Close(); err != nil {
+				t.Fatal(err)
+			}
+			zr, err := gzip.NewReader(&zipped)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.Copy(&got, zr); err != nil {
+				t.Fatalf("%s: %v", round, err)
+			}
+		}
+		sameText(t, round, got.String(), want)
+	}
+	if n := strings.Count(want, "ulat_function_duration_seconds_bucket{"); n != 400*27 {
+		t.Errorf("%d bucket lines, want 27 for each of 400 series", n)
+	}
+	if !strings.Contains(want, `ulat_calls_not_returned_total{binary="/opt/idle/bin/idle1",container="c1000",function="main.work003",namespace="ns",pod="pod",target="idle1"} 2`) {
+		t.Errorf("no series with 2 calls not returned")
 	}
 
 	hist := func(name string, labels []*dto.LabelPair, bounds ...float64) *dto.MetricFamily {
@@ -51,6 +87,7 @@ func TestWriteTextIsExpfmts(t *testing.T) {
 			Metric: []*dto.Metric{{Label: labels, Histogram: h}}}
 	}
 	noLabels := hist("no_labels_seconds", nil, 0.001, 1, 1e-7)
+	noLabels.Help = nil
 	withInf := hist("with_inf_seconds", []*dto.LabelPair{{Name: proto.String("a"), Value: proto.String("b")}}, 0.5, math.Inf(+1))
 	floats := hist("float_counts", nil, 2)
 	floats.Metric[0].Histogram.SampleCountFloat = proto.Float64(1.5)
@@ -60,25 +97,33 @@ func TestWriteTextIsExpfmts(t *testing.T) {
 		Metric: []*dto.Metric{{Counter: &dto.Counter{Value: proto.Float64(1e21)}}, {Label: []*dto.LabelPair{{Name: proto.String("x"), Value: proto.String("\"")}}, Counter: &dto.Counter{Value: proto.Float64(-1)}}}}
 	gauge := &dto.MetricFamily{Name: proto.String("a_gauge"), Type: dto.MetricType_GAUGE.Enum(),
 		Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(math.NaN())}}, {Gauge: &dto.Gauge{Value: proto.Float64(0.5)}, TimestampMs: proto.Int64(7)}}}
-	mfs = append(mfs, noLabels, withInf, floats, stamped, counter, gauge)
-
+	inf := &dto.MetricFamily{Name: proto.String("inf_gauge"), Type: dto.MetricType_GAUGE.Enum(),
+		Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(math.Inf(-1))}}, {Gauge: &dto.Gauge{Value: proto.Float64(math.Inf(+1))}}}}
+	others := []*dto.MetricFamily{noLabels, withInf, floats, stamped, counter, gauge, inf}
 	var got bytes.Buffer
-	if err := writeText(&got, mfs); err != nil {
-		t.Fatal(err)
-	}
-	want := expfmtText(t, mfs)
-	if got.String() != want {
-		g, w := strings.Split(got.String(), "\n"), strings.Split(want, "\n")
-		for i := range min(len(g), len(w)) {
-			if g[i] != w[i] {
-				t.Fatalf("line %d:\n got %q\nwant %q", i+1, g[i], w[i])
-			}
+	w := bufio.NewWriter(&got)
+	for _, mf := range others {
+		if err := writeFamily(w, mf); err != nil {
+			t.Fatal(err)
 		}
-		t.Fatalf("%d lines, expfmt's %d", len(g), len(w))
 	}
-	if n := strings.Count(want, "ulat_function_duration_seconds_bucket{"); n != 400*27 {
-		t.Errorf("%d bucket lines, want 27 for each of 400 series", n)
+	w.Flush()
+	sameText(t, "other families", got.String(), expfmtText(t, others))
+}
+
+// sameText fails the test at the first line where got is not want.
+func sameText(t *testing.T, what, got, want string) {
+	t.Helper()
+	if got == want {
+		return
 	}
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := range min(len(g), len(w)) {
+		if g[i] != w[i] {
+			t.Fatalf("%s: line %d:\n got %q\nwant %q", what, i+1, g[i], w[i])
+		}
+	}
+	t.Fatalf("%s: %d lines, expfmt's %d", what, len(g), len(w))
 }
 
 // /metrics serves the text format to a scraper that asks for it (or for
@@ -88,7 +133,7 @@ func TestMetricsHandlerNegotiates(t *testing.T) {
 	snaps = snaps[:1]
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{a, func() []snapshot { return snaps }})
-	h := metricsHandler(reg, slog.New(slog.DiscardHandler))
+	h := metricsHandler(reg, func(w io.Writer) error { return a.writeMetricsText(w, snaps) }, slog.New(slog.DiscardHandler))
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
