@@ -64,6 +64,9 @@ type Agent struct {
 	// dtos are the served series' Prometheus histograms, rebuilt only
 	// for the series that had calls since the last scrape.
 	dtos dtoCache
+	// entries are the functions' /report.json entries, made anew only
+	// after a call.
+	entries entryCache
 
 	mu        sync.Mutex
 	cfg       *Config

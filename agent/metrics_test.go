@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"bytes"
 	"math"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -108,5 +110,71 @@ func TestDTOCache(t *testing.T) {
 	relabelled.target.Labels = map[string]string{"team": "b"}
 	if r := c.served([]*series{&relabelled}); r[0].labels[4].GetValue() != "b" {
 		t.Errorf("after a reload that changed a static label: %v", r[0].labels)
+	}
+}
+
+// /report.json is what ulat trace writes of the agent's report, byte for
+// byte, from its entry cache too; a function's entry is made anew after a
+// call and after one of its sessions is replaced, and an entry not served
+// is let go.
+func TestReportEntries(t *testing.T) {
+	a, snaps := benchAgent(nil)
+	snaps = snaps[:2]
+	// One function in both files' snapshots: its entry merges the two.
+	snaps[1].r.Functions[0].Binary = snaps[0].exe
+	snaps[1].r.Functions[0].Function = snaps[0].r.Functions[0].Function
+	check := func(what string) {
+		t.Helper()
+		var got, want bytes.Buffer
+		if err := a.writeReport(&got, snaps); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := a.report(snaps)
+		r.Elapsed = 0
+		if err := report.WriteCompactJSON(&want, r); err != nil {
+			t.Fatal(err)
+		}
+		// Elapsed is the agent's, a moment apart in the two.
+		elapsed := regexp.MustCompile(`"elapsed_ns":\d+`)
+		if g := elapsed.ReplaceAllString(got.String(), `"elapsed_ns":0`); g != want.String() {
+			t.Errorf("%s: /report.json is not WriteCompactJSON's:\n got %.300s\nwant %.300s", what, g, want.String())
+		}
+	}
+	check("first")
+	first := a.entries.byKey
+	if len(first) != 399 {
+		t.Fatalf("%d entries kept, want 399 (400 functions, one in both files)", len(first))
+	}
+	check("from the cache")
+	merged := snaps[0].r.Functions[0]
+	entry := func() []byte {
+		r, spans := a.report(snaps)
+		entries, err := a.entries.of(r, spans)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Functions[0].Function != merged.Function {
+			t.Fatalf("first function %s, want %s", r.Functions[0].Function, merged.Function)
+		}
+		return entries[0]
+	}
+	before := entry()
+	if again := entry(); &again[0] != &before[0] {
+		t.Errorf("an entry without calls since was made anew")
+	}
+	snaps[1].r.Functions[0].Hist.Record(2_000_000)
+	afterCall := entry()
+	if bytes.Equal(afterCall, before) {
+		t.Errorf("after a call, the entry is the same: %s", afterCall)
+	}
+	check("after a call")
+	snaps[1].started = snaps[1].started.Add(time.Hour) // a session replaced: the same counts, from another
+	if replaced := entry(); &replaced[0] == &afterCall[0] {
+		t.Errorf("a function whose session was replaced kept its entry")
+	}
+	snaps = snaps[:1]
+	entry()
+	if len(a.entries.byKey) != 200 {
+		t.Errorf("%d entries kept, want the 200 served last", len(a.entries.byKey))
 	}
 }

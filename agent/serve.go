@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,18 +68,38 @@ func (a *Agent) handler(snaps func() []snapshot) http.Handler {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("/report.json", gzipped(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		if err := report.WriteCompactJSON(w, a.report(snaps())); err != nil {
+		if err := a.writeReport(w, snaps()); err != nil {
 			a.log.Warn(fmt.Sprintf("/report.json: %v", err))
 		}
 	})))
 	return mux
 }
 
+// writeReport writes the report of snaps as ulat trace writes it (one
+// line), each function's entry kept while it has no new call.
+func (a *Agent) writeReport(w io.Writer, snaps []snapshot) error {
+	r, spans := a.report(snaps)
+	entries, err := a.entries.of(r, spans)
+	if err != nil {
+		return err
+	}
+	return report.WriteCompactJSONFrom(w, r, func(w io.Writer, i int) error {
+		_, err := w.Write(entries[i])
+		return err
+	})
+}
+
+// sessionSpan is when the earliest and the latest of the sessions whose
+// calls a function's entry counts started.
+type sessionSpan struct{ earliest, latest time.Time }
+
 // report is the report of snapshots of every traced file so far, as
 // one: what ulat trace writes, so that ulat compare can judge it. Each
-// function is one entry, its calls in every container together.
-func (a *Agent) report(snaps []snapshot) *report.Report {
+// function is one entry, its calls in every container together; spans
+// are their sessions'.
+func (a *Agent) report(snaps []snapshot) (*report.Report, []sessionSpan) {
 	all := &report.Report{Elapsed: time.Since(a.started), OverheadCorrected: true}
+	var spans []sessionSpan
 	type fnKey struct{ binary, function string }
 	index := map[fnKey]int{}
 	for i, sn := range snaps {
@@ -103,17 +124,67 @@ func (a *Agent) report(snaps []snapshot) *report.Report {
 				merged.Merge(f.Hist)
 				all.Functions[j].Hist = merged
 				all.Functions[j].DidNotReturn += f.DidNotReturn
+				sp := &spans[j]
+				sp.earliest = earliest(sp.earliest, sn.started)
+				if sn.started.After(sp.latest) {
+					sp.latest = sn.started
+				}
 				continue
 			}
 			index[k] = len(all.Functions)
 			all.Functions = append(all.Functions, f)
+			spans = append(spans, sessionSpan{sn.started, sn.started})
 		}
 		all.Lost.DroppedEvents += r.Lost.DroppedEvents
 		all.Lost.UnpairedExits += r.Lost.UnpairedExits
 		all.Lost.InFlight += r.Lost.InFlight
 		all.Warnings = append(all.Warnings, r.Warnings...)
 	}
-	return all
+	return all, spans
+}
+
+// entryCache holds each function's /report.json entry while it has no
+// new call: a scrape of a thousand functions spent half of its time
+// making them anew.
+type entryCache struct {
+	mu    sync.Mutex
+	byKey map[entryKey][]byte
+}
+
+// entryKey is what makes an entry: the function's figures but its
+// histogram, the histogram's state (counts only grow while its sessions
+// last, and a session replaced moves the span), and whether durations
+// are corrected.
+type entryKey struct {
+	f                             report.FunctionStats // Hist nil
+	count, sumHi, sumLo, min, max uint64
+	span                          sessionSpan
+	corrected                     bool
+}
+
+// of returns the entries of r's functions, in order. Each call keeps
+// only the entries it returned.
+func (c *entryCache) of(r *report.Report, spans []sessionSpan) ([][]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([][]byte, len(r.Functions))
+	next := make(map[entryKey][]byte, len(r.Functions))
+	for i, f := range r.Functions {
+		k := entryKey{f: f, span: spans[i], corrected: r.OverheadCorrected}
+		k.f.Hist = nil
+		k.count, k.min, k.max = f.Hist.Count(), f.Hist.Min(), f.Hist.Max()
+		k.sumHi, k.sumLo = f.Hist.Sum()
+		e, ok := c.byKey[k]
+		if !ok {
+			var err error
+			if e, err = report.FunctionJSON(f, r.OverheadCorrected); err != nil {
+				return nil, err
+			}
+		}
+		out[i], next[k] = e, e
+	}
+	c.byKey = next
+	return out, nil
 }
 
 // The series' families' names and help, and descriptions: the

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -117,6 +118,16 @@ type JSONLost struct {
 // toJSON converts r to its JSON document form without serialising it, for
 // callers (such as a comparison) that want the numbers WriteJSON would write.
 func (r *Report) toJSON() *JSONReport {
+	out := r.jsonHead()
+	for _, f := range r.Functions {
+		out.Functions = append(out.Functions, functionJSON(f, r.OverheadCorrected))
+	}
+	return out
+}
+
+// jsonHead is r's JSON document but its functions' entries: what it says
+// of them all (probe costs, calls that did not return) included.
+func (r *Report) jsonHead() *JSONReport {
 	// Empty slices, not nil, so that consumers see [] rather than null.
 	out := &JSONReport{
 		Schema:    schemaVersion,
@@ -141,54 +152,59 @@ func (r *Report) toJSON() *JSONReport {
 		out.Binaries = append(out.Binaries, JSONBinary(b))
 	}
 	for _, f := range r.Functions {
-		h := f.Hist
-		jf := JSONFunction{
-			Function: f.Function,
-			Binary:   f.Binary,
-			Count:    h.Count(),
-			MinNs:    h.Min(),
-			MeanNs:   h.Mean(),
-			P50Ns:    h.Percentile(50),
-			P90Ns:    h.Percentile(90),
-			P99Ns:    h.Percentile(99),
-			MaxNs:    h.Max(),
-			Buckets:  []JSONBucket{},
-
-			DidNotReturn: f.DidNotReturn,
-
-			ProbeOverheadNs: f.ProbeOverheadNs,
-			ProbeKind:       f.ProbeKind,
-			ProbeDominated:  f.ProbeDominated(r.OverheadCorrected),
-
-			NestedProbeOverheadNs: f.NestedOverheadNs,
-			ProbeUncertaintyNs:    f.UncertaintyNs,
-			BelowProbeCost:        f.belowProbeCost(r.OverheadCorrected),
-			Uncertain:             f.uncertain(r.OverheadCorrected),
-
-			NativeBuckets: [][2]int64{},
-		}
-		hi, lo := h.Sum()
-		jf.SumNs = new(big.Int).Lsh(new(big.Int).SetUint64(hi), 64)
-		jf.SumNs.Or(jf.SumNs, new(big.Int).SetUint64(lo))
-		for _, sl := range h.Slots() {
-			if i, ok := buckets.Index(sl.Slot); ok {
-				jf.NativeBuckets = append(jf.NativeBuckets, [2]int64{int64(i), int64(sl.Count)})
-			} else if sl.Slot == 0 {
-				jf.ZeroCount = sl.Count
-			} else {
-				jf.OverflowCount = sl.Count
-			}
-		}
 		if f.ProbeOverheadNs != 0 {
 			out.ProbeOverheadNs[f.ProbeKind] = f.ProbeOverheadNs
 		}
 		out.Lost.DidNotReturn += f.DidNotReturn
-		for _, b := range h.log2Buckets() {
-			jf.Buckets = append(jf.Buckets, JSONBucket(b))
-		}
-		out.Functions = append(out.Functions, jf)
 	}
 	return out
+}
+
+// functionJSON is f's entry in a report whose durations are corrected
+// or not.
+func functionJSON(f FunctionStats, corrected bool) JSONFunction {
+	h := f.Hist
+	jf := JSONFunction{
+		Function: f.Function,
+		Binary:   f.Binary,
+		Count:    h.Count(),
+		MinNs:    h.Min(),
+		MeanNs:   h.Mean(),
+		P50Ns:    h.Percentile(50),
+		P90Ns:    h.Percentile(90),
+		P99Ns:    h.Percentile(99),
+		MaxNs:    h.Max(),
+		Buckets:  []JSONBucket{},
+
+		DidNotReturn: f.DidNotReturn,
+
+		ProbeOverheadNs: f.ProbeOverheadNs,
+		ProbeKind:       f.ProbeKind,
+		ProbeDominated:  f.ProbeDominated(corrected),
+
+		NestedProbeOverheadNs: f.NestedOverheadNs,
+		ProbeUncertaintyNs:    f.UncertaintyNs,
+		BelowProbeCost:        f.belowProbeCost(corrected),
+		Uncertain:             f.uncertain(corrected),
+
+		NativeBuckets: [][2]int64{},
+	}
+	hi, lo := h.Sum()
+	jf.SumNs = new(big.Int).Lsh(new(big.Int).SetUint64(hi), 64)
+	jf.SumNs.Or(jf.SumNs, new(big.Int).SetUint64(lo))
+	for _, sl := range h.Slots() {
+		if i, ok := buckets.Index(sl.Slot); ok {
+			jf.NativeBuckets = append(jf.NativeBuckets, [2]int64{int64(i), int64(sl.Count)})
+		} else if sl.Slot == 0 {
+			jf.ZeroCount = sl.Count
+		} else {
+			jf.OverflowCount = sl.Count
+		}
+	}
+	for _, b := range h.log2Buckets() {
+		jf.Buckets = append(jf.Buckets, JSONBucket(b))
+	}
+	return jf
 }
 
 // WriteJSON writes r as an indented JSON document ending in a newline.
@@ -199,14 +215,65 @@ func WriteJSON(w io.Writer, r *Report) error { return writeJSON(w, r, true) }
 // megabytes took a third of the time.
 func WriteCompactJSON(w io.Writer, r *Report) error { return writeJSON(w, r, false) }
 
-func writeJSON(w io.Writer, r *Report, indent bool) error {
+func writeJSON(w io.Writer, r *Report, indent bool) error { return encodeJSON(w, r.toJSON(), indent) }
+
+func encodeJSON(w io.Writer, doc *JSONReport, indent bool) error {
 	enc := json.NewEncoder(w)
 	if indent {
 		enc.SetIndent("", "  ")
 	}
 	// Function names like "operator<" must stay readable, not \u003c.
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r.toJSON()); err != nil {
+	if err := enc.Encode(doc); err != nil {
+		return fmt.Errorf("write report json: %w", err)
+	}
+	return nil
+}
+
+// FunctionJSON is f's entry in the compact JSON document of a report
+// whose durations are corrected (OverheadCorrected) or not: what
+// WriteCompactJSONFrom takes, for a caller that keeps the entries of
+// functions with no new call.
+func FunctionJSON(f FunctionStats, corrected bool) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(functionJSON(f, corrected)); err != nil {
+		return nil, fmt.Errorf("function %s: json: %w", f.Function, err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// WriteCompactJSONFrom writes r as WriteCompactJSON does, the entry of
+// its i-th function written by entry (FunctionJSON's).
+func WriteCompactJSONFrom(w io.Writer, r *Report, entry func(w io.Writer, i int) error) error {
+	var head bytes.Buffer
+	if err := encodeJSON(&head, r.jsonHead(), false); err != nil {
+		return err
+	}
+	// The entries go between the brackets of the empty list, which are
+	// found by its key: a string's quotes are escaped, so no string in
+	// the document holds the key with its quotes.
+	const list = `"functions":[`
+	at := bytes.Index(head.Bytes(), []byte(list+"]"))
+	if at < 0 {
+		return errors.New("write report json: no functions list")
+	}
+	at += len(list)
+	if _, err := w.Write(head.Bytes()[:at]); err != nil {
+		return fmt.Errorf("write report json: %w", err)
+	}
+	for i := range r.Functions {
+		if i > 0 {
+			if _, err := io.WriteString(w, ","); err != nil {
+				return fmt.Errorf("write report json: %w", err)
+			}
+		}
+		if err := entry(w, i); err != nil {
+			return fmt.Errorf("write report json: %w", err)
+		}
+	}
+	if _, err := w.Write(head.Bytes()[at:]); err != nil {
 		return fmt.Errorf("write report json: %w", err)
 	}
 	return nil

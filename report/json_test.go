@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"math/big"
 	"reflect"
 	"strings"
@@ -271,5 +272,38 @@ func TestWriteCompactJSON(t *testing.T) {
 	}
 	if !reflect.DeepEqual(a, b) {
 		t.Errorf("compact JSON reads back as\n%+v\nthe indented as\n%+v", b, a)
+	}
+}
+
+// A document written from entries FunctionJSON made is WriteCompactJSON's,
+// byte for byte: with no function, and with names JSON must escape or
+// that hold the list's own key.
+func TestWriteCompactJSONFrom(t *testing.T) {
+	empty := sampleReport()
+	empty.Functions = nil
+	odd := sampleReport()
+	odd.Functions[1].Function = `operator<"functions":[]`
+	odd.Functions[0].ProbeOverheadNs, odd.Functions[0].ProbeKind = 40, "go-ret"
+	odd.Functions[0].DidNotReturn = 2
+	odd.OverheadCorrected = true
+	odd.Warnings = append(odd.Warnings, `"functions":[]`)
+	for name, r := range map[string]*Report{"sample": sampleReport(), "no functions": empty, "odd names": odd} {
+		var want, got bytes.Buffer
+		if err := WriteCompactJSON(&want, r); err != nil {
+			t.Fatal(err)
+		}
+		err := WriteCompactJSONFrom(&got, r, func(w io.Writer, i int) error {
+			b, err := FunctionJSON(r.Functions[i], r.OverheadCorrected)
+			if err == nil {
+				_, err = w.Write(b)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Errorf("%s:\n got %s\nwant %s", name, got.String(), want.String())
+		}
 	}
 }
