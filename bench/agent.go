@@ -249,7 +249,7 @@ func (b *bench) measureRest(ctx context.Context, client *http.Client, base strin
 	// The window starts a second after the calls at the earliest, so
 	// that nothing of handling them is left to count, and -agent-settle
 	// after the agent started: its probe-cost calibration measures every
-	// 2 s for its first minute, and every 30 s from then on, for as long
+	// 2 s for its first minute, and every minute from then on, for as long
 	// as the agent runs.
 	wait := max(time.Second, b.agentSettle-time.Since(agent.started))
 	progress("agent: measuring it at rest for %s, from %s after it started", b.agentWindow, (time.Since(agent.started) + wait).Round(time.Second))
@@ -323,7 +323,7 @@ func (b *bench) measureRest(ctx context.Context, client *http.Client, base strin
 }
 
 // scrape GETs s.path b.agentScrapes times in a row, timing each from the
-// request to the last byte of the answer.
+// request to the last byte of the answer as sent (gzipped).
 func (b *bench) scrape(ctx context.Context, client *http.Client, base string, pid int, s *scrapeRun) error {
 	cpu0, err := cpuTime(pid)
 	if err != nil {
@@ -567,11 +567,12 @@ func (b *bench) printAgent(results []agentPrint) {
 	fmt.Printf("Once the agent has attached (its log says so), each process calls each function %d times\n", len(idleTargetLoops))
 	fmt.Printf("(loops of %s iterations), then sits blocked. The agent is measured at rest\n", strings.Join(loops, ", "))
 	fmt.Printf("for %.0f s, from %.0f s after it started at the earliest (its child, the probe-cost calibration\n", b.agentWindow.Seconds(), b.agentSettle.Seconds())
-	fmt.Printf("process, measures every 2 s in the agent's first minute, then every 30 s): its CPU time\n")
+	fmt.Printf("process, measures every 2 s in the agent's first minute, then every minute): its CPU time\n")
 	fmt.Printf("from /proc/PID/stat (utime + stime, 10 ms ticks), memory from smaps, its BPF maps and\n")
 	fmt.Printf("programs from the memlock of its descriptors (fdinfo: kernel memory, charged to its memory\n")
-	fmt.Printf("cgroup too). Then %d scrapes of each endpoint in a row, timed from the request to the\n", b.agentScrapes)
-	fmt.Printf("last byte. bpftrace has nothing like the agent (no exporter), so there is no ratio against it.\n")
+	fmt.Printf("cgroup too). Then %d scrapes of each endpoint in a row, gzipped as Prometheus asks, timed\n", b.agentScrapes)
+	fmt.Printf("from the request to the last byte, not decompressed (this client shares the CPUs). bpftrace\n")
+	fmt.Printf("has nothing like the agent (no exporter), so there is no ratio against it.\n")
 	for _, r := range results {
 		b.printAgentRun(r, fns, procs)
 	}

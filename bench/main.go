@@ -152,7 +152,7 @@ func run() int {
 	flag.IntVar(&b.agentProcs, "agent-procs", 10, "agent: processes of each executable")
 	flag.IntVar(&b.agentFuncs, "agent-funcs", 200, "agent: functions of each executable, all traced")
 	flag.DurationVar(&b.agentWindow, "agent-window", time.Minute, "agent: how long the agent is measured at rest (a multiple of 30 s holds as many calibration rounds each time)")
-	flag.DurationVar(&b.agentSettle, "agent-settle", 75*time.Second, "agent: the least time from its start to the window's (its calibration measures every 2 s for a minute, then every 30 s)")
+	flag.DurationVar(&b.agentSettle, "agent-settle", 75*time.Second, "agent: the least time from its start to the window's (its calibration measures every 2 s for a minute, then every minute)")
 	flag.IntVar(&b.agentScrapes, "agent-scrapes", 20, "agent: scrapes of each endpoint")
 	flag.StringVar(&b.agentConfigs, "agent-configs", "labels,kernel", "agent: the configs measured, one after the other: labels (container_labels: true, the default), kernel (container_labels: false)")
 	flag.BoolVar(&b.verbose, "v", false, "show every command run")
