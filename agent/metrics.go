@@ -24,6 +24,14 @@ const (
 	classicHighExp = 5
 )
 
+// classicUpperBounds are the classic buckets' bounds, in seconds.
+var classicUpperBounds = func() (out [classicHighExp - classicLowExp + 1]float64) {
+	for k := classicLowExp; k <= classicHighExp; k++ {
+		out[k-classicLowExp] = math.Ldexp(1, k)
+	}
+	return out
+}()
+
 // histogramMetric is one function's histogram as a Prometheus histogram
 // with both classic buckets (for text-format scrapers) and native ones of
 // schema 6, which are ulat's slots themselves: exact, and downscaled by
@@ -217,9 +225,13 @@ func toDTO(h *report.Histogram) *dto.Histogram {
 			}
 		}
 	}
-	for k := classicLowExp; k <= classicHighExp; k++ {
-		c, le := classic[k-classicLowExp], math.Ldexp(1, k)
-		out.Bucket = append(out.Bucket, &dto.Bucket{CumulativeCount: &c, UpperBound: &le})
+	// One allocation for the buckets; the bounds are shared by every
+	// series (the encoders only read them).
+	bs := make([]dto.Bucket, len(classic))
+	out.Bucket = make([]*dto.Bucket, len(classic))
+	for i := range classic {
+		bs[i].CumulativeCount, bs[i].UpperBound = &classic[i], &classicUpperBounds[i]
+		out.Bucket[i] = &bs[i]
 	}
 	out.PositiveSpan, out.PositiveDelta = spans(native)
 	return out

@@ -98,7 +98,10 @@ func TestWriteTextIsExpfmts(t *testing.T) {
 	gauge := &dto.MetricFamily{Name: proto.String("a_gauge"), Type: dto.MetricType_GAUGE.Enum(),
 		Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(math.NaN())}}, {Gauge: &dto.Gauge{Value: proto.Float64(0.5)}, TimestampMs: proto.Int64(7)}}}
 	inf := &dto.MetricFamily{Name: proto.String("inf_gauge"), Type: dto.MetricType_GAUGE.Enum(),
-		Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(math.Inf(-1))}}, {Gauge: &dto.Gauge{Value: proto.Float64(math.Inf(+1))}}}}
+		Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(math.Inf(-1))}}, {Gauge: &dto.Gauge{Value: proto.Float64(math.Inf(+1))}},
+			{Gauge: &dto.Gauge{Value: proto.Float64(math.Copysign(0, -1))}}, {Gauge: &dto.Gauge{Value: proto.Float64(999_999_999_999_999)}},
+			{Gauge: &dto.Gauge{Value: proto.Float64(999_999)}}, {Gauge: &dto.Gauge{Value: proto.Float64(-999_999)}}, {Gauge: &dto.Gauge{Value: proto.Float64(1e6)}},
+			{Gauge: &dto.Gauge{Value: proto.Float64(1e15)}}, {Gauge: &dto.Gauge{Value: proto.Float64(-12345.5)}}}}
 	others := []*dto.MetricFamily{noLabels, withInf, floats, stamped, counter, gauge, inf}
 	var got bytes.Buffer
 	w := bufio.NewWriter(&got)
