@@ -6,12 +6,16 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ulat-dev/ulat/agent"
 )
+
+// agentGCPercent is the agent's GOGC.
+const agentGCPercent = 50
 
 func agentCommand() *cli.Command {
 	return &cli.Command{
@@ -41,6 +45,14 @@ func agentAction(c *cli.Context) error {
 		}
 		fmt.Fprintf(c.App.Writer, "%s: valid, %d %s%s\n", c.String("config"), len(cfg.Targets), plural(len(cfg.Targets), "target", "targets"), otlp)
 		return nil
+	}
+	// An agent at rest allocates little; its scrapes make megabytes of
+	// garbage, which at Go's default the heap could grow by as much as
+	// it holds live: half of that is the peak the agent's memory goal
+	// is judged by (make bench: 14 MB over its memory at rest instead
+	// of 21-24). GOGC, when set, wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(agentGCPercent)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
