@@ -173,10 +173,16 @@ func (c *dtoCache) served(all []*series) []*servedSeries {
 // none is the same as no label to Prometheus, and a line of every bucket
 // of the text format would repeat it.
 func labelPairs(names, values []string) []*dto.LabelPair {
-	var out []*dto.LabelPair
+	// One allocation for the pairs, one for their strings: a scrape that
+	// meets a thousand series for the first time makes them all.
+	pairs := make([]dto.LabelPair, len(names))
+	strs := make([]string, 2*len(names))
+	out := make([]*dto.LabelPair, 0, len(names))
 	for i, n := range names {
 		if values[i] != "" {
-			out = append(out, &dto.LabelPair{Name: proto.String(n), Value: proto.String(values[i])})
+			strs[2*i], strs[2*i+1] = n, values[i]
+			pairs[i].Name, pairs[i].Value = &strs[2*i], &strs[2*i+1]
+			out = append(out, &pairs[i])
 		}
 	}
 	slices.SortFunc(out, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
@@ -240,27 +246,40 @@ func toDTO(h *report.Histogram) *dto.Histogram {
 // spans encodes native buckets, in increasing index order, as
 // Prometheus's spans of consecutive indexes and count deltas.
 func spans(native []nativeBucket) ([]*dto.BucketSpan, []int64) {
-	var (
-		out    []*dto.BucketSpan
-		deltas []int64
-		prev   int64
-		next   int32 // the index after the last span's end
-	)
-	for n, b := range native {
-		if n == 0 || b.index != next {
-			offset := b.index
-			if n > 0 {
-				offset = b.index - next
-			}
-			out = append(out, &dto.BucketSpan{Offset: proto32(offset), Length: proto32u(0)})
+	if len(native) == 0 {
+		return nil, nil
+	}
+	n := 0 // spans: a bucket not right after the one before starts one
+	for i, b := range native {
+		if i == 0 || b.index != native[i-1].index+1 {
+			n++
 		}
-		*out[len(out)-1].Length++
+	}
+	// The spans and their fields in one allocation each.
+	all := make([]dto.BucketSpan, n)
+	offsets, lengths := make([]int32, n), make([]uint32, n)
+	out := make([]*dto.BucketSpan, 0, n)
+	deltas := make([]int64, len(native))
+	var (
+		prev int64
+		next int32 // the index after the last span's end
+	)
+	for i, b := range native {
+		if i == 0 || b.index != next {
+			k := len(out)
+			offsets[k] = b.index
+			if i > 0 {
+				offsets[k] = b.index - next
+			}
+			all[k].Offset, all[k].Length = &offsets[k], &lengths[k]
+			out = append(out, &all[k])
+		}
+		lengths[len(out)-1]++
 		c := int64(b.count)
-		deltas = append(deltas, c-prev)
+		deltas[i] = c - prev
 		prev, next = c, b.index+1
 	}
 	return out, deltas
 }
 
-func proto32(v int32) *int32    { return &v }
-func proto32u(v uint32) *uint32 { return &v }
+func proto32(v int32) *int32 { return &v }
