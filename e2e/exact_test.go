@@ -115,7 +115,7 @@ func TestExactPercentiles(t *testing.T) {
 					}
 					time.Sleep(50 * time.Millisecond)
 				}
-				checkIntervals(t, tr.StopAll(), sym, exact)
+				checkIntervals(t, tr.StopAll(), mode, sym, exact)
 			})
 		}
 	}
@@ -178,10 +178,15 @@ func intervalCalls(rs []*reportJSON, name string) uint64 {
 // highest maximum the total's maximum) when they are observed durations;
 // an interval's minimum taken from a histogram bucket's lower edge can lie
 // below every call, its maximum from an upper edge above every call.
+// Counting in the kernel, a call that ends between the reading of an
+// interval's histograms and the start of the next is in neither's
+// extremes (docs/limits.md): one of a run's extremes may be missed so,
+// not more (that would be a fault, not the race of a few microseconds in
+// 200 ms intervals).
 // The total's minimum is compared with the target's within the probe
 // overhead: the correction is the median cost of a probe pair, which the
 // cost on one call can differ from.
-func checkIntervals(t *testing.T, rs []*reportJSON, sym func(string) string, exact map[string]ulattest.Exact) {
+func checkIntervals(t *testing.T, rs []*reportJSON, mode string, sym func(string) string, exact map[string]ulattest.Exact) {
 	t.Helper()
 	if len(rs) < 2 {
 		t.Fatalf("%d reports, want intervals and a total", len(rs))
@@ -189,6 +194,7 @@ func checkIntervals(t *testing.T, rs []*reportJSON, sym func(string) string, exa
 	total, intervals := rs[len(rs)-1], rs[:len(rs)-1]
 	wantNoLoss(t, total)
 	var tab strings.Builder
+	missed := 0 // extremes of the total in no interval's
 	for _, d := range exactDists {
 		name := sym(d)
 		all := wantCount(t, total, name, exactIntervalCalls)
@@ -228,7 +234,19 @@ func checkIntervals(t *testing.T, rs []*reportJSON, sym func(string) string, exa
 		if used < 2 {
 			t.Errorf("%s: calls in %d intervals, want several", name, used)
 		}
-		if lo != all.MinNs || hi != all.MaxNs {
+		for _, x := range []struct {
+			what          string
+			interval, all uint64
+		}{{"min", lo, all.MinNs}, {"max", hi, all.MaxNs}} {
+			if x.interval == x.all {
+				continue
+			}
+			missed++
+			if mode == "kernel" && missed <= 1 {
+				t.Logf("%s: the intervals' lowest min %d and highest max %d, the total's %d and %d: the total's %s was in no interval's extremes (the documented race)",
+					name, lo, hi, all.MinNs, all.MaxNs, x.what)
+				continue
+			}
 			t.Errorf("%s: the intervals' lowest min %d and highest max %d, the total's %d and %d: want them equal",
 				name, lo, hi, all.MinNs, all.MaxNs)
 		}
