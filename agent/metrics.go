@@ -87,7 +87,11 @@ type servedSeries struct {
 	labels  []*dto.LabelPair // sorted by name; those with no value left out
 	escaped string           // the labels as the text format writes them
 	state   histState
-	hist    *dto.Histogram
+	summary *summary
+	// hist is the summary as Prometheus's histogram, made by the first
+	// scrape that encodes it (protobuf: a text scrape writes the summary).
+	histOnce sync.Once
+	hist     *dto.Histogram
 	// compressed is the histogram's lines in the text format, deflated
 	// (0.3 KB, where the text is 4.2 KB) by a gzipped text scrape that
 	// serves them again: the first compresses them with the rest of its
@@ -95,6 +99,12 @@ type servedSeries struct {
 	// not be served again.
 	textServed atomic.Bool
 	compressed atomic.Pointer[deflated]
+}
+
+// histogram is the series' histogram as Prometheus's.
+func (ss *servedSeries) histogram() *dto.Histogram {
+	ss.histOnce.Do(func() { ss.hist = ss.summary.toDTO() })
+	return ss.hist
 }
 
 // deflatesPerScrape bounds the series a scrape deflates on their own,
@@ -117,7 +127,7 @@ func (ss *servedSeries) deflatedText(budget *int) *deflated {
 		return nil
 	}
 	*budget--
-	d := deflate(appendHistogramText(nil, durationName, ss.escaped, ss.hist))
+	d := deflate(ss.summary.appendText(nil, ss.escaped))
 	ss.compressed.Store(&d) // two scrapes at once may both deflate them: the same
 	return &d
 }
@@ -159,9 +169,9 @@ func (c *dtoCache) served(all []*series) []*servedSeries {
 			ss = &servedSeries{labels: labelPairs(se.labels())}
 			ss.escaped = escapedLabels(ss.labels)
 		}
-		if ss.hist == nil || ss.state != state {
+		if ss.summary == nil || ss.state != state {
 			// A new one: scrapes may still be encoding the old.
-			ss = &servedSeries{labels: ss.labels, escaped: ss.escaped, state: state, hist: toDTO(se.hist)}
+			ss = &servedSeries{labels: ss.labels, escaped: ss.escaped, state: state, summary: summarize(se.hist)}
 		}
 		out[i], next[k] = ss, ss
 	}
@@ -203,44 +213,71 @@ func compareLabelValues(x, y []*dto.LabelPair) int {
 	return 0
 }
 
-// toDTO turns a histogram into Prometheus's, in seconds. The encoders
-// only read it, so one can be served by many scrapes.
-func toDTO(h *report.Histogram) *dto.Histogram {
-	count := h.Count()
-	sum := sumSeconds(h)
-	zeroThreshold := prometheus.DefNativeHistogramZeroThreshold
-	zero, native := nativeBuckets(h)
-	out := &dto.Histogram{
-		SampleCount:   &count,
-		SampleSum:     &sum,
-		Schema:        proto32(nativeSchema),
-		ZeroThreshold: &zeroThreshold,
-		ZeroCount:     &zero,
+// summary is a series' histogram as it is served, in seconds: made once
+// for each state of the series, it is what its text lines and its
+// Prometheus histogram are made from, when a scrape asks for them. Scrapes
+// only read it.
+type summary struct {
+	count, zero uint64
+	sum         float64
+	// classic are the classic buckets' cumulative counts: calls of 0 ns
+	// are below every bound, and a native bucket is at or below 2^k s
+	// when its index is at most k*64.
+	classic [classicHighExp - classicLowExp + 1]uint64
+	native  []nativeBucket
+}
+
+func summarize(h *report.Histogram) *summary {
+	s := &summary{count: h.Count(), sum: sumSeconds(h)}
+	s.zero, s.native = nativeBuckets(h)
+	for i := range s.classic {
+		s.classic[i] = s.zero
 	}
-	// The classic cumulative counts: calls of 0 ns are below every bound,
-	// and a native bucket is at or below 2^k s when its index is at most
-	// k*64.
-	classic := make([]uint64, classicHighExp-classicLowExp+1)
-	for i := range classic {
-		classic[i] = zero
-	}
-	for _, b := range native {
+	for _, b := range s.native {
 		for k := classicLowExp; k <= classicHighExp; k++ {
 			if b.index <= int32(k*(1<<nativeSchema)) {
-				classic[k-classicLowExp] += b.count
+				s.classic[k-classicLowExp] += b.count
 			}
 		}
 	}
+	return s
+}
+
+// toDTO is the summary as Prometheus's histogram, which points into it
+// (the encoders only read it).
+func (s *summary) toDTO() *dto.Histogram {
+	out := &dto.Histogram{
+		SampleCount:   &s.count,
+		SampleSum:     &s.sum,
+		Schema:        proto32(nativeSchema),
+		ZeroThreshold: &nativeZeroThreshold,
+		ZeroCount:     &s.zero,
+	}
 	// One allocation for the buckets; the bounds are shared by every
-	// series (the encoders only read them).
-	bs := make([]dto.Bucket, len(classic))
-	out.Bucket = make([]*dto.Bucket, len(classic))
-	for i := range classic {
-		bs[i].CumulativeCount, bs[i].UpperBound = &classic[i], &classicUpperBounds[i]
+	// series.
+	bs := make([]dto.Bucket, len(s.classic))
+	out.Bucket = make([]*dto.Bucket, len(s.classic))
+	for i := range s.classic {
+		bs[i].CumulativeCount, bs[i].UpperBound = &s.classic[i], &classicUpperBounds[i]
 		out.Bucket[i] = &bs[i]
 	}
-	out.PositiveSpan, out.PositiveDelta = spans(native)
+	out.PositiveSpan, out.PositiveDelta = spans(s.native)
 	return out
+}
+
+// nativeZeroThreshold is every histogram's: calls of 0 ns only.
+var nativeZeroThreshold = prometheus.DefNativeHistogramZeroThreshold
+
+// appendText appends the summary's lines in the text format, labelled
+// labels, as expfmt writes the histogram toDTO makes (a test holds it to
+// that): its classic buckets, +Inf, sum and count.
+func (s *summary) appendText(b []byte, labels string) []byte {
+	for i, c := range s.classic {
+		b = appendLine(b, durationName, "_bucket", labels, classicLe[i], float64(c))
+	}
+	b = appendLine(b, durationName, "_bucket", labels, "+Inf", float64(s.count))
+	b = appendLine(b, durationName, "_sum", labels, "", s.sum)
+	return appendLine(b, durationName, "_count", labels, "", float64(s.count))
 }
 
 // spans encodes native buckets, in increasing index order, as

@@ -20,7 +20,7 @@ func TestToDTOIsExact(t *testing.T) {
 	for _, v := range values {
 		h.Record(v)
 	}
-	m := toDTO(h)
+	m := summarize(h).toDTO()
 	if m.GetSampleCount() != uint64(len(values)) {
 		t.Errorf("count %d, want %d", m.GetSampleCount(), len(values))
 	}
@@ -95,15 +95,15 @@ func TestDTOCache(t *testing.T) {
 	}
 	h.Record(1500) // same bucket, same min and max: only count and sum tell
 	after := c.served([]*series{se})
-	if after[0] == first[0] || after[0].hist.GetSampleCount() != 2 || first[0].hist.GetSampleCount() != 1 {
-		t.Errorf("after a call: count %d (the one served before: %d), want a new histogram of count 2", after[0].hist.GetSampleCount(), first[0].hist.GetSampleCount())
+	if after[0] == first[0] || after[0].histogram().GetSampleCount() != 2 || first[0].histogram().GetSampleCount() != 1 {
+		t.Errorf("after a call: count %d (the one served before: %d), want a new histogram of count 2", after[0].histogram().GetSampleCount(), first[0].histogram().GetSampleCount())
 	}
 	if len(c.byName) != 1 {
 		t.Errorf("%d series kept, want the 1 served last", len(c.byName))
 	}
 	restarted := *se
 	restarted.started = time.Unix(2, 0)
-	if r := c.served([]*series{&restarted}); r[0].hist == after[0].hist {
+	if r := c.served([]*series{&restarted}); r[0].histogram() == after[0].histogram() {
 		t.Errorf("a series whose sessions changed got the old histogram")
 	}
 	relabelled := *se

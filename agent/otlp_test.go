@@ -61,7 +61,7 @@ func TestExponentialMatchesNative(t *testing.T) {
 	for _, v := range exactValues {
 		h.Record(v)
 	}
-	prom := toDTO(h)
+	prom := summarize(h).toDTO()
 	dp := exponentialPoint(h)
 
 	if dp.Scale != prom.GetSchema() || dp.Scale != 6 {

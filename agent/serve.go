@@ -221,7 +221,7 @@ func (a *Agent) scrapeOf(snaps []snapshot) *scrape {
 func (sc *scrape) collect(ch chan<- prometheus.Metric, withSeries bool) {
 	if withSeries {
 		for i, ss := range sc.served {
-			ch <- histogramMetric{desc: durationDesc, labels: ss.labels, h: ss.hist}
+			ch <- histogramMetric{desc: durationDesc, labels: ss.labels, h: ss.histogram()}
 			ch <- counterMetric{desc: notReturnedDesc, labels: ss.labels, value: float64(sc.series[i].notReturned)}
 		}
 	}

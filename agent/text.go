@@ -91,7 +91,7 @@ func (a *Agent) writeMetricsText(out io.Writer, snaps []snapshot) error {
 						continue
 					}
 				}
-				text = appendHistogramText(text[:0], durationName, ss.escaped, ss.hist)
+				text = ss.summary.appendText(text[:0], ss.escaped)
 				w.Write(text)
 			}
 		}},
@@ -208,15 +208,13 @@ func escapedLabels(labels []*dto.LabelPair) string {
 	return b.String()
 }
 
-// classicBounds are the classic buckets' bounds as the text format
-// writes them, made once: formatting them was a tenth of a scrape.
-var classicBounds = func() map[float64]string {
-	m := map[float64]string{}
-	for k := classicLowExp; k <= classicHighExp; k++ {
-		le := math.Ldexp(1, k)
-		m[le] = strconv.FormatFloat(le, 'g', -1, 64)
+// classicLe are the classic buckets' bounds as the text format writes
+// them, made once: formatting them was a tenth of a scrape.
+var classicLe = func() (out [classicHighExp - classicLowExp + 1]string) {
+	for i, le := range classicUpperBounds {
+		out[i] = strconv.FormatFloat(le, 'g', -1, 64)
 	}
-	return m
+	return out
 }()
 
 // appendHistogramText appends a histogram's lines: its buckets, +Inf if
@@ -224,10 +222,7 @@ var classicBounds = func() map[float64]string {
 func appendHistogramText(b []byte, name, labels string, h *dto.Histogram) []byte {
 	infSeen := false
 	for _, bu := range h.Bucket {
-		le, ok := classicBounds[bu.GetUpperBound()]
-		if !ok {
-			le = strconv.FormatFloat(bu.GetUpperBound(), 'g', -1, 64)
-		}
+		le := strconv.FormatFloat(bu.GetUpperBound(), 'g', -1, 64)
 		b = appendLine(b, name, "_bucket", labels, le, float64(bu.GetCumulativeCount()))
 		infSeen = infSeen || math.IsInf(bu.GetUpperBound(), +1)
 	}
