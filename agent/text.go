@@ -87,7 +87,7 @@ func (a *Agent) writeMetricsText(out io.Writer, snaps []snapshot) error {
 				if compressing {
 					if d := ss.deflatedText(&budget); d != nil {
 						w.Flush()
-						z.writeDeflated(*d) // an error is kept for Flush
+						z.writeDeflated(*d) // an error is kept: the stream's next write or Close returns it
 						continue
 					}
 				}
@@ -115,23 +115,15 @@ func (a *Agent) writeMetricsText(out io.Writer, snaps []snapshot) error {
 }
 
 // writeFamily writes a family in the text format as expfmt does:
-// histograms, counters and gauges itself, the rest, and any family expfmt
-// would write otherwise (names to quote, time stamps, float counts),
-// through expfmt.
+// counters and gauges (the agent's per-file families) itself, the rest,
+// and any family expfmt would write otherwise (names to quote, time
+// stamps), through expfmt.
 func writeFamily(w *bufio.Writer, mf *dto.MetricFamily) error {
 	if !fastText(mf) {
 		_, err := expfmt.MetricFamilyToText(w, mf)
 		return err
 	}
-	var typ string
-	switch mf.GetType() {
-	case dto.MetricType_HISTOGRAM:
-		typ = "histogram"
-	case dto.MetricType_COUNTER:
-		typ = "counter"
-	default:
-		typ = "gauge"
-	}
+	typ := strings.ToLower(mf.GetType().String()) // counter or gauge
 	name := mf.GetName()
 	if mf.Help != nil {
 		writeHeader(w, name, mf.GetHelp(), typ)
@@ -141,13 +133,10 @@ func writeFamily(w *bufio.Writer, mf *dto.MetricFamily) error {
 	var b []byte
 	for _, m := range mf.Metric {
 		labels := escapedLabels(m.Label)
-		switch mf.GetType() {
-		case dto.MetricType_COUNTER:
+		if mf.GetType() == dto.MetricType_COUNTER {
 			b = appendLine(b[:0], name, "", labels, "", m.Counter.GetValue())
-		case dto.MetricType_GAUGE:
+		} else {
 			b = appendLine(b[:0], name, "", labels, "", m.Gauge.GetValue())
-		default:
-			b = appendHistogramText(b[:0], name, labels, m.Histogram)
 		}
 		w.Write(b)
 	}
@@ -164,15 +153,7 @@ func fastText(mf *dto.MetricFamily) bool {
 		if m.TimestampMs != nil {
 			return false
 		}
-		switch {
-		case typ == dto.MetricType_COUNTER && m.Counter != nil, typ == dto.MetricType_GAUGE && m.Gauge != nil:
-		case typ == dto.MetricType_HISTOGRAM && m.Histogram != nil && m.Histogram.SampleCountFloat == nil:
-			for _, b := range m.Histogram.Bucket {
-				if b.CumulativeCountFloat != nil {
-					return false
-				}
-			}
-		default:
+		if !(typ == dto.MetricType_COUNTER && m.Counter != nil || typ == dto.MetricType_GAUGE && m.Gauge != nil) {
 			return false
 		}
 		for _, lp := range m.Label {
@@ -216,22 +197,6 @@ var classicLe = func() (out [classicHighExp - classicLowExp + 1]string) {
 	}
 	return out
 }()
-
-// appendHistogramText appends a histogram's lines: its buckets, +Inf if
-// none is, its sum and count.
-func appendHistogramText(b []byte, name, labels string, h *dto.Histogram) []byte {
-	infSeen := false
-	for _, bu := range h.Bucket {
-		le := strconv.FormatFloat(bu.GetUpperBound(), 'g', -1, 64)
-		b = appendLine(b, name, "_bucket", labels, le, float64(bu.GetCumulativeCount()))
-		infSeen = infSeen || math.IsInf(bu.GetUpperBound(), +1)
-	}
-	if !infSeen {
-		b = appendLine(b, name, "_bucket", labels, "+Inf", float64(h.GetSampleCount()))
-	}
-	b = appendLine(b, name, "_sum", labels, "", h.GetSampleSum())
-	return appendLine(b, name, "_count", labels, "", float64(h.GetSampleCount()))
-}
 
 // appendLine appends a sample's line; le is a bucket's bound, or empty.
 func appendLine(b []byte, name, suffix, labels, le string, v float64) []byte {
